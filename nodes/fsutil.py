@@ -1,0 +1,38 @@
+"""Small filesystem helpers shared by every store: atomic writes and safe path parts."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from .errors import invalid
+
+USER_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def safe_user(user: str | None) -> str:
+    """A user id usable as a folder name (ComfyUI's user ids), else an InvalidInput."""
+    user = user or "default"
+    if not USER_ID_RE.match(user) or ".." in user:
+        raise invalid("user", user, "letters, digits, '_', '-', '.' (1-128, no '..')")
+    return user

@@ -1,0 +1,275 @@
+"""Time, VRAM and cost estimates, and their calibration from recorded runs.
+
+Work units model what a run computes: one unit is one model evaluation of an SD1.5 UNet at
+512x512. A family's cost, the resolution (to the power ``resolution_exponent``), cfg (two
+evaluations per step when cfg > 1), the batch, VAE decoding and a hires pass add up.
+
+Prior: ``seconds = overhead + units * seconds_per_unit`` of a reference device. Recorded
+runs of the same (category/family, device) replace the prior with a robust linear fit
+``seconds = a + b * units``; the min/max band comes from the fit's residuals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .tables import Tables, load_tables
+
+MAX_SAMPLES_PER_KEY = 200
+FIT_TTL_S = 5.0  # fits are re-read this often, so runs recorded by other processes count
+
+
+@dataclass(frozen=True)
+class Estimate:
+    time_min_s: float
+    time_expected_s: float
+    time_max_s: float
+    vram_gb: float
+    cost_usd: float
+    units: float
+    calibrated: bool
+    samples: int
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time_s": {"min": round(self.time_min_s, 2), "expected": round(self.time_expected_s, 2),
+                       "max": round(self.time_max_s, 2)},
+            "vram_gb": round(self.vram_gb, 2), "cost_usd": round(self.cost_usd, 5),
+            "units": round(self.units, 2), "calibrated": self.calibrated, "samples": self.samples,
+            "device": self.device,
+        }
+
+
+def calibration_key(category: str, family: str) -> str:
+    return f"image:{family}" if category == "image" else category
+
+
+def image_units(params: dict[str, Any], family: str, tables: Tables) -> float:
+    fam = tables.family(family)
+    est = tables.estimator
+    exponent = float(est["resolution_exponent"])
+    native_px = fam.native_resolution ** 2
+    evals = 1 if float(params.get("cfg", 1.0)) <= 1.0 else 2
+
+    def pass_units(width: int, height: int, steps: float) -> float:
+        rel = (width * height) / native_px
+        return fam.cost * steps * evals * rel ** exponent + float(est["vae_decode_units"]) * fam.cost * rel
+
+    steps = float(params["steps"]) * float(params.get("denoise", 1.0) or 1.0)
+    units = pass_units(params["width"], params["height"], steps)
+    if params.get("hires_enabled"):
+        hires_steps = float(params["hires_steps"])
+        units += pass_units(params["hires_width"], params["hires_height"], hires_steps)
+    if params.get("refinement"):
+        width = params.get("hires_width", params["width"])
+        height = params.get("hires_height", params["height"])
+        units += pass_units(width, height, float(params["steps"]) * float(est["refinement_steps_fraction"]))
+    return units * int(params.get("batch_size", 1))
+
+
+def work_units(category: str, params: dict[str, Any], family: str, tables: Tables) -> float:
+    est = tables.estimator
+    if category == "image":
+        return image_units(params, family, tables)
+    if category == "video":
+        video = est["video"]
+        fam = tables.family(family)
+        rel = (params["width"] * params["height"]) / fam.native_resolution ** 2
+        factor = float(video["motion_quality"][params["motion_quality"]])
+        if params.get("interpolation"):
+            factor *= float(video["interpolation_factor"])
+        return float(video["units_per_frame"]) * params["frames"] * rel * factor * params.get("batch_size", 1)
+    if category == "audio":
+        audio = est["audio"]
+        factor = float(audio["processing_quality"][params["processing_quality"]])
+        return float(audio["units_per_second"]) * params["duration_s"] * params["sample_rate"] / 44100 * factor
+    return float(est["text"]["units_per_token"]) * params["max_tokens"]
+
+
+def vram_gb(category: str, params: dict[str, Any], family: str, tables: Tables) -> float:
+    est = tables.estimator
+    vram = est["vram"]
+    if category == "image":
+        fam = tables.family(family)
+        width = params.get("hires_width", params["width"]) if params.get("hires_enabled") else params["width"]
+        height = params.get("hires_height", params["height"]) if params.get("hires_enabled") else params["height"]
+        megapixels = width * height / 1e6
+        activations = float(vram["activation_gb_per_megapixel"]) * megapixels * int(params.get("batch_size", 1))
+        if not params.get("attention_slicing", True):
+            activations *= float(vram["no_slicing_factor"])
+        return fam.weights_gb + activations + float(vram["overhead_gb"])
+    if category == "video":
+        megapixels = params["width"] * params["height"] / 1e6
+        return float(est["video"]["weights_gb"]) + 0.02 * megapixels * params["frames"] + float(vram["overhead_gb"])
+    return float(est[category]["weights_gb"]) + float(vram["overhead_gb"])
+
+
+@dataclass(frozen=True)
+class Fit:
+    overhead_s: float
+    seconds_per_unit: float
+    band_low: float   # factors on the expected time
+    band_high: float
+    samples: int
+
+
+def fit_durations(units: list[float], seconds: list[float], min_band: float) -> Fit | None:
+    """Robust ``seconds = a + b * units`` (outliers beyond 3 MADs dropped), or a ratio fit."""
+    pairs = [(u, s) for u, s in zip(units, seconds) if u > 0 and s > 0 and math.isfinite(s)]
+    if not pairs:
+        return None
+    for _ in range(2):
+        a, b = _least_squares(pairs)
+        residuals = [s - (a + b * u) for u, s in pairs]
+        mad = statistics.median(abs(r) for r in residuals) * 1.4826
+        kept = [p for p, r in zip(pairs, residuals) if mad == 0 or abs(r) <= 3 * mad]
+        if len(kept) == len(pairs) or len(kept) < 2:
+            break
+        pairs = kept
+    a, b = _least_squares(pairs)
+    relative = sorted(s / (a + b * u) for u, s in pairs)
+    low = min(relative[int(0.1 * (len(relative) - 1))], 1 - min_band)
+    high = max(relative[math.ceil(0.9 * (len(relative) - 1))], 1 + min_band)
+    return Fit(a, b, low, high, len(pairs))
+
+
+def _least_squares(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    n = len(pairs)
+    mean_u = sum(u for u, _ in pairs) / n
+    mean_s = sum(s for _, s in pairs) / n
+    var = sum((u - mean_u) ** 2 for u, _ in pairs)
+    spread = max(u for u, _ in pairs) / min(u for u, _ in pairs)
+    if n >= 3 and var > 0 and spread >= 1.25:
+        b = sum((u - mean_u) * (s - mean_s) for u, s in pairs) / var
+        a = mean_s - b * mean_u
+        if b > 0 and a >= 0:
+            return a, b
+    # Too few or too similar runs for two parameters: scale through the origin.
+    return 0.0, statistics.median(s / u for u, s in pairs)
+
+
+class CalibrationStore:
+    """Durations of real runs, in SQLite (one writer at a time, WAL; safe across processes)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fits: dict[tuple[str, str], tuple[float, Fit | None]] = {}
+        self._memory: sqlite3.Connection | None = None
+        with self._connect() as db:
+            db.execute("""CREATE TABLE IF NOT EXISTS run_samples (
+                id INTEGER PRIMARY KEY, key TEXT NOT NULL, device TEXT NOT NULL,
+                units REAL NOT NULL, seconds REAL NOT NULL, run_id TEXT UNIQUE,
+                params TEXT NOT NULL, created_at REAL NOT NULL)""")
+            db.execute("CREATE INDEX IF NOT EXISTS run_samples_key ON run_samples(key, device, id)")
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path is None:
+            if self._memory is None:
+                self._memory = sqlite3.connect(":memory:", check_same_thread=False)
+            return self._memory
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def record(self, key: str, device: str, units: float, seconds: float, params: dict[str, Any],
+               run_id: str | None = None) -> bool:
+        """Store one run; False when ``run_id`` was already recorded or the values are unusable."""
+        if not (units > 0 and seconds > 0 and math.isfinite(units) and math.isfinite(seconds)):
+            return False
+        with self._lock:
+            db = self._connect()
+            try:
+                with db:
+                    cursor = db.execute(
+                        "INSERT OR IGNORE INTO run_samples(key, device, units, seconds, run_id, params, created_at)"
+                        " VALUES (?,?,?,?,?,?,?)",
+                        (key, device, units, seconds, run_id, json.dumps(params, sort_keys=True), time.time()))
+                self._fits.pop((key, device), None)
+                return cursor.rowcount == 1
+            finally:
+                if db is not self._memory:
+                    db.close()
+
+    def samples(self, key: str, device: str) -> list[tuple[float, float]]:
+        with self._lock:
+            db = self._connect()
+            try:
+                rows = db.execute("SELECT units, seconds FROM run_samples WHERE key=? AND device=?"
+                                  " ORDER BY id DESC LIMIT ?", (key, device, MAX_SAMPLES_PER_KEY)).fetchall()
+            finally:
+                if db is not self._memory:
+                    db.close()
+        return [(float(u), float(s)) for u, s in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            db = self._connect()
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM run_samples").fetchone()[0])
+            finally:
+                if db is not self._memory:
+                    db.close()
+
+    def fit(self, key: str, device: str, min_band: float) -> Fit | None:
+        cached = self._fits.get((key, device))
+        if cached is not None and time.monotonic() - cached[0] < FIT_TTL_S:
+            return cached[1]
+        rows = self.samples(key, device)
+        fit = fit_durations([u for u, _ in rows], [s for _, s in rows], min_band) if rows else None
+        self._fits[(key, device)] = (time.monotonic(), fit)
+        return fit
+
+
+class Estimator:
+    def __init__(self, tables: Tables | None = None, calibration: CalibrationStore | None = None,
+                 device: str = "reference", usd_per_gpu_hour: float | None = None) -> None:
+        self.tables = tables or load_tables()
+        self.calibration = calibration
+        self.device = device
+        est = self.tables.estimator
+        self.usd_per_hour = usd_per_gpu_hour if usd_per_gpu_hour is not None else float(est["cost"]["usd_per_gpu_hour"])
+
+    def estimate(self, category: str, params: dict[str, Any], family: str, device: str | None = None,
+                 usd_per_gpu_hour: float | None = None) -> Estimate:
+        device = device or self.device
+        est = self.tables.estimator
+        units = work_units(category, params, family, self.tables)
+        ref = est["reference_device"]
+        uncertainty = est["uncertainty"]
+        fit = None
+        if self.calibration is not None:
+            fit = self.calibration.fit(calibration_key(category, family), device,
+                                       float(uncertainty["min_calibrated_band"]))
+            if fit is not None and fit.samples < int(uncertainty["min_samples"]):
+                fit = None
+        if fit is not None:
+            expected = fit.overhead_s + fit.seconds_per_unit * units
+            low, high = fit.band_low, fit.band_high
+        else:
+            expected = float(ref["overhead_s"]) + float(ref["seconds_per_unit"]) * units
+            low, high = (float(x) for x in uncertainty["prior_band"])
+        rate = usd_per_gpu_hour if usd_per_gpu_hour is not None else self.usd_per_hour
+        return Estimate(
+            time_min_s=expected * low, time_expected_s=expected, time_max_s=expected * high,
+            vram_gb=vram_gb(category, params, family, self.tables),
+            cost_usd=expected / 3600.0 * rate, units=units, calibrated=fit is not None,
+            samples=fit.samples if fit else 0, device=device)
+
+    def record_run(self, category: str, params: dict[str, Any], family: str, seconds: float,
+                   device: str | None = None, run_id: str | None = None) -> bool:
+        if self.calibration is None:
+            return False
+        units = work_units(category, params, family, self.tables)
+        return self.calibration.record(calibration_key(category, family), device or self.device,
+                                       units, seconds, params, run_id)

@@ -1,0 +1,189 @@
+"""Atelier's HTTP routes (aiohttp), mounted on ComfyUI's PromptServer or a standalone app.
+
+Adapter only: it parses requests, asks the domain service and writes JSON. Domain errors
+become 4xx answers naming the field, the value and what is accepted; a malformed body is a
+400; nothing a client sends turns into a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .errors import AtelierError, InvalidInput, invalid
+from .fsutil import safe_user
+from .quality.service import QualityService
+
+log = logging.getLogger("atelier")
+PREFIX = "/atelier"
+MAX_BODY_BYTES = 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UserResolver = Callable[[web.Request], str]
+
+
+def header_user(request: web.Request) -> str:
+    """The user of a standalone server: ComfyUI's ``comfy-user`` header, else ``default``."""
+    return request.headers.get("comfy-user") or "default"
+
+
+def error_response(exc: AtelierError) -> web.Response:
+    return web.json_response(exc.to_dict(), status=exc.status)
+
+
+def guarded(handler: Handler) -> Handler:
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except AtelierError as exc:
+            return error_response(exc)
+        except web.HTTPException:
+            raise
+        except Exception:  # a bug: log it, answer without leaking a traceback
+            log.exception("Atelier route %s %s failed", request.method, request.path)
+            return web.json_response({"error": "internal error in Atelier; see the ComfyUI log"}, status=500)
+
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
+
+
+async def json_body(request: web.Request, required: bool = True) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise invalid("body", f"{request.content_length} bytes", f"at most {MAX_BODY_BYTES} bytes")
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise InvalidInput("the request needs a JSON body", field="body")
+        return {}
+    if len(raw) > MAX_BODY_BYTES:
+        raise invalid("body", f"{len(raw)} bytes", f"at most {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+
+
+def query_template(request: web.Request) -> dict[str, Any]:
+    """A function template from query parameters (category, model_family, checkpoint, sizes)."""
+    template: dict[str, Any] = {}
+    for key in ("category", "model_family", "checkpoint"):
+        if key in request.query:
+            template[key] = request.query[key]
+    for key in ("width", "height", "batch_size"):
+        if key in request.query:
+            raw = request.query[key]
+            try:
+                template[key] = int(raw)
+            except ValueError:
+                raise invalid(key, raw, "a whole number") from None
+    return template
+
+
+def build_routes(service: Callable[[], QualityService], user_of: UserResolver = header_user,
+                 prefix: str = PREFIX) -> web.RouteTableDef:
+    """The route table; ``service`` is called per request so a server can start before it."""
+    routes = web.RouteTableDef()
+
+    def user(request: web.Request) -> str:
+        try:
+            return safe_user(user_of(request))
+        except KeyError as exc:
+            raise AtelierError(f"unknown user: {exc}", field="comfy-user") from None
+
+    @routes.get(f"{prefix}/presets")
+    @guarded
+    async def list_presets(request: web.Request) -> web.Response:
+        """Built-in tiers and the user's custom presets, each with an estimate."""
+        return web.json_response(service().list_presets(user(request)))
+
+    @routes.post(f"{prefix}/presets")
+    @guarded
+    async def create_preset(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        return web.json_response(service().create_preset(user(request), body), status=201)
+
+    @routes.get(f"{prefix}/presets/{{preset_id}}")
+    @guarded
+    async def get_preset(request: web.Request) -> web.Response:
+        return web.json_response(service().get_preset(user(request), request.match_info["preset_id"]))
+
+    @routes.put(f"{prefix}/presets/{{preset_id}}")
+    @guarded
+    async def update_preset(request: web.Request) -> web.Response:
+        body = await json_body(request)
+        if isinstance(body, dict) and "If-Match" in request.headers and "revision" not in body:
+            raw = request.headers["If-Match"].strip('"W/ ')
+            if not raw.isdigit():
+                raise invalid("If-Match", raw, "the preset's revision number")
+            body = {**body, "revision": int(raw)}
+        preset_id = request.match_info["preset_id"]
+        return web.json_response(service().update_preset(user(request), preset_id, body))
+
+    @routes.delete(f"{prefix}/presets/{{preset_id}}")
+    @guarded
+    async def delete_preset(request: web.Request) -> web.Response:
+        preset_id = request.match_info["preset_id"]
+        service().delete_preset(user(request), preset_id)
+        return web.json_response({"deleted": preset_id})
+
+    @routes.post(f"{prefix}/presets/{{preset_id}}/apply")
+    @guarded
+    async def apply_preset(request: web.Request) -> web.Response:
+        """Body: a function template ({category, inputs, model_family, width, …}) or {"template": …}."""
+        body = await json_body(request, required=False)
+        template = body.get("template", body) if isinstance(body, dict) else body
+        return web.json_response(service().apply(user(request), request.match_info["preset_id"], template))
+
+    @routes.get(f"{prefix}/pipelines")
+    @guarded
+    async def list_pipelines(request: web.Request) -> web.Response:
+        return web.json_response({"pipelines": service().pipelines()})
+
+    @routes.get(f"{prefix}/pipelines/{{name}}/summary/{{tier}}")
+    @guarded
+    async def pipeline_summary(request: web.Request) -> web.Response:
+        template = query_template(request)
+        template.pop("category", None)
+        template.pop("batch_size", None)
+        plan = service().pipeline_plan(user(request), request.match_info["name"],
+                                       request.match_info["tier"], template)
+        return web.json_response(plan)
+
+    @routes.post(f"{prefix}/estimate")
+    @guarded
+    async def estimate(request: web.Request) -> web.Response:
+        """{"preset", "template"} for one function, or {"pipeline", "tier", …} for a pipeline."""
+        return web.json_response(service().estimate(user(request), await json_body(request)))
+
+    @routes.get(f"{prefix}/recommend")
+    @guarded
+    async def recommend(request: web.Request) -> web.Response:
+        return web.json_response(service().recommend(request.query.get("use_case"), query_template(request)))
+
+    @routes.post(f"{prefix}/compare")
+    @guarded
+    async def compare(request: web.Request) -> web.Response:
+        """{"presets": [ids], "template": {...}}: parameters and estimates side by side."""
+        return web.json_response(service().compare(user(request), await json_body(request, required=False)))
+
+    @routes.get(f"{prefix}/families")
+    @guarded
+    async def families(request: web.Request) -> web.Response:
+        table = service().tables.families
+        return web.json_response({"default": table.default_family, "families": {
+            name: fam.model_dump(mode="json") for name, fam in table.families.items()}})
+
+    return routes
+
+
+def standalone_app(service: QualityService, user_of: UserResolver = header_user) -> web.Application:
+    """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app.add_routes(build_routes(lambda: service, user_of))
+    app.add_routes(build_routes(lambda: service, user_of, prefix=f"/api{PREFIX}"))
+    return app
