@@ -1,0 +1,17 @@
+"""Every Atelier node in one table: id -> class -> display name (the class's schema says the same)."""
+
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from .quality_nodes import QualityPreset, QualityStage
+
+CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
+    ("AtelierQualityPreset", QualityPreset, "Quality Preset"),
+    ("AtelierQualityStage", QualityStage, "Quality Stage"),
+)
+
+
+class AtelierExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [cls for _, cls, _ in CATALOGUE]

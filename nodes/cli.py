@@ -1,0 +1,178 @@
+"""``python -m atelier``: Atelier's main job from a shell, on embedded defaults.
+
+    python -m atelier plan storyboard_generation --tier high      # stages, workflows, estimates
+    python -m atelier compare --family sdxl                        # the four tiers side by side
+    python -m atelier recommend print
+    python -m atelier presets                                     # built-in and custom presets
+
+Custom presets and calibration data are read from ``ATELIER_HOME`` (default ``~/.atelier``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import AtelierError
+from .quality.service import QualityService
+from .runtime import atelier_home
+
+
+def _service() -> QualityService:
+    home = atelier_home()
+    return QualityService(home / "users", home / "data")
+
+
+def _seconds(value: float) -> str:
+    return f"{value / 60:.1f} min" if value >= 120 else f"{value:.1f} s"
+
+
+def _template_args(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"model_family": args.family}
+    if args.checkpoint:
+        body["checkpoint"] = args.checkpoint
+    body.update(width=args.width, height=args.height)
+    return body
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    fam = plan["family"]
+    print(f"Pipeline {plan['pipeline']} at {plan['preset']['display_name']} "
+          f"(tier {plan['tier']}, level {plan['preset']['level']}) — {plan['description']}")
+    print(f"Model family: {fam['family']} ({fam['source']}: {fam['evidence']})\n")
+    header = f"{'stage':<16} {'task type':<22} {'workflow':<40} {'expected':>10} {'range':>17} {'VRAM':>8}"
+    print(header)
+    print("-" * len(header))
+    for stage in plan["stages"]:
+        t = stage["estimate"]["time_s"]
+        print(f"{stage['id']:<16} {stage['task_type']:<22} {stage['workflow']:<40} {_seconds(t['expected']):>10} "
+              f"{_seconds(t['min']) + '-' + _seconds(t['max']):>17} {stage['estimate']['vram_gb']:>6.1f}GB")
+        params = stage["parameters"]
+        shown = ", ".join(f"{k}={v}" for k, v in params.items()
+                          if k in ("steps", "cfg", "sampler_name", "scheduler", "width", "height", "batch_size",
+                                   "denoise", "hires_enabled", "frames", "fps", "max_tokens", "sample_rate"))
+        print(f"{'':<16} {shown}")
+    totals = plan["totals"]
+    print("-" * len(header))
+    print(f"{'total':<80} {_seconds(totals['time_s']['expected']):>10} "
+          f"{_seconds(totals['time_s']['min']) + '-' + _seconds(totals['time_s']['max']):>17} "
+          f"{totals['vram_gb']:>6.1f}GB peak, ${totals['cost_usd']:.4f}")
+    calibrated = all(s["estimate"]["calibrated"] for s in plan["stages"])
+    print("\nEstimates are " + ("calibrated from recorded runs." if calibrated else
+                                "priors for a reference GPU; they calibrate from runs recorded in ComfyUI."))
+
+
+def _print_compare(result: dict[str, Any]) -> None:
+    keys = ["steps", "cfg", "sampler_name", "scheduler", "width", "height", "hires_enabled", "hires_width",
+            "refinement"]
+    columns = result["presets"]
+    print(f"{'':<16}" + "".join(f"{c['preset']['id']:>16}" for c in columns))
+    for key in keys:
+        print(f"{key:<16}" + "".join(f"{str(c['parameters'].get(key)):>16}" for c in columns))
+    print(f"{'time (exp.)':<16}" + "".join(f"{_seconds(c['estimate']['time_s']['expected']):>16}" for c in columns))
+    print(f"{'VRAM':<16}" + "".join(f"{c['estimate']['vram_gb']:>14.1f}GB" for c in columns))
+    print(f"{'vs standard':<16}" + "".join(f"{c['vs_standard']['time_ratio']:>15}x" for c in columns))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="atelier", description="Atelier: quality tiers and curated pipelines.")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def template_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--family", default="auto", help="model family (sd15, sdxl, flux_dev, …) or auto")
+        p.add_argument("--checkpoint", help="checkpoint file name, for family detection")
+        p.add_argument("--width", type=int, default=0, help="base width (0: family native)")
+        p.add_argument("--height", type=int, default=0, help="base height (0: family native)")
+
+    plan = sub.add_parser("plan", help="show a pipeline's stages, workflows and estimates at a tier")
+    plan.add_argument("pipeline", nargs="?", default="storyboard_generation")
+    plan.add_argument("--tier", default="standard")
+    plan.add_argument("--user", default="default")
+    plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="a parameter for every stage that takes it (JSON value), e.g. --set steps=30")
+    template_options(plan)
+
+    compare = sub.add_parser("compare", help="compare tiers side by side")
+    compare.add_argument("presets", nargs="*", default=["draft", "standard", "high", "ultra"])
+    compare.add_argument("--user", default="default")
+    template_options(compare)
+
+    recommend = sub.add_parser("recommend", help="recommend a tier for a use case")
+    recommend.add_argument("use_case")
+    template_options(recommend)
+
+    presets = sub.add_parser("presets", help="list built-in and custom presets")
+    presets.add_argument("--user", default="default")
+    sub.add_parser("pipelines", help="list pipelines")
+    return parser
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise AtelierError(f"--set {pair!r}: expected KEY=VALUE", field="--set", value=pair)
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        service = _service()
+        if args.command == "plan":
+            request = {k: v for k, v in _template_args(args).items() if v not in (None, 0) or k == "model_family"}
+            request["parameters"] = _parse_sets(args.set)
+            result = service.pipeline_plan(args.user, args.pipeline, args.tier, request)
+            printer = _print_plan
+        elif args.command == "compare":
+            result = service.compare(args.user, {"presets": args.presets, "template": _template_args(args)})
+            printer = _print_compare
+        elif args.command == "recommend":
+            result = service.recommend(args.use_case, _template_args(args))
+            printer = _print_recommendation
+        elif args.command == "presets":
+            result = service.list_presets(args.user)
+            printer = _print_presets
+        else:
+            result = {"pipelines": service.pipelines()}
+            printer = _print_pipelines
+    except AtelierError as exc:
+        print(f"atelier: {exc.message}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        printer(result)
+    return 0
+
+
+def _print_recommendation(result: dict[str, Any]) -> None:
+    print(f"Use case {result['use_case']}: {result['tier']} (confidence {result['confidence']:.0%})")
+    print(f"  {result['reasoning']}")
+    print(f"  vs standard: {result['trade_offs']['summary']}")
+    print(f"  expected {_seconds(result['estimate']['time_s']['expected'])}, {result['estimate']['vram_gb']:.1f} GB")
+    for alt in result["alternatives"]:
+        print(f"  alternative {alt['tier']} ({alt['direction']}): {alt['time_ratio_vs_recommended']}x the time")
+
+
+def _print_presets(result: dict[str, Any]) -> None:
+    for preset in result["presets"]:
+        kind = "built-in" if preset["builtin"] else f"extends {preset['extends']}"
+        print(f"{preset['id']:<20} level {preset['level']}  {kind:<20} "
+              f"~{_seconds(preset['estimate']['time_s']['expected'])}  {preset['description']}")
+    for problem in result["problems"]:
+        print(f"skipped {problem['file']}: {problem['error']}")
+
+
+def _print_pipelines(result: dict[str, Any]) -> None:
+    for pipe in result["pipelines"]:
+        stages = " -> ".join(f"{s['id']} ({s['task_type']})" for s in pipe["stages"])
+        print(f"{pipe['name']}: {pipe['description']}\n    {stages}")

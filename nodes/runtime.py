@@ -1,0 +1,127 @@
+"""Atelier's process-wide state, wired to ComfyUI when it runs inside it.
+
+Inside ComfyUI: custom presets live in ComfyUI's user directory (``<user>/atelier/presets``),
+calibration data in ``<user directory>/atelier/``, the device name comes from ComfyUI's model
+management and users from its user manager. Outside ComfyUI (CLI, tests): ``ATELIER_HOME``
+(default ``~/.atelier``) holds the same layout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .quality.runs import RunObserver
+from .quality.schema import register_comfy_names
+from .quality.service import QualityService
+
+log = logging.getLogger("atelier")
+HISTORY_POLL_S = 2.0
+
+_lock = threading.Lock()
+_service: QualityService | None = None
+_observer: RunObserver | None = None
+
+
+def _comfy_user_directory() -> Path | None:
+    try:
+        import folder_paths  # ComfyUI's public module
+    except ImportError:
+        return None
+    return Path(folder_paths.get_user_directory())
+
+
+def atelier_home() -> Path:
+    return Path(os.environ.get("ATELIER_HOME") or Path.home() / ".atelier")
+
+
+def users_directory() -> Path:
+    return _comfy_user_directory() or atelier_home() / "users"
+
+
+def device_name() -> str:
+    """ComfyUI's torch device (e.g. ``cuda:0 NVIDIA H100 : cudaMallocAsync``) or ``reference``."""
+    try:
+        import comfy.model_management as mm
+    except ImportError:
+        return os.environ.get("ATELIER_DEVICE", "reference")
+    try:
+        return str(mm.get_torch_device_name(mm.get_torch_device()))
+    except Exception:  # ComfyUI could not name it; estimates fall back to the prior
+        return "unknown"
+
+
+def register_runtime_names() -> None:
+    """Accept the sampler and scheduler names of the running ComfyUI, which may be newer."""
+    try:
+        import comfy.samplers as samplers
+    except ImportError:
+        return
+    register_comfy_names(list(samplers.KSampler.SAMPLERS), list(samplers.KSampler.SCHEDULERS))
+
+
+def service() -> QualityService:
+    global _service, _observer
+    with _lock:
+        if _service is None:
+            register_runtime_names()
+            users = users_directory()
+            _service = QualityService(users, users / "atelier", device=device_name())
+            _observer = RunObserver(_service.estimator)
+        return _service
+
+
+def observer() -> RunObserver:
+    service()
+    assert _observer is not None
+    return _observer
+
+
+def current_prompt_id() -> str | None:
+    server = _prompt_server()
+    return getattr(server, "last_prompt_id", None) if server else None
+
+
+def _prompt_server() -> Any:
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
+def request_user(prompt_server: Any):  # noqa: ANN201
+    def resolve(request: Any) -> str:
+        return prompt_server.user_manager.get_request_user_id(request)
+    return resolve
+
+
+def register_server(prompt_server: Any) -> None:
+    """Mount Atelier's routes on ComfyUI's server and start learning from finished prompts."""
+    from .routes import build_routes
+
+    for route in build_routes(service, request_user(prompt_server)):
+        prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
+    loop = getattr(prompt_server, "loop", None)
+    if loop is not None:
+        loop.create_task(_poll_history(prompt_server))
+    log.info("Atelier: routes under /atelier (and /api/atelier)")
+
+
+async def _poll_history(prompt_server: Any) -> None:
+    """Feed durations of finished prompts that Atelier planned into the estimator."""
+    while True:
+        await asyncio.sleep(HISTORY_POLL_S)
+        try:
+            watcher = observer()
+            for prompt_id in watcher.pending():
+                history = prompt_server.prompt_queue.get_history(prompt_id=prompt_id)
+                if prompt_id in history:
+                    outcome = watcher.ingest(prompt_id, history[prompt_id])
+                    log.debug("Atelier calibration %s: %s", prompt_id, outcome)
+        except Exception:  # keep polling; a bad history entry must not stop learning
+            log.exception("Atelier: reading ComfyUI history for calibration failed")
