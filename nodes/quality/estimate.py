@@ -24,6 +24,7 @@ from typing import Any
 from .tables import Tables, load_tables
 
 MAX_SAMPLES_PER_KEY = 200
+REFERENCE_SIDE = 512  # one work unit: one SD1.5 UNet evaluation at 512x512
 FIT_TTL_S = 5.0  # fits are re-read this often, so runs recorded by other processes count
 
 
@@ -57,11 +58,11 @@ def image_units(params: dict[str, Any], family: str, tables: Tables) -> float:
     fam = tables.family(family)
     est = tables.estimator
     exponent = float(est["resolution_exponent"])
-    native_px = fam.native_resolution ** 2
+    reference_px = REFERENCE_SIDE ** 2
     evals = 1 if float(params.get("cfg", 1.0)) <= 1.0 else 2
 
     def pass_units(width: int, height: int, steps: float) -> float:
-        rel = (width * height) / native_px
+        rel = (width * height) / reference_px
         return fam.cost * steps * evals * rel ** exponent + float(est["vae_decode_units"]) * fam.cost * rel
 
     steps = float(params["steps"]) * float(params.get("denoise", 1.0) or 1.0)
@@ -123,13 +124,17 @@ class Fit:
 
 
 def fit_durations(units: list[float], seconds: list[float], min_band: float) -> Fit | None:
-    """Robust ``seconds = a + b * units`` (outliers beyond 3 MADs dropped), or a ratio fit."""
+    """``seconds = a + b * units`` minimising relative error, outliers (> 3 MADs) dropped.
+
+    Relative error is what people feel (10 s off on a 20 s run is bad, on 10 min it is not),
+    and it keeps one long run from deciding the overhead of every short one.
+    """
     pairs = [(u, s) for u, s in zip(units, seconds) if u > 0 and s > 0 and math.isfinite(s)]
     if not pairs:
         return None
-    for _ in range(2):
+    for _ in range(3):
         a, b = _least_squares(pairs)
-        residuals = [s - (a + b * u) for u, s in pairs]
+        residuals = [s / (a + b * u) - 1 for u, s in pairs]
         mad = statistics.median(abs(r) for r in residuals) * 1.4826
         kept = [p for p, r in zip(pairs, residuals) if mad == 0 or abs(r) <= 3 * mad]
         if len(kept) == len(pairs) or len(kept) < 2:
@@ -143,17 +148,21 @@ def fit_durations(units: list[float], seconds: list[float], min_band: float) -> 
 
 
 def _least_squares(pairs: list[tuple[float, float]]) -> tuple[float, float]:
-    n = len(pairs)
-    mean_u = sum(u for u, _ in pairs) / n
-    mean_s = sum(s for _, s in pairs) / n
-    var = sum((u - mean_u) ** 2 for u, _ in pairs)
+    """Weighted (1/seconds^2) least squares; through the origin when two parameters can't be told apart."""
     spread = max(u for u, _ in pairs) / min(u for u, _ in pairs)
-    if n >= 3 and var > 0 and spread >= 1.25:
-        b = sum((u - mean_u) * (s - mean_s) for u, s in pairs) / var
-        a = mean_s - b * mean_u
-        if b > 0 and a >= 0:
-            return a, b
-    # Too few or too similar runs for two parameters: scale through the origin.
+    if len(pairs) >= 3 and spread >= 1.25:
+        w = [1.0 / (s * s) for _, s in pairs]
+        sw = sum(w)
+        su = sum(wi * u for wi, (u, _) in zip(w, pairs))
+        ss = sum(wi * s for wi, (_, s) in zip(w, pairs))
+        suu = sum(wi * u * u for wi, (u, _) in zip(w, pairs))
+        sus = sum(wi * u * s for wi, (u, s) in zip(w, pairs))
+        det = sw * suu - su * su
+        if det > 0:
+            b = (sw * sus - su * ss) / det
+            a = (ss - b * su) / sw
+            if b > 0 and a >= 0:
+                return a, b
     return 0.0, statistics.median(s / u for u, s in pairs)
 
 

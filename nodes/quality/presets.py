@@ -153,7 +153,7 @@ class PresetLibrary:
     def _check(self, user: str, spec: CustomPresetSpec) -> Preset:
         """Resolve ``spec`` as if saved, so bad parents, cycles and ranges are refused."""
         specs, _ = self.store.load(user)
-        specs = {**specs, spec.id: StoredSpec(spec, (0, 0))}
+        specs = {**specs, spec.id: StoredSpec(spec, (0, 0, 0))}
         chain = self._chain(spec.id, specs)
         return self.merge(chain[-1].spec.extends, [s.spec for s in reversed(chain)], owner=user)
 
@@ -172,7 +172,7 @@ class PresetLibrary:
         if expected_revision is None and isinstance(body, dict) and "revision" in body:
             expected_revision = spec.revision
         with self.store.locked(user):
-            if self.store.get(user, preset_id) is None:
+            if self.store.get(user, preset_id, fresh=True) is None:
                 raise NotFound(f"no custom preset {preset_id!r}", field="id", value=preset_id)
             self._check(user, spec)
             self.store.write(user, spec, create=False, expected_revision=expected_revision)

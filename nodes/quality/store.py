@@ -31,7 +31,7 @@ SUFFIX = ".yaml"
 @dataclass(frozen=True)
 class StoredSpec:
     spec: CustomPresetSpec
-    stamp: tuple[int, int]  # (mtime_ns, size) of the file it came from
+    stamp: tuple[int, int, int]  # (mtime_ns, size, inode): every atomic write makes a new inode
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Problem:
 class PresetStore:
     def __init__(self, users_dir: Path) -> None:
         self.users_dir = Path(users_dir)
-        self._cache: dict[Path, tuple[tuple[int, int], StoredSpec | Problem]] = {}
+        self._cache: dict[Path, tuple[tuple[int, int, int], StoredSpec | Problem]] = {}
         self._cache_lock = threading.Lock()
         self._user_locks: dict[str, threading.Lock] = {}
 
@@ -82,17 +82,18 @@ class PresetStore:
         problems.sort(key=lambda p: p.file)
         return specs, problems
 
-    def get(self, user: str, preset_id: str) -> StoredSpec | None:
+    def get(self, user: str, preset_id: str, fresh: bool = False) -> StoredSpec | None:
+        """One preset; ``fresh`` bypasses the cache (writers decide on what is on disk)."""
         path = self.folder(user) / f"{preset_id}{SUFFIX}"
         try:
             stat = path.stat()
         except FileNotFoundError:
             return None
-        result = self._read(path, stat)
+        result = self._parse(path, _stamp(stat)) if fresh else self._read(path, stat)
         return None if isinstance(result, Problem) else result
 
     def _read(self, path: Path, stat: os.stat_result) -> StoredSpec | Problem:
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        stamp = _stamp(stat)
         with self._cache_lock:
             cached = self._cache.get(path)
         if cached and cached[0] == stamp:
@@ -103,7 +104,7 @@ class PresetStore:
         return result
 
     @staticmethod
-    def _parse(path: Path, stamp: tuple[int, int]) -> StoredSpec | Problem:
+    def _parse(path: Path, stamp: tuple[int, int, int]) -> StoredSpec | Problem:
         try:
             data = parse_yaml(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -133,7 +134,7 @@ class PresetStore:
               expected_revision: int | None = None) -> CustomPresetSpec:
         """Write ``spec`` (caller holds ``locked(user)``); returns it with its new revision."""
         path = self.folder(user) / f"{spec.id}{SUFFIX}"
-        current = self.get(user, spec.id)
+        current = self.get(user, spec.id, fresh=True)
         if create and path.exists():
             raise Conflict(f"preset {spec.id!r} already exists", field="id", value=spec.id)
         if not create and current is None:
@@ -155,6 +156,10 @@ class PresetStore:
             raise NotFound(f"no custom preset {preset_id!r}", field="id", value=preset_id) from None
         with self._cache_lock:
             self._cache.pop(path, None)
+
+
+def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 def dump_spec(spec: CustomPresetSpec) -> str:

@@ -1,0 +1,97 @@
+"""Shared fixtures: a service on temporary folders, and a real aiohttp server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from atelier.nodes.quality.service import QualityService
+from atelier.nodes.routes import standalone_app
+
+REPO = Path(__file__).resolve().parents[1]
+OBJECT_INFO = REPO.parent / "shared" / "comfyui" / "object_info.json"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> QualityService:
+    return QualityService(tmp_path / "users", tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def object_info() -> dict[str, Any]:
+    if not OBJECT_INFO.exists():
+        pytest.skip(f"{OBJECT_INFO} (ComfyUI 0.3.64's /object_info) is not beside the checkout")
+    return json.loads(OBJECT_INFO.read_text())
+
+
+class Client:
+    """A tiny blocking HTTP client (urllib), usable from many threads at once."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def request(self, method: str, path: str, body: Any = None, raw: bytes | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, payload = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, payload = exc.code, exc.read()
+        try:
+            return status, json.loads(payload) if payload else None
+        except ValueError:
+            return status, payload.decode(errors="replace")
+
+    def get(self, path: str, **kw: Any) -> tuple[int, Any]:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+        return self.request("PUT", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> tuple[int, Any]:
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def server(service: QualityService):
+    """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def start() -> None:
+        runner = web.AppRunner(standalone_app(service))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state["runner"] = runner
+        state["port"] = runner.addresses[0][1]
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(start())
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(10), "server did not start"
+    yield Client(f"http://127.0.0.1:{state['port']}")
+    asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)

@@ -1,0 +1,72 @@
+"""The CLI main job, and what the QualityPreset node computes (without ComfyUI)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atelier.nodes.errors import InvalidInput, NotFound
+from atelier.nodes.quality import plan as planning
+from atelier.nodes.quality.service import QualityService
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ATELIER_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "atelier", *args], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=home)
+
+
+def test_cli_plans_a_pipeline_with_estimates(tmp_path: Path) -> None:
+    result = run_cli("plan", "storyboard_generation", "--tier", "high", "--family", "sdxl", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for text in ("storyboard_generation", "keyframes", "atelier_txt2img_hires_best_of_n", "total", "GB peak"):
+        assert text in out
+    assert "sampler_name=dpmpp_2m" in out
+
+
+def test_cli_compare_recommend_and_errors(tmp_path: Path) -> None:
+    assert "ultra" in run_cli("compare", home=tmp_path).stdout
+    assert "Use case print: ultra" in run_cli("recommend", "print", home=tmp_path).stdout
+    bad = run_cli("plan", "shot_generation", "--tier", "mega", home=tmp_path)
+    assert bad.returncode == 2 and "tier='mega'" in bad.stderr and "Traceback" not in bad.stderr
+    bad_set = run_cli("plan", "--set", "steps=0", home=tmp_path)
+    assert bad_set.returncode == 2 and "parameters.steps" in bad_set.stderr
+
+
+def test_node_plan_drives_ksampler_values(service: QualityService) -> None:
+    plan = planning.build_plan(service, "high", "auto", "sd_xl_base_1.0.safetensors", None, 1216, 832, 2)
+    values = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan)))
+    assert plan["family"]["family"] == "sdxl" and values["batch_size"] == 2
+    assert (values["width"], values["height"], values["cfg"]) == (1216, 832, 7.5)
+    hires = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan, "hires_fix")))
+    assert (hires["width"], hires["steps"], hires["denoise"]) == (1824, 15, 0.45)
+    assert "High (level 3) on sdxl" in planning.summary_text(plan)
+    with pytest.raises(InvalidInput):
+        planning.outputs(plan, "polish")
+
+
+def test_node_tier_options_list_users_presets(service: QualityService) -> None:
+    service.library.create("default", {"id": "mine", "extends": "ultra"})
+    service.library.create("bob", {"id": "bobs", "extends": "draft"})
+    options = planning.tier_options(service)
+    assert options[:4] == ["draft", "standard", "high", "ultra"] and "mine" in options and "bob/bobs" in options
+    assert planning.build_plan(service, "bob/bobs")["preset"]["lineage"] == ["bobs", "draft"]
+    with pytest.raises(NotFound):
+        planning.build_plan(service, "bob/mine")
+
+
+def test_node_fingerprint_follows_preset_edits(service: QualityService) -> None:
+    service.library.create("default", {"id": "edit-me"})
+    inputs = {"tier": "edit-me", "width": 0}
+    before = planning.fingerprint(inputs, service.library.get("default", "edit-me").model_dump(mode="json"))
+    again = planning.fingerprint(inputs, service.library.get("default", "edit-me").model_dump(mode="json"))
+    service.library.update("default", "edit-me", {"image": {"steps": 33}})
+    after = planning.fingerprint(inputs, service.library.get("default", "edit-me").model_dump(mode="json"))
+    assert before == again != after

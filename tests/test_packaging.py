@@ -1,0 +1,82 @@
+"""The pack is installable into ComfyUI and importable without it."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import atelier
+
+REPO = Path(__file__).resolve().parents[1]
+COMFY_MODULES = {"comfy", "comfy_api", "comfy_execution", "server", "folder_paths", "nodes", "execution"}
+
+
+def _requirement_names(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name = re.split(r"[<>=!~ \[]", line, maxsplit=1)[0].lower()
+            out[name] = line.replace(" ", "")
+    return out
+
+
+def test_requirements_txt_matches_pyproject_dependencies() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = _requirement_names(project["dependencies"])
+    listed = _requirement_names((REPO / "requirements.txt").read_text().splitlines())
+    assert listed == declared
+    assert "torch" not in declared, "ComfyUI brings torch; a bare requirement lets pip replace it"
+
+
+def test_pyproject_has_comfy_registry_metadata() -> None:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    comfy = data["tool"]["comfy"]
+    assert comfy["PublisherId"] and comfy["DisplayName"] == "Atelier"
+    assert comfy["requires-comfyui"] == ">=0.3.64"
+    assert "pytest" in " ".join(data["project"]["optional-dependencies"]["test"])
+
+
+def test_pack_imports_without_comfyui_and_uses_v3_entrypoint() -> None:
+    assert "comfy_api" not in sys.modules and "server" not in sys.modules
+    assert atelier.WEB_DIRECTORY == "./web" and (REPO / "web").is_dir()
+    assert asyncio.iscoroutinefunction(atelier.comfy_entrypoint)
+    # ComfyUI ignores comfy_entrypoint when NODE_CLASS_MAPPINGS exists.
+    assert not hasattr(atelier, "NODE_CLASS_MAPPINGS")
+
+
+def test_layout_of_the_design_card() -> None:
+    for name in ("nodes", "web", "workflows", "presets", "tests", "__init__.py", "pyproject.toml", "README.md"):
+        assert (REPO / name).exists(), name
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_domain_core_never_imports_comfyui() -> None:
+    domain = sorted((REPO / "nodes" / "quality").rglob("*.py")) + [REPO / "nodes" / "errors.py",
+                                                                     REPO / "nodes" / "fsutil.py"]
+    for path in domain:
+        leaked = _imports(path) & COMFY_MODULES
+        assert not leaked, f"{path.relative_to(REPO)} imports {leaked}"
+
+
+def test_no_eval_or_exec_in_pack_code() -> None:
+    for path in REPO.rglob("*.py"):
+        if ".venv" in path.parts or "tests" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id not in ("eval", "exec"), path

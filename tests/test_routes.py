@@ -1,0 +1,146 @@
+"""Atelier's routes through a real aiohttp server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from conftest import Client
+
+
+def test_presets_crud_round_trip(server: Client) -> None:
+    status, listing = server.get("/atelier/presets")
+    assert status == 200 and [p["id"] for p in listing["presets"]] == ["draft", "standard", "high", "ultra"]
+    assert listing["presets"][0]["estimate"]["time_s"]["expected"] > 0
+
+    status, created = server.post("/atelier/presets", {"id": "cinematic", "extends": "high",
+                                                       "image": {"steps": 40}})
+    assert status == 201 and created["image"]["steps"] == 40 and created["revision"] == 1
+    assert created["lineage"] == ["cinematic", "high"] and created["estimate"]["time_s"]["expected"] > 0
+    status, fetched = server.get("/atelier/presets/cinematic")
+    assert status == 200 and fetched["image"]["steps"] == 40
+    status, updated = server.put("/atelier/presets/cinematic", {"extends": "high", "image": {"steps": 44}},
+                                 headers={"If-Match": "1"})
+    assert status == 200 and updated["image"]["steps"] == 44 and updated["revision"] == 2
+    status, stale = server.put("/atelier/presets/cinematic", {"image": {"steps": 45}}, headers={"If-Match": "1"})
+    assert status == 409 and stale["field"] == "revision"
+    status, _ = server.delete("/atelier/presets/cinematic")
+    assert status == 200
+    assert server.get("/atelier/presets/cinematic")[0] == 404
+
+
+def test_routes_are_per_user(server: Client) -> None:
+    server.post("/atelier/presets", {"id": "alices"}, headers={"comfy-user": "alice"})
+    assert "alices" in [p["id"] for p in server.get("/atelier/presets", headers={"comfy-user": "alice"})[1]["presets"]]
+    assert "alices" not in [p["id"] for p in server.get("/atelier/presets")[1]["presets"]]
+    status, body = server.get("/atelier/presets", headers={"comfy-user": "../../etc"})
+    assert status == 400 and body["field"] == "user"
+
+
+def test_error_statuses(server: Client) -> None:
+    assert server.get("/atelier/presets/nope")[0] == 404
+    status, body = server.post("/atelier/presets", {"id": "high"})
+    assert status == 409 and body["field"] == "id"
+    server.post("/atelier/presets", {"id": "twice"})
+    assert server.post("/atelier/presets", {"id": "twice"})[0] == 409
+    status, body = server.put("/atelier/presets/high", {"image": {"steps": 3}})
+    assert status == 403 and "built-in" in body["error"]
+    assert server.delete("/atelier/presets/ultra")[0] == 403
+    status, body = server.post("/atelier/presets", {"id": "x", "image": {"steps": 500}})
+    assert status == 400 and body["field"] == "image.steps" and body["value"] == 500
+    status, body = server.post("/atelier/presets", raw=b"{not json")
+    assert status == 400 and body["field"] == "body"
+    status, body = server.get("/atelier/pipelines/shot_generation/summary/mega")
+    assert status == 400 and body["field"] == "tier" and "ultra" in body["accepted"]
+    assert server.get("/atelier/pipelines/nope/summary/high")[0] == 404
+    status, body = server.get("/atelier/recommend?use_case=wedding")
+    assert status == 400 and body["field"] == "use_case" and "print" in body["accepted"]
+    assert server.get("/atelier/recommend")[0] == 400
+    status, body = server.get("/atelier/recommend?use_case=print&width=wide")
+    assert status == 400 and body["field"] == "width"
+
+
+@pytest.mark.parametrize("body", [None, b"", b"[]", b"42", b'"text"', b"null", b'{"id": 5}', b'{"id": null}',
+                                  b'{"image": "fast"}', b'{"id": "a", "extends": ["high"]}',
+                                  b'{"id": "a", "multipliers": {"time": -1}}', b"\xff\xfe", b'{"id": "a"' * 3])
+def test_garbage_never_gives_a_500(server: Client, body: bytes | None) -> None:
+    for method, path in [("POST", "/atelier/presets"), ("PUT", "/atelier/presets/a"),
+                         ("POST", "/atelier/presets/high/apply"), ("POST", "/atelier/estimate"),
+                         ("POST", "/atelier/compare")]:
+        status, answer = server.request(method, path, raw=body)
+        assert 200 <= status < 500, (method, path, body, status, answer)
+        if status >= 400:
+            assert isinstance(answer, dict) and answer["error"]
+
+
+def test_apply_route(server: Client) -> None:
+    status, body = server.post("/atelier/presets/high/apply",
+                               {"category": "image", "model_family": "sdxl", "inputs": ["steps", "width"]})
+    assert status == 200
+    assert body["parameters"]["steps"] == 35 and body["parameters"]["width"] == 1024
+    assert body["parameters"]["_quality_preset"]["family"]["family"] == "sdxl"
+    status, body = server.post("/atelier/presets/ultra/apply", {"template": {"inputs": ["fps"], "max_level": 2}})
+    assert status == 200 and not body["compatibility"]["ok"] and len(body["compatibility"]["reasons"]) == 2
+    status, body = server.post("/atelier/presets/high/apply", {"category": "image", "colour": "red"})
+    assert status == 400 and body["field"] == "template.colour"
+
+
+def test_pipelines_estimate_recommend_compare(server: Client) -> None:
+    status, body = server.get("/atelier/pipelines")
+    assert status == 200 and {p["name"] for p in body["pipelines"]} == {
+        "storyboard_generation", "shot_generation", "sequence_generation"}
+    status, plan = server.get("/atelier/pipelines/storyboard_generation/summary/high?model_family=sdxl")
+    assert status == 200 and plan["family"]["family"] == "sdxl"
+    assert plan["totals"]["time_s"]["expected"] == pytest.approx(
+        sum(s["estimate"]["time_s"]["expected"] for s in plan["stages"]), abs=0.05)
+    status, est = server.post("/atelier/estimate", {"pipeline": "shot_generation", "tier": "draft"})
+    assert status == 200 and len(est["stages"]) == 3
+    status, est = server.post("/atelier/estimate", {"preset": "ultra", "template": {"model_family": "flux_dev"}})
+    assert status == 200 and est["estimate"]["vram_gb"] > 20
+    status, body = server.post("/atelier/estimate", {"pipeline": "shot_generation", "tier": "draft",
+                                                     "parameters": {"steps": "many"}})
+    assert status == 400 and body["field"] == "parameters.steps"
+    status, rec = server.get("/atelier/recommend?use_case=social%20media&model_family=sdxl")
+    assert status == 200 and rec["tier"] == "standard" and 0 < rec["confidence"] <= 1
+    assert rec["reasoning"] and rec["alternatives"][0]["tier"] == "high"
+    status, cmp = server.post("/atelier/compare", {"presets": ["draft", "ultra"], "template": {"model_family": "sdxl"}})
+    assert status == 200 and [c["preset"]["id"] for c in cmp["presets"]] == ["draft", "ultra"]
+    assert "steps" in cmp["differing_parameters"] and cmp["presets"][1]["vs_standard"]["time_ratio"] > 1
+    status, body = server.post("/atelier/compare", {"presets": ["draft", "nope"]})
+    assert status == 400 and body["field"] == "presets"
+
+
+def test_api_mirror(server: Client) -> None:
+    assert server.get("/api/atelier/presets")[0] == 200
+    assert server.get("/api/atelier/pipelines/shot_generation/summary/low")[1]["tier"] == "draft"
+
+
+def test_concurrent_writes_over_http(server: Client) -> None:
+    results: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def create() -> None:
+        barrier.wait()
+        results.append(server.post("/atelier/presets", {"id": "hot", "extends": "draft"})[0])
+
+    threads = [threading.Thread(target=create) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201] + [409] * 9
+
+    def update(i: int) -> None:
+        barrier.wait()
+        results.append(server.put("/atelier/presets/hot", {"extends": "draft", "image": {"steps": 10 + i}},
+                                  headers={"If-Match": "1"})[0])
+
+    results.clear()
+    threads = [threading.Thread(target=update, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] + [409] * 9
+    assert server.get("/atelier/presets/hot")[1]["revision"] == 2
