@@ -39,24 +39,20 @@ def _header(checkpoint: str | None) -> dict[str, Any] | None:
     return read_safetensors_header(Path(path)) if path else None
 
 
-def _image_outputs(prefix: str = "") -> list[io.Output]:
+def _image_outputs() -> list[io.Output]:
+    """Sockets in the order of ``planning.IMAGE_OUTPUTS``; ids get ``_out`` (V3 wants ids unique
+    across inputs and outputs), the names people see do not."""
     samplers, schedulers = _sampler_lists()
-    return [
-        io.Int.Output("steps", display_name=f"{prefix}steps"),
-        io.Float.Output("cfg", display_name=f"{prefix}cfg"),
-        io.Combo.Output("sampler_name", display_name=f"{prefix}sampler_name", options=samplers),
-        io.Combo.Output("scheduler", display_name=f"{prefix}scheduler", options=schedulers),
-        io.Int.Output("width", display_name=f"{prefix}width"),
-        io.Int.Output("height", display_name=f"{prefix}height"),
-        io.Int.Output("batch_size", display_name=f"{prefix}batch_size"),
-        io.Float.Output("denoise", display_name=f"{prefix}denoise"),
-        io.Boolean.Output("hires_enabled"),
-        io.Float.Output("hires_scale"),
-        io.Int.Output("hires_steps"),
-        io.Float.Output("hires_denoise"),
-        io.Int.Output("hires_width"),
-        io.Int.Output("hires_height"),
-    ]
+    kinds = {"cfg": io.Float, "denoise": io.Float, "hires_scale": io.Float, "hires_denoise": io.Float,
+             "hires_enabled": io.Boolean}
+    outputs: list[io.Output] = []
+    for name in planning.IMAGE_OUTPUTS:
+        if name in ("sampler_name", "scheduler"):
+            options = samplers if name == "sampler_name" else schedulers
+            outputs.append(io.Combo.Output(f"{name}_out", display_name=name, options=options))
+        else:
+            outputs.append(kinds.get(name, io.Int).Output(f"{name}_out", display_name=name))
+    return outputs
 
 
 def _node_error(exc: AtelierError) -> ValueError:

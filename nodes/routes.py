@@ -160,6 +160,12 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
         """{"preset", "template"} for one function, or {"pipeline", "tier", …} for a pipeline."""
         return web.json_response(service().estimate(user(request), await json_body(request)))
 
+    @routes.get(f"{prefix}/estimate/calibration")
+    @guarded
+    async def calibration(request: web.Request) -> web.Response:
+        """Recorded runs per family and device, and the fit that replaced the prior."""
+        return web.json_response(service().calibration())
+
     @routes.get(f"{prefix}/recommend")
     @guarded
     async def recommend(request: web.Request) -> web.Response:

@@ -89,6 +89,8 @@ def test_runs_recorded_by_another_process_count(tmp_path: Path) -> None:
     for i, params in enumerate(_configs(random.Random(5), 5)):
         writer.record_run("image", params, "sd15", 10.0 + i, run_id=str(i))
     assert reader.calibration.count() == 5
+    assert reader.calibration.summary()[0] | {"last_run_at": 0} == {
+        "key": "image:sd15", "device": "gpu", "samples": 5, "last_run_at": 0}
     assert reader.estimate("image", image_params(), "sd15").calibrated
 
 

@@ -230,6 +230,18 @@ class CalibrationStore:
                 if db is not self._memory:
                     db.close()
 
+    def summary(self) -> list[dict[str, Any]]:
+        """Samples per (key, device), newest first."""
+        with self._lock:
+            db = self._connect()
+            try:
+                rows = db.execute("SELECT key, device, COUNT(*), MAX(created_at) FROM run_samples"
+                                  " GROUP BY key, device ORDER BY MAX(created_at) DESC").fetchall()
+            finally:
+                if db is not self._memory:
+                    db.close()
+        return [{"key": k, "device": d, "samples": int(n), "last_run_at": t} for k, d, n, t in rows]
+
     def fit(self, key: str, device: str, min_band: float) -> Fit | None:
         cached = self._fits.get((key, device))
         if cached is not None and time.monotonic() - cached[0] < FIT_TTL_S:

@@ -141,6 +141,20 @@ class QualityService:
             raise invalid(field, tier, accepted) from exc
 
     # --- calibration -------------------------------------------------------------------------
+    def calibration(self) -> dict[str, Any]:
+        """What the estimator has learned: samples and fitted model per family and device."""
+        store = self.estimator.calibration
+        band = float(self.tables.estimator["uncertainty"]["min_calibrated_band"])
+        minimum = int(self.tables.estimator["uncertainty"]["min_samples"])
+        entries = []
+        for entry in store.summary() if store else []:
+            fit = store.fit(entry["key"], entry["device"], band) if store else None
+            entries.append({**entry, "active": bool(fit and fit.samples >= minimum),
+                            "fit": None if fit is None else {
+                                "overhead_s": round(fit.overhead_s, 3), "seconds_per_unit": fit.seconds_per_unit,
+                                "band": [round(fit.band_low, 3), round(fit.band_high, 3)], "samples": fit.samples}})
+        return {"device": self.estimator.device, "min_samples": minimum, "entries": entries}
+
     def record_run(self, category: str, params: dict[str, Any], family: str, seconds: float,
                    device: str | None = None, run_id: str | None = None) -> bool:
         return self.estimator.record_run(category, params, family, seconds, device, run_id)

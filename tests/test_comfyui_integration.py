@@ -1,0 +1,194 @@
+"""Opt-in: Atelier inside a real ComfyUI on the CPU, driven over HTTP.
+
+    COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/python python -m pytest -m comfyui
+
+Boots ``main.py --cpu`` with a temporary base directory whose ``custom_nodes/atelier`` links to
+this checkout, and a random-weight SD1.5-family checkpoint built at test time by
+``tests/comfyui/make_checkpoint.py`` (cached in ``ATELIER_TEST_CACHE`` when set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Client
+
+pytestmark = pytest.mark.comfyui
+REPO = Path(__file__).resolve().parents[1]
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+CHECKPOINT = "atelier_tiny_sd15.safetensors"
+POLL_MARGIN_S = 3.0  # Atelier reads ComfyUI's history every 2 s
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory: pytest.TempPathFactory):
+    if not COMFYUI_DIR:
+        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout to run the integration suite")
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    base = tmp_path_factory.mktemp("comfy_base")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "atelier").symlink_to(REPO, target_is_directory=True)
+    checkpoints = base / "models" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    cache = Path(os.environ.get("ATELIER_TEST_CACHE") or base)
+    cache.mkdir(parents=True, exist_ok=True)
+    built = cache / CHECKPOINT
+    if not built.exists():
+        subprocess.run([python, str(REPO / "tests" / "comfyui" / "make_checkpoint.py"), COMFYUI_DIR, str(built)],
+                       check=True, cwd=COMFYUI_DIR, timeout=600)
+    if built.parent != checkpoints:
+        (checkpoints / CHECKPOINT).symlink_to(built)
+    port = _free_port()
+    log = open(base / "comfyui.log", "w")
+    process = subprocess.Popen(
+        [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory", str(base),
+         "--disable-auto-launch"], cwd=COMFYUI_DIR, stdout=log, stderr=subprocess.STDOUT)
+    client = Client(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 180
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"ComfyUI exited: {(base / 'comfyui.log').read_text()[-3000:]}")
+        try:
+            if client.get("/system_stats")[0] == 200:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("ComfyUI did not start within 180 s")
+        time.sleep(0.5)
+    client.base_dir = base  # type: ignore[attr-defined]
+    yield client
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+    shutil.rmtree(base / "output", ignore_errors=True)
+
+
+def _graph(preset: str, width: int = 64, height: int = 64, batch: int = 1, seed: int = 1) -> dict[str, Any]:
+    """QualityPreset's outputs drive EmptyLatentImage and KSampler (API format)."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dusk", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
+        "4": {"class_type": "AtelierQualityPreset", "inputs": {
+            "tier": preset, "model_family": "auto", "checkpoint": CHECKPOINT, "width": width, "height": height,
+            "batch_size": batch}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": ["4", 5], "height": ["4", 6],
+                                                           "batch_size": ["4", 7]}},
+        "6": {"class_type": "KSampler", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0],
+            "seed": seed, "steps": ["4", 1], "cfg": ["4", 2], "sampler_name": ["4", 3], "scheduler": ["4", 4],
+            "denoise": ["4", 8]}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "atelier_it"}},
+    }
+
+
+def _run(comfy: Client, graph: dict[str, Any], timeout: float = 300) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    status, body = comfy.post("/prompt", {"prompt": graph, "client_id": str(uuid.uuid4())})
+    assert status == 200, body
+    prompt_id = body["prompt_id"]
+    while time.monotonic() - started < timeout:
+        status, history = comfy.get(f"/history/{prompt_id}")
+        if status == 200 and prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+            item = history[prompt_id]
+            if item["status"]["status_str"] in ("success", "error"):
+                return item, time.monotonic() - started
+        time.sleep(0.25)
+    pytest.fail(f"prompt {prompt_id} did not finish in {timeout} s")
+
+
+def test_nodes_load_with_their_schema(comfy: Client) -> None:
+    status, info = comfy.get("/object_info")
+    assert status == 200
+    node = info["AtelierQualityPreset"]
+    assert node["display_name"] == "Quality Preset" and node["category"] == "Atelier/Quality"
+    tiers = node["input"]["required"]["tier"][1]["options"] if isinstance(node["input"]["required"]["tier"][0], str) \
+        else node["input"]["required"]["tier"][0]
+    assert tiers[:4] == ["draft", "standard", "high", "ultra"]
+    sampler_type = node["output"][node["output_name"].index("sampler_name")]
+    assert sampler_type == info["KSampler"]["input"]["required"]["sampler_name"][0]  # so the link type-checks
+    assert info["AtelierQualityStage"]["display_name"] == "Quality Stage"
+
+
+def test_routes_answer_under_atelier_and_api(comfy: Client) -> None:
+    for prefix in ("/atelier", "/api/atelier"):
+        status, body = comfy.get(f"{prefix}/pipelines/storyboard_generation/summary/high")
+        assert status == 200 and body["tier"] == "high"
+        assert comfy.get(f"{prefix}/presets/ghost")[0] == 404
+        assert comfy.get(f"{prefix}/recommend?use_case=print")[1]["tier"] == "ultra"
+    status, body = comfy.put("/atelier/presets/high", {"image": {"steps": 1}})
+    assert status == 403
+
+
+def test_quality_preset_drives_a_ksampler(comfy: Client) -> None:
+    status, created = comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft",
+                                                      "image": {"steps": 3, "resolution_scale": 1.0}})
+    assert status in (201, 409), created
+    presets = comfy.get("/object_info/AtelierQualityPreset")[1]["AtelierQualityPreset"]
+    assert "ci-tiny" in json.dumps(presets["input"]["required"]["tier"])
+    item, seconds = _run(comfy, _graph("ci-tiny", 64, 64, batch=2))
+    assert item["status"]["status_str"] == "success", item["status"]
+    images = item["outputs"]["8"]["images"]
+    assert len(images) == 2
+    text = item["outputs"]["4"]["text"][0]
+    assert "ci-tiny" in text and "3 steps" in text and "64x64 x2" in text and "sd15 [metadata]" in text
+    saved = Path(comfy.base_dir) / "output" / images[0]["filename"]  # type: ignore[attr-defined]
+    from struct import unpack
+    with open(saved, "rb") as png:
+        header = png.read(24)
+    assert unpack(">II", header[16:24]) == (64, 64)
+
+
+def _recorded(comfy: Client) -> int:
+    return sum(e["samples"] for e in comfy.get("/atelier/estimate/calibration")[1]["entries"])
+
+
+def test_runs_calibrate_the_estimator(comfy: Client) -> None:
+    """Real runs of several sizes feed the fit; a held-out run is then predicted."""
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft",
+                                    "image": {"steps": 3, "resolution_scale": 1.0}})
+    time.sleep(POLL_MARGIN_S)  # earlier tests' runs are ingested by now
+    before = _recorded(comfy)
+    configs = [(64, 64, 1), (96, 96, 1), (64, 64, 4), (128, 128, 2), (96, 96, 3)]
+    for i, (w, h, b) in enumerate(configs):
+        item, _ = _run(comfy, _graph("ci-tiny", w, h, b, seed=100 + i))
+        assert item["status"]["status_str"] == "success"
+    time.sleep(POLL_MARGIN_S)
+    assert _recorded(comfy) == before + len(configs)
+    # re-queueing an identical graph is served from ComfyUI's cache and must not be learned
+    _run(comfy, _graph("ci-tiny", 96, 96, 3, seed=104))
+    time.sleep(POLL_MARGIN_S)
+    assert _recorded(comfy) == before + len(configs)
+    estimate = comfy.post("/atelier/estimate", {"preset": "ci-tiny", "template": {
+        "model_family": "sd15", "width": 80, "height": 80, "batch_size": 2}})[1]["estimate"]
+    assert estimate["calibrated"]
+    item, _ = _run(comfy, _graph("ci-tiny", 80, 80, 2, seed=999))
+    messages = {kind: data for kind, data in item["status"]["messages"]}
+    actual = (messages["execution_success"]["timestamp"] - messages["execution_start"]["timestamp"]) / 1000
+    error = abs(estimate["time_s"]["expected"] / actual - 1)
+    print(f"\nheld-out run: estimated {estimate['time_s']['expected']:.2f}s, actual {actual:.2f}s, "
+          f"error {error:.1%}")
+    assert error < 0.15
