@@ -173,3 +173,17 @@ def test_concurrent_updates_across_processes_lose_nothing(tmp_path: Path) -> Non
     assert sum(done) == 30
     assert svc.library.get("u", "shared").revision == 31  # every update applied exactly once
     assert not [p for p in svc.library.store.folder("u").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_hand_written_yaml_loads_and_written_files_are_yaml(service: QualityService) -> None:
+    import yaml
+
+    folder = service.library.store.folder("u")
+    folder.mkdir(parents=True)
+    (folder / "by-hand.yaml").write_text("# my look\nid: by-hand\nextends: ultra\nimage:\n  steps: 60\n"
+                                         "  hires_fix: {denoise: 0.4}\n")
+    preset = service.library.get("u", "by-hand")
+    assert (preset.image.steps, preset.image.hires_fix.denoise, preset.image.hires_fix.scale) == (60, 0.4, 2.0)
+    service.library.create("u", {"id": "written", "extends": "by-hand", "text": {"max_tokens": 99}})
+    on_disk = yaml.safe_load((folder / "written.yaml").read_text())
+    assert on_disk == {"id": "written", "extends": "by-hand", "revision": 1, "text": {"max_tokens": 99}}

@@ -8,16 +8,20 @@ root first; cycles and unknown parents are errors. Built-ins are read-only.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..errors import Conflict, InvalidInput, NotFound, ReadOnly, invalid
-from .schema import CATEGORIES, CustomPresetSpec, Preset, validation_error
+from .schema import PARAM_MODELS, CustomPresetSpec, Multipliers, Preset, validation_error
 from .store import PresetStore, Problem, StoredSpec
 from .tables import Tables, load_tables
 
 MAX_DEPTH = 32
+RESOLVED_CACHE_SIZE = 256  # resolved presets kept (LRU); the specs of every preset stay cached
+PARTS: dict[str, Any] = {**PARAM_MODELS, "multipliers": Multipliers}
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +48,9 @@ class PresetLibrary:
     def __init__(self, store: PresetStore, tables: Tables | None = None) -> None:
         self.store = store
         self.tables = tables or load_tables()
-        self._resolved: dict[tuple[str, str], tuple[tuple[Any, ...], Preset]] = {}
+        self._resolved: OrderedDict[tuple[str, str], tuple[tuple[Any, ...], Preset]] = OrderedDict()
         self._lock = threading.Lock()
+        self._dumps: dict[tuple[str, str], dict[str, Any]] = {}
 
     # --- reading -----------------------------------------------------------------------------
     def builtin(self, name: str) -> Preset | None:
@@ -57,12 +62,14 @@ class PresetLibrary:
         found = self.builtin(preset_id)
         if found:
             return found
-        specs, _ = self.store.load(user)
-        if preset_id not in specs:
-            accepted = [*self.tables.tiers, *sorted(specs)]
+        if self.store.get(user, preset_id) is None:
+            accepted = [*self.tables.tiers, *self._ids(user)]
             raise NotFound(f"no preset {preset_id!r}; known: {', '.join(accepted)}",
                            field="preset", value=preset_id, accepted=accepted)
-        return self._resolve(user, preset_id, specs)
+        return self._resolve(user, preset_id, lambda i: self.store.get(user, i))
+
+    def _ids(self, user: str) -> list[str]:
+        return sorted(self.store.load(user)[0])
 
     def list(self, user: str) -> tuple[list[Preset], list[Problem]]:
         """Built-ins then the user's presets (by level, then id); unresolvable ones as problems."""
@@ -77,7 +84,10 @@ class PresetLibrary:
         return [*self.tables.tiers.values(), *custom], problems
 
     # --- resolution --------------------------------------------------------------------------
-    def _chain(self, preset_id: str, specs: dict[str, StoredSpec]) -> list[StoredSpec]:
+    def _chain(self, preset_id: str, specs: Callable[[str], StoredSpec | None] | dict[str, StoredSpec],
+               known: Callable[[], list[str]] | None = None) -> list[StoredSpec]:
+        """``preset_id``'s custom presets up to (not including) its built-in root, leaf first."""
+        lookup = specs.get if isinstance(specs, dict) else specs
         chain: list[StoredSpec] = []
         seen: list[str] = []
         current = preset_id
@@ -86,51 +96,72 @@ class PresetLibrary:
                 loop = " -> ".join([*seen, current])
                 raise InvalidInput(f"preset {preset_id!r} has an inheritance cycle: {loop}",
                                    field="extends", value=chain[-1].spec.extends)
-            if current not in specs:
+            stored = lookup(current)
+            if stored is None:
                 child = seen[-1] if seen else preset_id
-                raise invalid("extends", current, [*self.tables.tiers, *sorted(specs)],
+                names = sorted(specs) if isinstance(specs, dict) else (known() if known else [])
+                raise invalid("extends", current, [*self.tables.tiers, *names],
                               f"preset {child!r} extends an unknown preset")
             if len(chain) >= MAX_DEPTH:
                 raise invalid("extends", current, f"at most {MAX_DEPTH} levels of inheritance")
             seen.append(current)
-            chain.append(specs[current])
-            current = specs[current].spec.extends
+            chain.append(stored)
+            current = stored.spec.extends
         return chain
 
-    def _resolve(self, user: str, preset_id: str, specs: dict[str, StoredSpec]) -> Preset:
-        chain = self._chain(preset_id, specs)
+    def _resolve(self, user: str, preset_id: str,
+                 specs: Callable[[str], StoredSpec | None] | dict[str, StoredSpec]) -> Preset:
+        chain = self._chain(preset_id, specs, lambda: self._ids(user))
         key = tuple((s.spec.id, s.spec.revision, s.stamp) for s in chain)
         with self._lock:
             cached = self._resolved.get((user, preset_id))
-        if cached and cached[0] == key:
-            return cached[1]
+            if cached and cached[0] == key:
+                self._resolved.move_to_end((user, preset_id))
+                return cached[1]
         preset = self.merge(chain[-1].spec.extends, [s.spec for s in reversed(chain)], owner=user)
         with self._lock:
             self._resolved[(user, preset_id)] = (key, preset)
+            while len(self._resolved) > RESOLVED_CACHE_SIZE:
+                self._resolved.popitem(last=False)
         return preset
 
     def merge(self, root: str, specs_root_first: list[CustomPresetSpec], owner: str) -> Preset:
-        """The built-in ``root`` with each spec's overrides applied in order; validated."""
+        """The built-in ``root`` with each spec's overrides applied in order; validated.
+
+        Only function types that some spec overrides are merged and validated; the others are
+        the built-in's own (immutable) parameter objects, shared: cheap in time and memory.
+        """
         base = self.tables.tiers[self.tables.tier_id(root) or root]
-        data = base.model_dump(exclude={"builtin", "aliases", "lineage"})
+        merged: dict[str, dict[str, Any]] = {}
         overridden: set[str] = set()
+        level, description = base.level, base.description
         for spec in specs_root_first:
-            overridden.update(_paths(spec.overrides()))
-            for category in (*CATEGORIES, "multipliers"):
-                overrides = getattr(spec, category)
-                if overrides:
-                    data[category] = deep_merge(data[category], overrides)
-            if spec.level is not None:
-                data["level"] = spec.level
-            data["description"] = spec.description or data["description"]
+            overrides = spec.overrides()
+            for part, values in overrides.items():
+                merged[part] = deep_merge(merged[part], values) if part in merged else values
+            overridden.update(_paths(overrides))
+            level = spec.level if spec.level is not None else level
+            description = spec.description or description
+        parts: dict[str, Any] = {part: getattr(base, part) for part in PARTS}
+        for part, values in merged.items():
+            model = PARTS[part]
+            try:
+                parts[part] = model.model_validate(deep_merge(self._base_dump(base.id, part), values))
+            except ValidationError as exc:
+                raise validation_error(exc, part) from None
         leaf = specs_root_first[-1]
-        data.update(id=leaf.id, display_name=leaf.display_name or leaf.id, extends=leaf.extends,
-                    owner=owner, revision=leaf.revision, overridden=tuple(sorted(overridden)),
-                    lineage=tuple(s.id for s in reversed(specs_root_first)) + (base.id,))
-        try:
-            return Preset.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+        return Preset.model_construct(
+            id=leaf.id, display_name=leaf.display_name or leaf.id, level=level, description=description,
+            builtin=False, extends=leaf.extends, owner=owner, revision=leaf.revision, aliases=(),
+            lineage=tuple(s.id for s in reversed(specs_root_first)) + (base.id,),
+            overridden=tuple(sorted(overridden)), **parts)
+
+    def _base_dump(self, tier: str, part: str) -> dict[str, Any]:
+        key = (tier, part)
+        dump = self._dumps.get(key)
+        if dump is None:
+            dump = self._dumps[key] = getattr(self.tables.tiers[tier], part).model_dump()
+        return dump
 
     # --- writing -----------------------------------------------------------------------------
     def _parse_body(self, body: Any, preset_id: str | None = None) -> CustomPresetSpec:

@@ -1,6 +1,8 @@
 """Custom presets of each user, one YAML file each, under ``<users dir>/<user>/atelier/presets``.
 
-Writes are atomic (temp file + rename) and serialised per user across threads and
+Files are written in YAML's JSON-compatible flow style, which loads with the C JSON parser
+(about 10x faster than PyYAML); block-style YAML written by hand loads too. Writes are atomic
+(temp file + rename) and serialised per user across threads and
 processes (a lock file), so concurrent creates of one id give exactly one winner and an
 update based on a stale revision is refused. Reads are cached by file mtime and size, and
 a malformed file is reported and skipped while the others load.
@@ -8,6 +10,7 @@ a malformed file is reported and skipped while the others load.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -46,7 +49,7 @@ class Problem:
 class PresetStore:
     def __init__(self, users_dir: Path) -> None:
         self.users_dir = Path(users_dir)
-        self._cache: dict[Path, tuple[tuple[int, int, int], StoredSpec | Problem]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int], StoredSpec | Problem]] = {}
         self._cache_lock = threading.Lock()
         self._user_locks: dict[str, threading.Lock] = {}
 
@@ -74,7 +77,7 @@ class PresetStore:
         for entry in entries:
             if not entry.name.endswith(SUFFIX) or entry.name.startswith("."):
                 continue
-            result = self._read(Path(entry.path), entry.stat())
+            result = self._read(entry.path, entry.stat())
             if isinstance(result, Problem):
                 problems.append(result)
             else:
@@ -89,10 +92,10 @@ class PresetStore:
             stat = path.stat()
         except FileNotFoundError:
             return None
-        result = self._parse(path, _stamp(stat)) if fresh else self._read(path, stat)
+        result = self._parse(str(path), _stamp(stat)) if fresh else self._read(str(path), stat)
         return None if isinstance(result, Problem) else result
 
-    def _read(self, path: Path, stat: os.stat_result) -> StoredSpec | Problem:
+    def _read(self, path: str, stat: os.stat_result) -> StoredSpec | Problem:
         stamp = _stamp(stat)
         with self._cache_lock:
             cached = self._cache.get(path)
@@ -104,19 +107,22 @@ class PresetStore:
         return result
 
     @staticmethod
-    def _parse(path: Path, stamp: tuple[int, int, int]) -> StoredSpec | Problem:
+    def _parse(path: str, stamp: tuple[int, int, int]) -> StoredSpec | Problem:
+        name = os.path.basename(path)
         try:
-            data = parse_yaml(path.read_text(encoding="utf-8"))
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            data = _load_text(text)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            return Problem(path.name, f"cannot read YAML: {exc}".splitlines()[0])
+            return Problem(name, f"cannot read YAML: {exc}".splitlines()[0])
         if not isinstance(data, dict):
-            return Problem(path.name, "expected a mapping of preset fields")
+            return Problem(name, "expected a mapping of preset fields")
         try:
             spec = CustomPresetSpec.model_validate(data)
         except ValidationError as exc:
-            return Problem(path.name, validation_error(exc).message)
-        if f"{spec.id}{SUFFIX}" != path.name:
-            return Problem(path.name, f"id {spec.id!r} does not match the file name")
+            return Problem(name, validation_error(exc).message)
+        if f"{spec.id}{SUFFIX}" != name:
+            return Problem(name, f"id {spec.id!r} does not match the file name")
         return StoredSpec(spec, stamp)
 
     # --- writing -----------------------------------------------------------------------------
@@ -155,18 +161,28 @@ class PresetStore:
         except FileNotFoundError:
             raise NotFound(f"no custom preset {preset_id!r}", field="id", value=preset_id) from None
         with self._cache_lock:
-            self._cache.pop(path, None)
+            self._cache.pop(str(path), None)
 
 
 def _stamp(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
+def _load_text(text: str) -> object:
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # flow-style YAML that is not JSON: let YAML read it
+    return parse_yaml(text)
+
+
 def dump_spec(spec: CustomPresetSpec) -> str:
+    """YAML in its JSON-compatible flow style: human-readable, and fast to load."""
     body: dict[str, Any] = {"id": spec.id, "extends": spec.extends, "revision": spec.revision}
     for key in ("display_name", "description", "level"):
         value = getattr(spec, key)
         if value not in (None, ""):
             body[key] = value
     body.update(spec.overrides())
-    return yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
