@@ -86,23 +86,12 @@ def comfy(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _graph(preset: str, width: int = 64, height: int = 64, batch: int = 1, seed: int = 1) -> dict[str, Any]:
-    """QualityPreset's outputs drive EmptyLatentImage and KSampler (API format)."""
-    return {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
-        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dusk", "clip": ["1", 1]}},
-        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
-        "4": {"class_type": "AtelierQualityPreset", "inputs": {
-            "tier": preset, "model_family": "auto", "checkpoint": CHECKPOINT, "width": width, "height": height,
-            "batch_size": batch}},
-        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": ["4", 5], "height": ["4", 6],
-                                                           "batch_size": ["4", 7]}},
-        "6": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0],
-            "seed": seed, "steps": ["4", 1], "cfg": ["4", 2], "sampler_name": ["4", 3], "scheduler": ["4", 4],
-            "denoise": ["4", 8]}},
-        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
-        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "atelier_it"}},
-    }
+    """The shipped API workflow (QualityPreset drives EmptyLatentImage and KSampler), on the test checkpoint."""
+    graph = json.loads((REPO / "workflows" / "api" / "atelier_quality_txt2img.json").read_text())
+    graph["1"]["inputs"]["ckpt_name"] = CHECKPOINT
+    graph["4"]["inputs"].update(tier=preset, checkpoint=CHECKPOINT, width=width, height=height, batch_size=batch)
+    graph["6"]["inputs"]["seed"] = seed
+    return graph
 
 
 def _run(comfy: Client, graph: dict[str, Any], timeout: float = 300) -> tuple[dict[str, Any], float]:
@@ -145,7 +134,7 @@ def test_routes_answer_under_atelier_and_api(comfy: Client) -> None:
 
 def test_quality_preset_drives_a_ksampler(comfy: Client) -> None:
     status, created = comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft",
-                                                      "image": {"steps": 3, "resolution_scale": 1.0}})
+                                                      "image": {"steps": 8, "resolution_scale": 1.0}})
     assert status in (201, 409), created
     presets = comfy.get("/object_info/AtelierQualityPreset")[1]["AtelierQualityPreset"]
     assert "ci-tiny" in json.dumps(presets["input"]["required"]["tier"])
@@ -154,7 +143,7 @@ def test_quality_preset_drives_a_ksampler(comfy: Client) -> None:
     images = item["outputs"]["8"]["images"]
     assert len(images) == 2
     text = item["outputs"]["4"]["text"][0]
-    assert "ci-tiny" in text and "3 steps" in text and "64x64 x2" in text and "sd15 [metadata]" in text
+    assert "ci-tiny" in text and "8 steps" in text and "64x64 x2" in text and "sd15 [metadata]" in text
     saved = Path(comfy.base_dir) / "output" / images[0]["filename"]  # type: ignore[attr-defined]
     from struct import unpack
     with open(saved, "rb") as png:
@@ -169,26 +158,26 @@ def _recorded(comfy: Client) -> int:
 def test_runs_calibrate_the_estimator(comfy: Client) -> None:
     """Real runs of several sizes feed the fit; a held-out run is then predicted."""
     comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft",
-                                    "image": {"steps": 3, "resolution_scale": 1.0}})
+                                    "image": {"steps": 8, "resolution_scale": 1.0}})
     time.sleep(POLL_MARGIN_S)  # earlier tests' runs are ingested by now
     before = _recorded(comfy)
-    configs = [(64, 64, 1), (96, 96, 1), (64, 64, 4), (128, 128, 2), (96, 96, 3)]
+    configs = [(64, 64, 1), (128, 128, 1), (64, 64, 4), (160, 160, 2), (96, 96, 3), (192, 192, 1)]
     for i, (w, h, b) in enumerate(configs):
         item, _ = _run(comfy, _graph("ci-tiny", w, h, b, seed=100 + i))
         assert item["status"]["status_str"] == "success"
     time.sleep(POLL_MARGIN_S)
     assert _recorded(comfy) == before + len(configs)
     # re-queueing an identical graph is served from ComfyUI's cache and must not be learned
-    _run(comfy, _graph("ci-tiny", 96, 96, 3, seed=104))
+    _run(comfy, _graph("ci-tiny", 192, 192, 1, seed=105))  # the last run: in the cache
     time.sleep(POLL_MARGIN_S)
     assert _recorded(comfy) == before + len(configs)
     estimate = comfy.post("/atelier/estimate", {"preset": "ci-tiny", "template": {
-        "model_family": "sd15", "width": 80, "height": 80, "batch_size": 2}})[1]["estimate"]
+        "model_family": "sd15", "width": 128, "height": 128, "batch_size": 2}})[1]["estimate"]
     assert estimate["calibrated"]
-    item, _ = _run(comfy, _graph("ci-tiny", 80, 80, 2, seed=999))
+    item, _ = _run(comfy, _graph("ci-tiny", 128, 128, 2, seed=999))
     messages = {kind: data for kind, data in item["status"]["messages"]}
     actual = (messages["execution_success"]["timestamp"] - messages["execution_start"]["timestamp"]) / 1000
     error = abs(estimate["time_s"]["expected"] / actual - 1)
     print(f"\nheld-out run: estimated {estimate['time_s']['expected']:.2f}s, actual {actual:.2f}s, "
-          f"error {error:.1%}")
+          f"error {error:.1%}; fit {comfy.get('/atelier/estimate/calibration')[1]['entries']}")
     assert error < 0.15

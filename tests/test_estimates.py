@@ -95,7 +95,9 @@ def test_runs_recorded_by_another_process_count(tmp_path: Path) -> None:
 
 
 def _history(status: str = "success", cached: list[str] | None = None, start: int = 1000, end: int = 13500) -> dict:
-    graph = {"3": {"class_type": "KSampler", "inputs": {}}, "9": {"class_type": "AtelierQualityPreset", "inputs": {}}}
+    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {}}, "3": {"class_type": "KSampler", "inputs": {}},
+             "9": {"class_type": "AtelierQualityPreset", "inputs": {}}}
+    cached = ["1"] if cached is None else cached
     return {"prompt": [0, "p1", graph, {}, ["9"]], "outputs": {},
             "status": {"status_str": status, "completed": status == "success", "messages": [
                 ["execution_start", {"prompt_id": "p1", "timestamp": start}],
@@ -112,7 +114,9 @@ def test_observer_reads_durations_from_comfyui_history(tmp_path: Path) -> None:
     assert observer.ingest("p1", _history()) == "recorded 12.50s"
     assert est.calibration.samples("image:sd15", "cpu")[0][1] == 12.5
     observer.observe("p2", "9", run)
-    assert observer.ingest("p2", _history(cached=["3"])) == "skipped: sampler served from cache"
+    assert observer.ingest("p2", _history(cached=["1", "3"])) == "skipped: sampler served from cache"
+    observer.observe("p4", "9", run)
+    assert observer.ingest("p4", _history(cached=[])) == "skipped: models were loaded from disk during the run"
     observer.observe("p3", "9", run)
     assert observer.ingest("p3", _history(status="error")).startswith("skipped: status")
     assert observer.ingest("never-seen", _history()) == "not observed"

@@ -4,7 +4,8 @@ When an Atelier node plans a generation inside ComfyUI it registers the plan und
 prompt id. Once ComfyUI has finished that prompt, its history entry (status messages with
 ``execution_start`` / ``execution_success`` timestamps and the list of cached nodes) gives
 the wall time. Runs whose sampler was served from ComfyUI's cache, or that failed, are not
-recorded: they would teach the estimator that sampling is free.
+recorded: they would teach the estimator that sampling is free. Nor are runs in which a loader
+node executed (a checkpoint read from disk): they time the disk, not the generation.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .estimate import Estimator, calibration_key, work_units
 
 PENDING_TTL_S = 6 * 3600
 SAMPLER_MARKERS = ("KSampler", "SamplerCustom")
+LOADER_MARKER = "Loader"  # CheckpointLoaderSimple, UNETLoader, VAELoader, LoraLoader, …
 
 
 @dataclass
@@ -59,6 +61,10 @@ def history_duration(item: dict[str, Any]) -> tuple[float | None, str]:
         return None, "no sampler in the graph"
     if any(nid in cached for nid in samplers):
         return None, "sampler served from cache"
+    loaders = [nid for nid, node in graph.items()
+               if isinstance(node, dict) and LOADER_MARKER in str(node.get("class_type", ""))]
+    if any(nid not in cached for nid in loaders):
+        return None, "models were loaded from disk during the run"
     return (stamps["execution_success"] - stamps["execution_start"]) / 1000.0, "ok"
 
 

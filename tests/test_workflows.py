@@ -1,0 +1,86 @@
+"""Shipped workflows: valid against ComfyUI 0.3.64's /object_info and Atelier's nodes; twins agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atelier.nodes.quality.plan import IMAGE_OUTPUTS
+from atelier.nodes.quality.service import QualityService
+
+REPO = Path(__file__).resolve().parents[1]
+UI_FILES = sorted((REPO / "workflows").glob("*.json"))
+USER_FILE_INPUTS = {"ckpt_name"}  # the user picks their own checkpoint in the widget
+
+# Atelier's node schemas without ComfyUI: inputs and output types, in socket order.
+ATELIER_NODES: dict[str, dict[str, Any]] = {
+    "AtelierQualityPreset": {
+        "inputs": ["tier", "model_family", "checkpoint", "width", "height", "batch_size"],
+        "outputs": ["QUALITY_PRESET"] + [{"steps": "INT", "cfg": "FLOAT", "sampler_name": "SAMPLER_COMBO",
+                                          "scheduler": "SCHEDULER_COMBO", "denoise": "FLOAT", "hires_enabled": "BOOLEAN",
+                                          "hires_scale": "FLOAT", "hires_denoise": "FLOAT"}.get(n, "INT")
+                                         for n in IMAGE_OUTPUTS],
+    },
+}
+
+
+def _input_type(object_info: dict[str, Any], class_type: str, name: str) -> Any:
+    spec = object_info[class_type]["input"]
+    for group in ("required", "optional"):
+        if name in spec.get(group, {}):
+            return spec[group][name][0]
+    raise AssertionError(f"{class_type} has no input {name!r}")
+
+
+def _output_type(object_info: dict[str, Any], class_type: str, slot: int) -> Any:
+    if class_type in ATELIER_NODES:
+        kind = ATELIER_NODES[class_type]["outputs"][slot]
+        ksampler = object_info["KSampler"]["input"]["required"]
+        return {"SAMPLER_COMBO": ksampler["sampler_name"][0], "SCHEDULER_COMBO": ksampler["scheduler"][0]}.get(kind, kind)
+    return object_info[class_type]["output"][slot]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "workflows" / "api").glob("*.json")), ids=lambda p: p.name)
+def test_api_workflow_is_valid(path: Path, object_info: dict[str, Any], service: QualityService) -> None:
+    graph = json.loads(path.read_text())
+    for node_id, node in graph.items():
+        class_type = node["class_type"]
+        assert class_type in object_info or class_type in ATELIER_NODES, class_type
+        for name, value in node["inputs"].items():
+            if isinstance(value, list):  # a link: [source node id, output slot]
+                source = graph[value[0]]["class_type"]
+                received = _output_type(object_info, source, value[1])
+                expected = ATELIER_NODES[class_type]["inputs"] if class_type in ATELIER_NODES else \
+                    _input_type(object_info, class_type, name)
+                if class_type not in ATELIER_NODES:
+                    assert received == expected, f"{path.name} node {node_id}.{name}: {received} -> {expected}"
+            elif class_type in ATELIER_NODES:
+                assert name in ATELIER_NODES[class_type]["inputs"], name
+                if name == "tier":
+                    assert value in service.tables.tiers
+            else:
+                kind = _input_type(object_info, class_type, name)
+                if isinstance(kind, list) and name not in USER_FILE_INPUTS:
+                    assert value in kind, f"{path.name} node {node_id}.{name}={value!r}"
+        if class_type in object_info:
+            missing = set(object_info[class_type]["input"]["required"]) - set(node["inputs"])
+            assert not missing, f"{path.name} node {node_id} lacks {missing}"
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
+def test_ui_workflow_matches_its_api_twin(path: Path) -> None:
+    ui = json.loads(path.read_text())
+    api = json.loads((path.parent / "api" / path.name).read_text())
+    nodes = {str(n["id"]): n for n in ui["nodes"]}
+    assert set(nodes) == set(api) and all(nodes[i]["type"] == api[i]["class_type"] for i in api)
+    links = {link[0]: link for link in ui["links"]}
+    for node_id, node in nodes.items():
+        for slot in node.get("inputs", []):
+            if slot.get("link") is not None:
+                _, origin, origin_slot, target, _, _ = links[slot["link"]]
+                assert str(target) == node_id
+                assert api[node_id]["inputs"][slot["name"]] == [str(origin), origin_slot], (node_id, slot["name"])
+    assert ui["last_link_id"] == max(links) and ui["last_node_id"] == max(int(i) for i in nodes)
