@@ -18,14 +18,13 @@ import tracemalloc
 from pathlib import Path
 
 import yaml
-
+from atelier.nodes.quality import presets as presets_module
 from atelier.nodes.quality import tables as tables_module
 from atelier.nodes.quality.apply import FunctionTemplate, check_compatibility
+from atelier.nodes.quality.presets import PresetLibrary
+from atelier.nodes.quality.schema import CustomPresetSpec
 from atelier.nodes.quality.service import QualityService
 from atelier.nodes.quality.store import PresetStore, dump_spec
-from atelier.nodes.quality.schema import CustomPresetSpec
-from atelier.nodes.quality import presets as presets_module
-from atelier.nodes.quality.presets import PresetLibrary
 
 TEMPLATE = {"category": "image", "model_family": "sdxl", "inputs": ["steps", "cfg", "sampler_name", "width"]}
 
@@ -86,7 +85,7 @@ def main() -> None:
     # loading all presets of one user, cold (new store and library; files on disk, OS cache warm)
     def load_cold() -> None:
         library = PresetLibrary(PresetStore(users), tables)
-        presets, problems = library.list("bench")
+        presets, problems = library.list_all("bench")
         assert len(presets) == args.presets + 4 and not problems
     load_cold()
     loads = timed(load_cold, 5)
@@ -106,7 +105,7 @@ def main() -> None:
         tracemalloc.start()
         snapshot_before = tracemalloc.take_snapshot()
         library = PresetLibrary(PresetStore(users), tables)
-        presets, _ = library.list("bench")
+        presets, _ = library.list_all("bench")
         count = len(presets)
         del presets
         gc.collect()

@@ -147,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     except AtelierError as exc:
         print(f"atelier: {exc.message}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        printer(result)
+    try:
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            printer(result)
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
     return 0
 
 

@@ -102,10 +102,13 @@ def request_user(prompt_server: Any):  # noqa: ANN201
 
 def register_server(prompt_server: Any) -> None:
     """Mount Atelier's routes on ComfyUI's server and start learning from finished prompts."""
+    from aiohttp.web import RouteDef
+
     from .routes import build_routes
 
     for route in build_routes(service, request_user(prompt_server)):
-        prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
+        if isinstance(route, RouteDef):  # ComfyUI mirrors these under /api when it starts
+            prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
     loop = getattr(prompt_server, "loop", None)
     if loop is not None:
         loop.create_task(_poll_history(prompt_server))

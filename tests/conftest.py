@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
 from atelier.nodes.quality.service import QualityService
 from atelier.nodes.routes import standalone_app
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from atelier.nodes.errors import InvalidInput
 from atelier.nodes.quality.apply import FunctionTemplate, apply_preset, check_compatibility
 from atelier.nodes.quality.service import QualityService

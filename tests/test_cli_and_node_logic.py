@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from atelier.nodes.errors import InvalidInput, NotFound
 from atelier.nodes.quality import plan as planning
 from atelier.nodes.quality.service import QualityService
@@ -42,10 +41,10 @@ def test_cli_compare_recommend_and_errors(tmp_path: Path) -> None:
 
 def test_node_plan_drives_ksampler_values(service: QualityService) -> None:
     plan = planning.build_plan(service, "high", "auto", "sd_xl_base_1.0.safetensors", None, 1216, 832, 2)
-    values = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan)))
+    values = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan), strict=True))
     assert plan["family"]["family"] == "sdxl" and values["batch_size"] == 2
     assert (values["width"], values["height"], values["cfg"]) == (1216, 832, 7.5)
-    hires = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan, "hires_fix")))
+    hires = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan, "hires_fix"), strict=True))
     assert (hires["width"], hires["steps"], hires["denoise"]) == (1824, 15, 0.45)
     assert "High (level 3) on sdxl" in planning.summary_text(plan)
     with pytest.raises(InvalidInput):

@@ -7,7 +7,6 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from atelier.nodes.quality.families import detect_family, detect_file, read_safetensors_header
 
 

@@ -6,10 +6,10 @@ import ast
 import asyncio
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import atelier
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 COMFY_MODULES = {"comfy", "comfy_api", "comfy_execution", "server", "folder_paths", "nodes", "execution"}

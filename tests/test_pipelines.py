@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from atelier.nodes.errors import InvalidInput, NotFound
 from atelier.nodes.quality.estimate import Estimator
 from atelier.nodes.quality.pipelines import PipelineRequest, configure_pipeline

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from atelier.nodes.errors import Conflict, InvalidInput, NotFound, ReadOnly
 from atelier.nodes.quality.service import QualityService
 
@@ -63,7 +62,7 @@ def test_validation_names_the_field_and_range(service: QualityService) -> None:
     with pytest.raises(InvalidInput) as sampler:
         lib.create("u", {"id": "ok", "image": {"sampler": "warp_drive"}})
     assert "dpmpp_2m" in sampler.value.message  # says what is accepted
-    assert lib.list("u")[0][-1].id == "ultra"  # nothing was written
+    assert lib.list_all("u")[0][-1].id == "ultra"  # nothing was written
 
 
 def test_builtins_are_read_only_and_ids_unique(service: QualityService) -> None:
@@ -85,10 +84,10 @@ def test_builtins_are_read_only_and_ids_unique(service: QualityService) -> None:
 
 def test_presets_are_per_user(service: QualityService) -> None:
     service.library.create("alice", {"id": "moody", "extends": "high"})
-    assert "moody" in [p.id for p in service.library.list("alice")[0]]
-    assert "moody" not in [p.id for p in service.library.list("bob")[0]]
+    assert "moody" in [p.id for p in service.library.list_all("alice")[0]]
+    assert "moody" not in [p.id for p in service.library.list_all("bob")[0]]
     with pytest.raises(InvalidInput):
-        service.library.list("../etc")
+        service.library.list_all("../etc")
 
 
 def test_delete_refuses_presets_with_children(service: QualityService) -> None:
@@ -100,7 +99,7 @@ def test_delete_refuses_presets_with_children(service: QualityService) -> None:
     assert "child" in exc.value.message
     lib.delete("u", "child")
     lib.delete("u", "parent")
-    assert [p.id for p in lib.list("u")[0]] == ["draft", "standard", "high", "ultra"]
+    assert [p.id for p in lib.list_all("u")[0]] == ["draft", "standard", "high", "ultra"]
 
 
 def test_malformed_file_is_reported_and_the_others_load(service: QualityService) -> None:
@@ -111,7 +110,7 @@ def test_malformed_file_is_reported_and_the_others_load(service: QualityService)
     (folder / "wrongid.yaml").write_text("id: other\n")
     (folder / "badrange.yaml").write_text("id: badrange\nimage: {steps: 900}\n")
     (folder / "orphan.yaml").write_text("id: orphan\nextends: gone\n")
-    presets, problems = lib.list("u")
+    presets, problems = lib.list_all("u")
     assert "good" in [p.id for p in presets]
     assert {p.file for p in problems} == {"broken.yaml", "wrongid.yaml", "badrange.yaml", "orphan.yaml"}
     assert any("image.steps" in p.error for p in problems)

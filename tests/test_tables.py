@@ -53,7 +53,7 @@ def test_four_tiers_with_levels_and_low_alias() -> None:
 
 def test_tiers_grow_in_quality_and_cost() -> None:
     tiers = list(T.tiers.values())
-    for low, high in zip(tiers, tiers[1:]):
+    for low, high in zip(tiers, tiers[1:], strict=False):
         assert low.image.steps < high.image.steps
         assert low.video.fps <= high.video.fps and low.audio.sample_rate <= high.audio.sample_rate
         assert low.text.max_tokens < high.text.max_tokens

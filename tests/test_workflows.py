@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from atelier.nodes.quality.plan import IMAGE_OUTPUTS
 from atelier.nodes.quality.service import QualityService
 

@@ -129,14 +129,14 @@ def fit_durations(units: list[float], seconds: list[float], min_band: float) -> 
     Relative error is what people feel (10 s off on a 20 s run is bad, on 10 min it is not),
     and it keeps one long run from deciding the overhead of every short one.
     """
-    pairs = [(u, s) for u, s in zip(units, seconds) if u > 0 and s > 0 and math.isfinite(s)]
+    pairs = [(u, s) for u, s in zip(units, seconds, strict=True) if u > 0 and s > 0 and math.isfinite(s)]
     if not pairs:
         return None
     for _ in range(3):
         a, b = _least_squares(pairs)
         residuals = [s / (a + b * u) - 1 for u, s in pairs]
         mad = statistics.median(abs(r) for r in residuals) * 1.4826
-        kept = [p for p, r in zip(pairs, residuals) if mad == 0 or abs(r) <= 3 * mad]
+        kept = [p for p, r in zip(pairs, residuals, strict=True) if mad == 0 or abs(r) <= 3 * mad]
         if len(kept) == len(pairs) or len(kept) < 2:
             break
         pairs = kept
@@ -153,10 +153,10 @@ def _least_squares(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     if len(pairs) >= 3 and spread >= 1.25:
         w = [1.0 / (s * s) for _, s in pairs]
         sw = sum(w)
-        su = sum(wi * u for wi, (u, _) in zip(w, pairs))
-        ss = sum(wi * s for wi, (_, s) in zip(w, pairs))
-        suu = sum(wi * u * u for wi, (u, _) in zip(w, pairs))
-        sus = sum(wi * u * s for wi, (u, s) in zip(w, pairs))
+        su = sum(wi * u for wi, (u, _) in zip(w, pairs, strict=True))
+        ss = sum(wi * s for wi, (_, s) in zip(w, pairs, strict=True))
+        suu = sum(wi * u * u for wi, (u, _) in zip(w, pairs, strict=True))
+        sus = sum(wi * u * s for wi, (u, s) in zip(w, pairs, strict=True))
         det = sw * suu - su * su
         if det > 0:
             b = (sw * sus - su * ss) / det

@@ -16,26 +16,25 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from ..errors import InvalidInput, NotFound, invalid
 from .apply import CATEGORY_INPUTS, FunctionTemplate, apply_preset, round_to_multiple
 from .estimate import Estimate, Estimator
-from .schema import QualityWord, Preset, comfy_names, validation_error
+from .schema import Preset, QualityWord, comfy_names, validation_error
 from .tables import Tables
 
 _Steps = Annotated[int, Field(ge=1, le=200)]
 _Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 _Size = Annotated[int, Field(ge=64, le=16384, multiple_of=8)]
-PARAMETER_RULES: dict[str, TypeAdapter[Any]] = {
-    name: TypeAdapter(rule) for name, rule in {
-        "steps": _Steps, "cfg": Annotated[float, Field(ge=0.0, le=30.0)], "sampler_name": str,
-        "scheduler": str, "denoise": _Unit, "width": _Size, "height": _Size,
-        "batch_size": Annotated[int, Field(ge=1, le=256)], "hires_enabled": bool,
-        "hires_scale": Annotated[float, Field(ge=1.0, le=4.0)], "hires_steps": Annotated[int, Field(ge=0, le=150)],
-        "hires_denoise": _Unit, "hires_width": _Size, "hires_height": _Size, "refinement": bool,
-        "attention_slicing": bool, "vae_slicing": bool, "fps": Annotated[int, Field(ge=1, le=120)],
-        "frames": Annotated[int, Field(ge=1, le=2000)], "motion_quality": QualityWord, "interpolation": bool,
-        "sample_rate": Annotated[int, Field(ge=8000, le=192000)], "bitrate_kbps": Annotated[int, Field(ge=32, le=512)],
-        "processing_quality": QualityWord, "duration_s": Annotated[float, Field(gt=0.0, le=3600.0)],
-        "max_tokens": Annotated[int, Field(ge=16, le=32768)], "temperature": Annotated[float, Field(ge=0.0, le=2.0)],
-    }.items()
+_RULES: dict[str, Any] = {
+    "steps": _Steps, "cfg": Annotated[float, Field(ge=0.0, le=30.0)], "sampler_name": str,
+    "scheduler": str, "denoise": _Unit, "width": _Size, "height": _Size,
+    "batch_size": Annotated[int, Field(ge=1, le=256)], "hires_enabled": bool,
+    "hires_scale": Annotated[float, Field(ge=1.0, le=4.0)], "hires_steps": Annotated[int, Field(ge=0, le=150)],
+    "hires_denoise": _Unit, "hires_width": _Size, "hires_height": _Size, "refinement": bool,
+    "attention_slicing": bool, "vae_slicing": bool, "fps": Annotated[int, Field(ge=1, le=120)],
+    "frames": Annotated[int, Field(ge=1, le=2000)], "motion_quality": QualityWord, "interpolation": bool,
+    "sample_rate": Annotated[int, Field(ge=8000, le=192000)], "bitrate_kbps": Annotated[int, Field(ge=32, le=512)],
+    "processing_quality": QualityWord, "duration_s": Annotated[float, Field(gt=0.0, le=3600.0)],
+    "max_tokens": Annotated[int, Field(ge=16, le=32768)], "temperature": Annotated[float, Field(ge=0.0, le=2.0)],
 }
+PARAMETER_RULES: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(rule) for name, rule in _RULES.items()}
 
 
 class PipelineRequest(BaseModel):

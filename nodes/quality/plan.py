@@ -26,7 +26,7 @@ def tier_options(service: QualityService) -> list[str]:
     """Built-in tiers, then the default user's presets, then ``user/preset`` of other users."""
     options = list(service.tables.tiers)
     for user in [DEFAULT_USER, *[u for u in service.library.store.users() if u != DEFAULT_USER]]:
-        presets, _ = service.library.list(user)
+        presets, _ = service.library.list_all(user)
         prefix = "" if user == DEFAULT_USER else f"{user}/"
         options.extend(f"{prefix}{p.id}" for p in presets if not p.builtin)
     return options

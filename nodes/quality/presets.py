@@ -71,7 +71,7 @@ class PresetLibrary:
     def _ids(self, user: str) -> list[str]:
         return sorted(self.store.load(user)[0])
 
-    def list(self, user: str) -> tuple[list[Preset], list[Problem]]:
+    def list_all(self, user: str) -> tuple[list[Preset], list[Problem]]:
         """Built-ins then the user's presets (by level, then id); unresolvable ones as problems."""
         specs, problems = self.store.load(user)
         custom: list[Preset] = []

@@ -55,7 +55,7 @@ def compare(presets: list[Preset], template: FunctionTemplate, tables: Tables,
     """Each preset's parameters and estimate side by side, with its trade-off against standard."""
     rows = evaluate([tables.tiers[REFERENCE_TIER], *presets], template, tables, estimator)
     _, ref_applied, ref_estimate = rows[0]
-    columns = []
+    columns: list[dict[str, Any]] = []
     for preset, applied, estimate in rows[1:]:
         columns.append({"preset": preset.summary(), "family": applied.family.to_dict(),
                         "parameters": applied.params, "estimate": estimate.to_dict(),

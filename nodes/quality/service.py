@@ -44,7 +44,7 @@ class QualityService:
         return body
 
     def list_presets(self, user: str) -> dict[str, Any]:
-        presets, problems = self.library.list(user)
+        presets, problems = self.library.list_all(user)
         return {"presets": [self.preset_view(p) for p in presets],
                 "problems": [p.to_dict() for p in problems]}
 
@@ -61,7 +61,7 @@ class QualityService:
         self.library.delete(user, preset_id)
 
     def preset_ids(self, user: str) -> list[str]:
-        presets, _ = self.library.list(user)
+        presets, _ = self.library.list_all(user)
         return [p.id for p in presets]
 
     # --- application -------------------------------------------------------------------------
