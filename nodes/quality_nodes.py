@@ -99,6 +99,21 @@ class QualityPreset(io.ComfyNode):
             raise _node_error(exc) from None
 
     @classmethod
+    def validate_inputs(cls, tier: str | None = None, model_family: str | None = None, **_: Any) -> bool | str:
+        """Refuse an unknown tier or family when the prompt is queued (ComfyUI does not check V3 combos)."""
+        service = runtime.service()
+        if tier is not None:
+            user, preset_id = planning.split_option(tier)
+            try:
+                service.library.get(user, preset_id)
+            except AtelierError as exc:
+                return f"tier: {exc.message}"
+        if model_family is not None and model_family != "auto" and model_family not in service.tables.families.families:
+            return f"model_family: {model_family!r} is not a known family; accepted: auto, " + \
+                ", ".join(service.tables.families.families)
+        return True
+
+    @classmethod
     def fingerprint_inputs(cls, tier: str, model_family: str = "auto", checkpoint: str | None = None,
                            width: int = 0, height: int = 0, batch_size: int = 1) -> str:
         user, preset_id = planning.split_option(tier)

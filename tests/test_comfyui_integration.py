@@ -173,10 +173,29 @@ def test_runs_calibrate_the_estimator(comfy: Client) -> None:
     estimate = comfy.post("/atelier/estimate", {"preset": "ci-tiny", "template": {
         "model_family": "sd15", "width": 128, "height": 128, "batch_size": 2}})[1]["estimate"]
     assert estimate["calibrated"]
-    item, _ = _run(comfy, _graph("ci-tiny", 128, 128, 2, seed=999))
-    messages = {kind: data for kind, data in item["status"]["messages"]}
-    actual = (messages["execution_success"]["timestamp"] - messages["execution_start"]["timestamp"]) / 1000
+    durations = []
+    for seed in (997, 998, 999):  # held-out runs; the median damps this shared machine's jitter
+        item, _ = _run(comfy, _graph("ci-tiny", 128, 128, 2, seed=seed))
+        messages = {kind: data for kind, data in item["status"]["messages"]}
+        durations.append((messages["execution_success"]["timestamp"] - messages["execution_start"]["timestamp"]) / 1000)
+    actual = sorted(durations)[1]
     error = abs(estimate["time_s"]["expected"] / actual - 1)
-    print(f"\nheld-out run: estimated {estimate['time_s']['expected']:.2f}s, actual {actual:.2f}s, "
-          f"error {error:.1%}; fit {comfy.get('/atelier/estimate/calibration')[1]['entries']}")
+    print(f"\nheld-out runs {[round(d, 2) for d in durations]}s: estimated {estimate['time_s']['expected']:.2f}s, "
+          f"median {actual:.2f}s, error {error:.1%}; fit {comfy.get('/atelier/estimate/calibration')[1]['entries']}")
     assert error < 0.15
+
+
+def test_web_extension_and_workflow_templates_are_served(comfy: Client) -> None:
+    status, script = comfy.get("/extensions/atelier/js/atelier_quality.js")
+    assert status == 200 and "atelier.quality" in script
+    status, templates = comfy.get("/api/workflow_templates")
+    assert status == 200 and "atelier_quality_txt2img" in json.dumps(templates.get("atelier", templates))
+    status, workflow = comfy.get("/api/workflow_templates/atelier/atelier_quality_txt2img.json")
+    assert status == 200 and {n["type"] for n in workflow["nodes"]} >= {"AtelierQualityPreset", "KSampler"}
+
+
+def test_unknown_tier_is_a_readable_validation_error(comfy: Client) -> None:
+    status, body = comfy.post("/prompt", {"prompt": _graph("no-such-preset")})
+    assert status == 400
+    errors = json.dumps(body["node_errors"]["4"])
+    assert "tier" in errors and "no-such-preset" in errors

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from ..errors import InvalidInput
 
@@ -59,18 +59,12 @@ class ImageParams(_Strict):
     attention_slicing: bool = True
     vae_slicing: bool = True
 
-    @field_validator("sampler")
+    @field_validator("sampler", "scheduler")
     @classmethod
-    def _known_sampler(cls, value: str) -> str:
-        if _names["samplers"] and value not in _names["samplers"]:
-            raise ValueError(f"unknown ComfyUI sampler {value!r}; accepted: {comfy_names('samplers')}")
-        return value
-
-    @field_validator("scheduler")
-    @classmethod
-    def _known_scheduler(cls, value: str) -> str:
-        if _names["schedulers"] and value not in _names["schedulers"]:
-            raise ValueError(f"unknown ComfyUI scheduler {value!r}; accepted: {comfy_names('schedulers')}")
+    def _known_comfy_name(cls, value: str, info: ValidationInfo) -> str:
+        kind = f"{info.field_name}s"
+        if _names[kind] and value not in _names[kind]:
+            raise ValueError(f"unknown ComfyUI {info.field_name} {value!r}; accepted: {comfy_names(kind)}")
         return value
 
 
@@ -111,7 +105,17 @@ PARAM_MODELS: dict[str, type[_Strict]] = {
 }
 
 
-class Preset(_Strict):
+class _Parts(_Strict):
+    """What every preset sets: multipliers and the parameters of each function type."""
+
+    multipliers: Multipliers
+    image: ImageParams
+    video: VideoParams
+    audio: AudioParams
+    text: TextParams
+
+
+class Preset(_Parts):
     """A fully resolved preset: a built-in tier, or a custom one after inheritance."""
 
     id: str
@@ -125,14 +129,6 @@ class Preset(_Strict):
     owner: str | None = None
     revision: int = 0
     aliases: tuple[str, ...] = ()
-    multipliers: Multipliers
-    image: ImageParams
-    video: VideoParams
-    audio: AudioParams
-    text: TextParams
-
-    def params(self, category: str) -> BaseModel:
-        return getattr(self, category)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "display_name": self.display_name, "level": self.level,
@@ -164,16 +160,11 @@ class CustomPresetSpec(_Strict):
 
 # --- YAML tables -----------------------------------------------------------------------------
 
-class TierSpec(_Strict):
+class TierSpec(_Parts):
     level: Annotated[int, Field(ge=1, le=4)]
     display_name: str
     description: str
     aliases: tuple[str, ...] = ()
-    multipliers: Multipliers
-    image: ImageParams
-    video: VideoParams
-    audio: AudioParams
-    text: TextParams
 
 
 LevelMap = dict[int, str]
