@@ -20,6 +20,7 @@ from .store import PresetStore, Problem, StoredSpec
 from .tables import Tables, load_tables
 
 MAX_DEPTH = 32
+Lookup = Callable[[str], StoredSpec | None]
 RESOLVED_CACHE_SIZE = 256  # resolved presets kept (LRU); the specs of every preset stay cached
 PARTS: dict[str, Any] = {**PARAM_MODELS, "multipliers": Multipliers}
 
@@ -77,17 +78,15 @@ class PresetLibrary:
         custom: list[Preset] = []
         for preset_id in sorted(specs):
             try:
-                custom.append(self._resolve(user, preset_id, specs))
+                custom.append(self._resolve(user, preset_id, specs.get))
             except InvalidInput as exc:
                 problems.append(Problem(f"{preset_id}.yaml", exc.message))
         custom.sort(key=lambda p: (p.level, p.id))
         return [*self.tables.tiers.values(), *custom], problems
 
     # --- resolution --------------------------------------------------------------------------
-    def _chain(self, preset_id: str, specs: Callable[[str], StoredSpec | None] | dict[str, StoredSpec],
-               known: Callable[[], list[str]] | None = None) -> list[StoredSpec]:
+    def _chain(self, preset_id: str, lookup: Lookup, known: Callable[[], list[str]]) -> list[StoredSpec]:
         """``preset_id``'s custom presets up to (not including) its built-in root, leaf first."""
-        lookup = specs.get if isinstance(specs, dict) else specs
         chain: list[StoredSpec] = []
         seen: list[str] = []
         current = preset_id
@@ -99,8 +98,7 @@ class PresetLibrary:
             stored = lookup(current)
             if stored is None:
                 child = seen[-1] if seen else preset_id
-                names = sorted(specs) if isinstance(specs, dict) else (known() if known else [])
-                raise invalid("extends", current, [*self.tables.tiers, *names],
+                raise invalid("extends", current, [*self.tables.tiers, *known()],
                               f"preset {child!r} extends an unknown preset")
             if len(chain) >= MAX_DEPTH:
                 raise invalid("extends", current, f"at most {MAX_DEPTH} levels of inheritance")
@@ -109,9 +107,8 @@ class PresetLibrary:
             current = stored.spec.extends
         return chain
 
-    def _resolve(self, user: str, preset_id: str,
-                 specs: Callable[[str], StoredSpec | None] | dict[str, StoredSpec]) -> Preset:
-        chain = self._chain(preset_id, specs, lambda: self._ids(user))
+    def _resolve(self, user: str, preset_id: str, lookup: Lookup) -> Preset:
+        chain = self._chain(preset_id, lookup, lambda: self._ids(user))
         key = tuple((s.spec.id, s.spec.revision, s.stamp) for s in chain)
         with self._lock:
             cached = self._resolved.get((user, preset_id))
@@ -185,7 +182,7 @@ class PresetLibrary:
         """Resolve ``spec`` as if saved, so bad parents, cycles and ranges are refused."""
         specs, _ = self.store.load(user)
         specs = {**specs, spec.id: StoredSpec(spec, (0, 0, 0))}
-        chain = self._chain(spec.id, specs)
+        chain = self._chain(spec.id, specs.get, lambda: sorted(specs))
         return self.merge(chain[-1].spec.extends, [s.spec for s in reversed(chain)], owner=user)
 
     def create(self, user: str, body: Any) -> Preset:
