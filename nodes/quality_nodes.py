@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from comfy_api.latest import io, ui
@@ -10,11 +9,9 @@ from comfy_api.latest import io, ui
 from . import runtime
 from .errors import AtelierError
 from .quality import plan as planning
-from .quality.families import read_safetensors_header
-from .quality.runs import PlannedRun
 
 QualityPresetType = io.Custom("QUALITY_PRESET")
-NO_CHECKPOINT = "(none)"
+NO_CHECKPOINT = runtime.NO_CHECKPOINT
 
 
 def _sampler_lists() -> tuple[list[str], list[str]]:
@@ -28,15 +25,6 @@ def _checkpoints() -> list[str]:
     import folder_paths
 
     return [NO_CHECKPOINT, *folder_paths.get_filename_list("checkpoints")]
-
-
-def _header(checkpoint: str | None) -> dict[str, Any] | None:
-    if not checkpoint or checkpoint == NO_CHECKPOINT:
-        return None
-    import folder_paths
-
-    path = folder_paths.get_full_path("checkpoints", checkpoint)
-    return read_safetensors_header(Path(path)) if path else None
 
 
 def _image_outputs() -> list[io.Output]:
@@ -77,7 +65,7 @@ class QualityPreset(io.ComfyNode):
                                tooltip="Built-in tiers draft/standard/high/ultra, then your custom presets."),
                 io.Combo.Input("model_family", options=families, default="auto",
                                tooltip="auto: read from the checkpoint's metadata or name."),
-                io.Combo.Input("checkpoint", options=_checkpoints(), default=NO_CHECKPOINT, optional=True,
+                io.Combo.Input("checkpoint", options=_checkpoints(), default=NO_CHECKPOINT,
                                tooltip="Only used to detect the model family when model_family is auto."),
                 io.Int.Input("width", default=0, min=0, max=16384, step=8,
                              tooltip="Base width before the tier's resolution scale; 0 = family native."),
@@ -86,15 +74,14 @@ class QualityPreset(io.ComfyNode):
                 io.Int.Input("batch_size", default=1, min=1, max=256),
             ],
             outputs=[QualityPresetType.Output("quality_preset", display_name="QUALITY_PRESET"), *_image_outputs()],
-            hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
     def _plan(cls, tier: str, model_family: str, checkpoint: str | None, width: int, height: int,
               batch_size: int) -> dict[str, Any]:
         try:
-            return planning.build_plan(runtime.service(), tier, model_family, checkpoint, _header(checkpoint),
-                                       width, height, batch_size)
+            return planning.build_plan(runtime.service(), tier, model_family, checkpoint,
+                                       runtime.checkpoint_header(checkpoint), width, height, batch_size)
         except AtelierError as exc:
             raise _node_error(exc) from None
 
@@ -129,8 +116,6 @@ class QualityPreset(io.ComfyNode):
     def execute(cls, tier: str, model_family: str = "auto", checkpoint: str | None = None, width: int = 0,
                 height: int = 0, batch_size: int = 1) -> io.NodeOutput:
         plan = cls._plan(tier, model_family, checkpoint, width, height, batch_size)
-        runtime.observer().observe(runtime.current_prompt_id(), str(cls.hidden.unique_id), PlannedRun(
-            "image", plan["family"]["family"], plan["params"], plan["device"]))
         return io.NodeOutput(plan, *planning.outputs(plan), ui=ui.PreviewText(planning.summary_text(plan)))
 
 

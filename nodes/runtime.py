@@ -15,12 +15,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .quality.runs import RunObserver
+from .errors import AtelierError
+from .quality import plan as planning
+from .quality.families import read_safetensors_header
+from .quality.runs import PlannedRun, RunObserver
 from .quality.schema import register_comfy_names
 from .quality.service import QualityService
 
 log = logging.getLogger("atelier")
 HISTORY_POLL_S = 2.0
+HISTORY_WINDOW = 64  # most recent prompts looked at per poll
+NO_CHECKPOINT = "(none)"
 
 _lock = threading.Lock()
 _service: QualityService | None = None
@@ -71,7 +76,7 @@ def service() -> QualityService:
             register_runtime_names()
             users = users_directory()
             _service = QualityService(users, users / "atelier", device=device_name())
-            _observer = RunObserver(_service.estimator)
+            _observer = RunObserver(_service.estimator, plan_from_inputs)
         return _service
 
 
@@ -81,17 +86,31 @@ def observer() -> RunObserver:
     return _observer
 
 
-def current_prompt_id() -> str | None:
-    server = _prompt_server()
-    return getattr(server, "last_prompt_id", None) if server else None
-
-
-def _prompt_server() -> Any:
+def checkpoint_header(checkpoint: str | None) -> dict[str, Any] | None:
+    """The safetensors header of a checkpoint in ComfyUI's checkpoints folders, if any."""
+    if not checkpoint or checkpoint == NO_CHECKPOINT:
+        return None
     try:
-        from server import PromptServer
+        import folder_paths
     except ImportError:
         return None
-    return getattr(PromptServer, "instance", None)
+    path = folder_paths.get_full_path("checkpoints", checkpoint)
+    return read_safetensors_header(Path(path)) if path else None
+
+
+def plan_from_inputs(inputs: dict[str, Any]) -> PlannedRun | None:
+    """The plan of a Quality Preset node from its inputs as recorded in a prompt (None if linked)."""
+    names = ("tier", "model_family", "checkpoint", "width", "height", "batch_size")
+    if any(isinstance(inputs.get(n), list) for n in names) or not isinstance(inputs.get("tier"), str):
+        return None
+    checkpoint = inputs.get("checkpoint")
+    try:
+        plan = planning.build_plan(service(), inputs["tier"], inputs.get("model_family", "auto"), checkpoint,
+                                   checkpoint_header(checkpoint), int(inputs.get("width", 0)),
+                                   int(inputs.get("height", 0)), int(inputs.get("batch_size", 1)))
+    except (AtelierError, TypeError, ValueError):
+        return None
+    return PlannedRun("image", plan["family"]["family"], plan["params"], plan["device"])
 
 
 def request_user(prompt_server: Any):  # noqa: ANN201
@@ -116,15 +135,15 @@ def register_server(prompt_server: Any) -> None:
 
 
 async def _poll_history(prompt_server: Any) -> None:
-    """Feed durations of finished prompts that Atelier planned into the estimator."""
+    """Feed the durations of finished prompts with a Quality Preset node into the estimator."""
     while True:
         await asyncio.sleep(HISTORY_POLL_S)
         try:
             watcher = observer()
-            for prompt_id in watcher.pending():
-                history = prompt_server.prompt_queue.get_history(prompt_id=prompt_id)
-                if prompt_id in history:
-                    outcome = watcher.ingest(prompt_id, history[prompt_id])
+            history = prompt_server.prompt_queue.get_history(max_items=HISTORY_WINDOW)
+            for prompt_id, item in history.items():
+                outcome = watcher.ingest(prompt_id, item)
+                if outcome.startswith(("recorded", "skipped")):
                     log.debug("Atelier calibration %s: %s", prompt_id, outcome)
         except Exception:  # keep polling; a bad history entry must not stop learning
             log.exception("Atelier: reading ComfyUI history for calibration failed")

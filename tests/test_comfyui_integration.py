@@ -183,6 +183,9 @@ def test_runs_calibrate_the_estimator(comfy: Client) -> None:
     print(f"\nheld-out runs {[round(d, 2) for d in durations]}s: estimated {estimate['time_s']['expected']:.2f}s, "
           f"median {actual:.2f}s, error {error:.1%}; fit {comfy.get('/atelier/estimate/calibration')[1]['entries']}")
     assert error < 0.15
+    # the held-out runs changed only the seed (Quality Preset node cached, sampler ran): learned too
+    time.sleep(POLL_MARGIN_S)
+    assert _recorded(comfy) == before + len(configs) + 3
 
 
 def test_web_extension_and_workflow_templates_are_served(comfy: Client) -> None:

@@ -94,30 +94,44 @@ def test_runs_recorded_by_another_process_count(tmp_path: Path) -> None:
     assert reader.estimate("image", image_params(), "sd15").calibrated
 
 
-def _history(status: str = "success", cached: list[str] | None = None, start: int = 1000, end: int = 13500) -> dict:
-    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {}}, "3": {"class_type": "KSampler", "inputs": {}},
-             "9": {"class_type": "AtelierQualityPreset", "inputs": {}}}
+def _history(status: str = "success", cached: list[str] | None = None, start: int = 1000, end: int = 13500,
+             tier: object = "standard") -> dict:
+    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}},
+             "3": {"class_type": "KSampler", "inputs": {}},
+             "9": {"class_type": "AtelierQualityPreset", "inputs": {"tier": tier, "width": 0, "height": 0}}}
     cached = ["1"] if cached is None else cached
     return {"prompt": [0, "p1", graph, {}, ["9"]], "outputs": {},
             "status": {"status_str": status, "completed": status == "success", "messages": [
                 ["execution_start", {"prompt_id": "p1", "timestamp": start}],
-                ["execution_cached", {"nodes": cached or [], "prompt_id": "p1", "timestamp": start + 1}],
+                ["execution_cached", {"nodes": cached, "prompt_id": "p1", "timestamp": start + 1}],
                 ["execution_success", {"prompt_id": "p1", "timestamp": end}]]}}
 
 
 def test_observer_reads_durations_from_comfyui_history(tmp_path: Path) -> None:
     est = Estimator(T, CalibrationStore(tmp_path / "cal.sqlite"), "cpu")
-    observer = RunObserver(est)
-    run = PlannedRun("image", "sd15", image_params(), "cpu")
-    observer.observe("p1", "9", run)
-    assert observer.pending() == ["p1"]
+    planned: list[dict] = []
+
+    def planner(inputs: dict) -> PlannedRun | None:
+        planned.append(inputs)
+        if not isinstance(inputs["tier"], str):
+            return None
+        return PlannedRun("image", "sd15", image_params(inputs["tier"]), "cpu")
+
+    observer = RunObserver(est, planner)
     assert observer.ingest("p1", _history()) == "recorded 12.50s"
+    assert planned[0]["tier"] == "standard"  # planned from the inputs kept in history
     assert est.calibration.samples("image:sd15", "cpu")[0][1] == 12.5
-    observer.observe("p2", "9", run)
+    assert observer.ingest("p1", _history()) == "already seen"
+    # a re-run whose Quality Preset node was cached still teaches (the sampler ran)
+    assert observer.ingest("p1b", _history(cached=["1", "9"])).startswith("recorded")
     assert observer.ingest("p2", _history(cached=["1", "3"])) == "skipped: sampler served from cache"
-    observer.observe("p4", "9", run)
     assert observer.ingest("p4", _history(cached=[])) == "skipped: models were loaded from disk during the run"
-    observer.observe("p3", "9", run)
     assert observer.ingest("p3", _history(status="error")).startswith("skipped: status")
-    assert observer.ingest("never-seen", _history()) == "not observed"
-    assert est.calibration.count() == 1 and observer.pending() == []
+    assert observer.ingest("p5", _history(tier=["7", 0])) == "skipped: a Quality Preset's inputs could not be planned"
+    running = _history()
+    running["status"]["status_str"] = None
+    assert observer.ingest("p6", running) == "not finished"
+    no_atelier = _history()
+    del no_atelier["prompt"][2]["9"]
+    assert observer.ingest("p7", no_atelier) == "no Atelier plan"
+    assert est.calibration.count() == 2

@@ -1,23 +1,26 @@
-"""Learning from real runs: which prompts to time, and reading their duration from history.
+"""Learning from real runs: ComfyUI's history says what ran and how long it took.
 
-When an Atelier node plans a generation inside ComfyUI it registers the plan under the
-prompt id. Once ComfyUI has finished that prompt, its history entry (status messages with
-``execution_start`` / ``execution_success`` timestamps and the list of cached nodes) gives
-the wall time. Runs whose sampler was served from ComfyUI's cache, or that failed, are not
-recorded: they would teach the estimator that sampling is free. Nor are runs in which a loader
-node executed (a checkpoint read from disk): they time the disk, not the generation.
+A finished prompt's history entry holds its graph (with each node's inputs) and status
+messages with ``execution_start`` / ``execution_success`` timestamps and the list of cached
+nodes. Every Quality Preset node in the graph gives the plan (re-computed from its inputs), the
+timestamps the wall time; so a re-run with a new seed teaches the estimator even when the
+Quality Preset node itself came from the cache.
+
+Runs whose sampler was served from ComfyUI's cache, or that failed, are not recorded: they would
+teach the estimator that sampling is free. Nor are runs in which a loader node executed (a
+checkpoint read from disk): they time the disk, not the generation.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .estimate import Estimator, calibration_key, work_units
 
-PENDING_TTL_S = 6 * 3600
 SAMPLER_MARKERS = ("KSampler", "SamplerCustom")
 LOADER_MARKER = "Loader"  # CheckpointLoaderSimple, UNETLoader, VAELoader, LoraLoader, …
 
@@ -28,12 +31,6 @@ class PlannedRun:
     family: str
     params: dict[str, Any]
     device: str
-
-
-@dataclass
-class PendingPrompt:
-    runs: dict[str, PlannedRun] = field(default_factory=dict)  # by node id
-    since: float = field(default_factory=time.monotonic)
 
 
 def history_duration(item: dict[str, Any]) -> tuple[float | None, str]:
@@ -68,41 +65,54 @@ def history_duration(item: dict[str, Any]) -> tuple[float | None, str]:
     return (stamps["execution_success"] - stamps["execution_start"]) / 1000.0, "ok"
 
 
+Planner = Callable[[dict[str, Any]], PlannedRun | None]
+PLANNING_NODE = "AtelierQualityPreset"
+SEEN_LIMIT = 4096
+
+
 class RunObserver:
-    def __init__(self, estimator: Estimator) -> None:
+    """Turns finished prompts into calibration samples, once per prompt."""
+
+    def __init__(self, estimator: Estimator, planner: Planner) -> None:
         self.estimator = estimator
-        self._pending: dict[str, PendingPrompt] = {}
+        self.planner = planner
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def observe(self, prompt_id: str | None, node_id: str, run: PlannedRun) -> None:
-        if not prompt_id:
-            return
+    def _first_time(self, prompt_id: str) -> bool:
         with self._lock:
-            self._pending.setdefault(prompt_id, PendingPrompt()).runs[node_id] = run
-
-    def pending(self) -> list[str]:
-        now = time.monotonic()
-        with self._lock:
-            for prompt_id in [p for p, v in self._pending.items() if now - v.since > PENDING_TTL_S]:
-                del self._pending[prompt_id]
-            return list(self._pending)
+            if prompt_id in self._seen:
+                return False
+            self._seen[prompt_id] = None
+            while len(self._seen) > SEEN_LIMIT:
+                self._seen.popitem(last=False)
+            return True
 
     def ingest(self, prompt_id: str, item: dict[str, Any]) -> str:
         """Record the run of a finished prompt; returns what happened (for logs and tests)."""
-        with self._lock:
-            pending = self._pending.pop(prompt_id, None)
-        if pending is None or not pending.runs:
-            return "not observed"
+        status = (item.get("status") or {}).get("status_str")
+        if status not in ("success", "error"):
+            return "not finished"
+        if not self._first_time(prompt_id):
+            return "already seen"
+        prompt = item.get("prompt") or []
+        graph = prompt[2] if len(prompt) > 2 and isinstance(prompt[2], dict) else {}
+        nodes = [n for n in graph.values() if isinstance(n, dict) and n.get("class_type") == PLANNING_NODE]
+        if not nodes:
+            return "no Atelier plan"
         seconds, reason = history_duration(item)
         if seconds is None:
             return f"skipped: {reason}"
-        runs = list(pending.runs.values())
-        keys = {(calibration_key(r.category, r.family), r.device) for r in runs}
+        runs = [self.planner(node.get("inputs") or {}) for node in nodes]
+        if any(run is None for run in runs):
+            return "skipped: a Quality Preset's inputs could not be planned"
+        planned = [r for r in runs if r is not None]
+        keys = {(calibration_key(r.category, r.family), r.device) for r in planned}
         if len(keys) != 1:
             return "skipped: plans of several families or devices in one prompt"
         (key, device), = keys
-        units = sum(work_units(r.category, r.params, r.family, self.estimator.tables) for r in runs)
-        params = runs[0].params if len(runs) == 1 else {"plans": [r.params for r in runs]}
+        units = sum(work_units(r.category, r.params, r.family, self.estimator.tables) for r in planned)
+        params = planned[0].params if len(planned) == 1 else {"plans": [r.params for r in planned]}
         if self.estimator.calibration is None:
             return "skipped: no calibration store"
         stored = self.estimator.calibration.record(key, device, units, seconds, params, run_id=prompt_id)
