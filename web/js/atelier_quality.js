@@ -17,9 +17,24 @@ function planElement(node) {
     box.setAttribute("aria-live", "polite");
     box.setAttribute("aria-label", "Atelier quality plan");
     box.style.cssText = "font: 11px monospace; white-space: pre-wrap; opacity: 0.85; padding: 2px 4px;";
-    widget = node.addDOMWidget("atelier_plan", "atelier_plan", box, { serialize: false });
+    widget = node.addDOMWidget("atelier_plan", "atelier_plan", box, {
+      serialize: false,
+      getMinHeight: () => 14 * Math.max(3, wrappedLines(box)) + 8,
+    });
   }
   return widget.element;
+}
+
+function wrappedLines(box) {
+  const perLine = Math.max(20, Math.floor((box.clientWidth || 300) / 6.7)); // 11px monospace
+  return box.textContent.split("\n").reduce((n, line) => n + Math.max(1, Math.ceil(line.length / perLine)), 0);
+}
+
+function show(node, text) {
+  planElement(node).textContent = text;
+  const [width, height] = node.computeSize();
+  node.setSize([Math.max(node.size[0], width), Math.max(node.size[1], height)]);
+  node.setDirtyCanvas(true, true);
 }
 
 function seconds(value) {
@@ -48,15 +63,14 @@ async function refresh(node) {
                      width: value("width") ?? 0, height: value("height") ?? 0, batch_size: value("batch_size") ?? 1 };
   const checkpoint = value("checkpoint");
   if (checkpoint && checkpoint !== NO_CHECKPOINT) template.checkpoint = checkpoint;
-  const element = planElement(node);
   try {
     const response = await api.fetchApi(`/atelier/presets/${encodeURIComponent(tier)}/apply`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ template }),
     });
     const body = await response.json();
-    element.textContent = response.ok ? summarise(body.parameters) : `Atelier: ${body.error}`;
+    show(node, response.ok ? summarise(body.parameters) : `Atelier: ${body.error}`);
   } catch (error) {
-    element.textContent = `Atelier: estimate unavailable (${error.message ?? error})`;
+    show(node, `Atelier: estimate unavailable (${error.message ?? error})`);
   }
 }
 
@@ -85,7 +99,7 @@ app.registerExtension({
     nodeType.prototype.onExecuted = function (output) {
       onExecuted?.apply(this, arguments);
       const text = Array.isArray(output?.text) ? output.text.join("\n") : "";
-      if (text) planElement(this).textContent = text;
+      if (text) show(this, text);
     };
   },
 });
