@@ -202,3 +202,25 @@ def test_unknown_tier_is_a_readable_validation_error(comfy: Client) -> None:
     assert status == 400
     errors = json.dumps(body["node_errors"]["4"])
     assert "tier" in errors and "no-such-preset" in errors
+
+
+def test_quality_stage_drives_a_hires_fix_pass(comfy: Client) -> None:
+    """One tier for both passes: Quality Preset -> base KSampler, Quality Stage -> upscaled second KSampler."""
+    status, body = comfy.post("/atelier/presets", {"id": "ci-hires", "extends": "high", "image": {
+        "steps": 3, "resolution_scale": 1.0, "hires_fix": {"scale": 1.5, "steps": 2, "denoise": 0.4}}})
+    assert status in (201, 409), body
+    graph = _graph("ci-hires", 64, 64, 1, seed=7)
+    graph["10"] = {"class_type": "AtelierQualityStage", "inputs": {"quality_preset": ["4", 0], "stage": "hires_fix"}}
+    graph["11"] = {"class_type": "LatentUpscale", "inputs": {
+        "samples": ["6", 0], "upscale_method": "nearest-exact", "width": ["10", 4], "height": ["10", 5], "crop": "disabled"}}
+    graph["12"] = {"class_type": "KSampler", "inputs": {
+        "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["11", 0], "seed": 7,
+        "steps": ["10", 0], "cfg": ["10", 1], "sampler_name": ["10", 2], "scheduler": ["10", 3], "denoise": ["10", 7]}}
+    graph["7"]["inputs"]["samples"] = ["12", 0]
+    item, _ = _run(comfy, graph)
+    assert item["status"]["status_str"] == "success", item["status"]
+    saved = Path(comfy.base_dir) / "output" / item["outputs"]["8"]["images"][0]["filename"]  # type: ignore[attr-defined]
+    from struct import unpack
+    with open(saved, "rb") as png:
+        assert unpack(">II", png.read(24)[16:24]) == (96, 96)  # 64 px x hires scale 1.5
+    assert "hires 96x96 (2 steps)" in item["outputs"]["4"]["text"][0]
