@@ -224,3 +224,32 @@ def test_quality_stage_drives_a_hires_fix_pass(comfy: Client) -> None:
     with open(saved, "rb") as png:
         assert unpack(">II", png.read(24)[16:24]) == (96, 96)  # 64 px x hires scale 1.5
     assert "hires 96x96 (2 steps)" in item["outputs"]["4"]["text"][0]
+
+
+def _best_of_n(preset: str, threshold: float = 30.0, below: str = "warn", seed: int = 5) -> dict[str, Any]:
+    graph = json.loads((REPO / "workflows" / "api" / "atelier_best_of_n.json").read_text())
+    graph["1"]["inputs"]["ckpt_name"] = CHECKPOINT
+    graph["4"]["inputs"].update(tier=preset, checkpoint=CHECKPOINT, width=64, height=64, batch_size=4)
+    graph["6"]["inputs"]["seed"] = seed
+    graph["10"]["inputs"].update(threshold=threshold, below_threshold=below)
+    return graph
+
+
+def test_best_of_n_workflow_scores_ranks_and_saves_the_best(comfy: Client) -> None:
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    item, _ = _run(comfy, _best_of_n("ci-tiny"))
+    assert item["status"]["status_str"] == "success", item["status"]
+    scores = item["outputs"]["9"]["atelier_scores"][0]
+    assert scores["count"] == 4 and len(scores["overall"]) == 4 and not scores["failed"]
+    assert "image 3: overall" in item["outputs"]["9"]["text"][0]
+    selection = item["outputs"]["10"]["atelier_selection"][0]
+    assert selection["best_index"] == max(range(4), key=lambda i: (scores["overall"][i], -i))
+    assert len(item["outputs"]["8"]["images"]) == 1
+
+
+def test_rank_select_blocks_only_the_downstream_branch(comfy: Client) -> None:
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    item, _ = _run(comfy, _best_of_n("ci-tiny", threshold=100.0, below="block", seed=6))
+    assert item["status"]["status_str"] == "success", item["status"]  # the queue item is not aborted
+    assert item["outputs"]["10"]["atelier_selection"][0]["below_threshold"]
+    assert "8" not in item["outputs"]  # SaveImage, downstream of the block, did not run

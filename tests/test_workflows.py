@@ -10,6 +10,8 @@ import pytest
 from atelier.nodes.quality.plan import IMAGE_OUTPUTS
 from atelier.nodes.quality.service import QualityService
 
+METRIC_OUTPUTS = ("technical",)  # as in nodes/scoring_nodes.py, which needs ComfyUI to import
+
 REPO = Path(__file__).resolve().parents[1]
 UI_FILES = sorted((REPO / "workflows").glob("*.json"))
 USER_FILE_INPUTS = {"ckpt_name"}  # the user picks their own checkpoint in the widget
@@ -23,7 +25,14 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
                                           "hires_scale": "FLOAT", "hires_denoise": "FLOAT"}.get(n, "INT")
                                          for n in IMAGE_OUTPUTS],
     },
+    "AtelierQualityStage": {"inputs": ["quality_preset", "stage"], "outputs": []},
+    "AtelierVariationScore": {"inputs": ["images", "prompt", "scorers", "weights"],
+                              "outputs": ["SCORES", "FLOAT", *(["FLOAT"] * len(METRIC_OUTPUTS))]},
+    "AtelierRankSelect": {"inputs": ["images", "scores", "top_k", "threshold", "below_threshold", "latent", "mask"],
+                          "outputs": ["IMAGE", "LATENT", "MASK", "INT", "STRING"]},
 }
+ATELIER_INPUT_TYPES = {"images": "IMAGE", "scores": "SCORES", "quality_preset": "QUALITY_PRESET", "latent": "LATENT",
+                       "mask": "MASK"}
 
 
 def _input_type(object_info: dict[str, Any], class_type: str, name: str) -> Any:
@@ -52,9 +61,12 @@ def test_api_workflow_is_valid(path: Path, object_info: dict[str, Any], service:
             if isinstance(value, list):  # a link: [source node id, output slot]
                 source = graph[value[0]]["class_type"]
                 received = _output_type(object_info, source, value[1])
-                expected = ATELIER_NODES[class_type]["inputs"] if class_type in ATELIER_NODES else \
-                    _input_type(object_info, class_type, name)
-                if class_type not in ATELIER_NODES:
+                if class_type in ATELIER_NODES:
+                    assert name in ATELIER_NODES[class_type]["inputs"], (class_type, name)
+                    expected = ATELIER_INPUT_TYPES.get(name)
+                else:
+                    expected = _input_type(object_info, class_type, name)
+                if expected is not None:
                     assert received == expected, f"{path.name} node {node_id}.{name}: {received} -> {expected}"
             elif class_type in ATELIER_NODES:
                 assert name in ATELIER_NODES[class_type]["inputs"], name
@@ -83,3 +95,9 @@ def test_ui_workflow_matches_its_api_twin(path: Path) -> None:
                 assert str(target) == node_id
                 assert api[node_id]["inputs"][slot["name"]] == [str(origin), origin_slot], (node_id, slot["name"])
     assert ui["last_link_id"] == max(links) and ui["last_node_id"] == max(int(i) for i in nodes)
+
+
+def test_every_workflow_has_its_twin() -> None:
+    ui = {p.name for p in UI_FILES}
+    api = {p.name for p in (REPO / "workflows" / "api").glob("*.json")}
+    assert ui == api and ui

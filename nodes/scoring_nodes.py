@@ -1,0 +1,138 @@
+"""ComfyUI V3 nodes for best-of-N: VariationScore and RankSelect (adapter over ``nodes.scoring``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from comfy_api.latest import io
+
+from .errors import AtelierError
+from .scoring import ranking
+from .scoring.images import collect
+from .scoring.scores import DEFAULT_SCORERS, SCORERS, score_variations
+from .scoring.select import take_images, take_latent, take_mask
+
+log = logging.getLogger("atelier")
+ScoresType = io.Custom("SCORES")
+METRIC_OUTPUTS = ("technical",)  # one FLOAT list per scorer, in this order; new scorers append
+
+
+def _node_error(exc: AtelierError) -> ValueError:
+    return ValueError(f"Atelier: {exc.message}")
+
+
+def _summary(result: dict[str, Any]) -> str:
+    lines = [f"{result['count']} image(s); weights "
+             + ", ".join(f"{k}={v:g}" for k, v in result["weights"].items())]
+    for i, overall in enumerate(result["overall"]):
+        parts = ", ".join(f"{name} {values[i]:.1f}" for name, values in result["normalised"].items())
+        lines.append(f"image {i}: overall {overall:.1f} ({parts})")
+    lines.extend(f"warning: {w}" for w in result["warnings"])
+    if result["failed"]:
+        lines.append("scoring failed: Rank Select will keep the first image")
+    return "\n".join(lines)
+
+
+class VariationScore(io.ComfyNode):
+    """Scores every image of a batch (or list) with the chosen scorers; scores show on the node."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AtelierVariationScore",
+            display_name="Variation Score",
+            category="Atelier/Best-of-N",
+            description="Scores variations (technical: sharpness, noise, exposure, colourfulness; no model needed) "
+                        "and combines the scorers into an overall 0-100 score.",
+            is_input_list=True,
+            inputs=[
+                io.Image.Input("images", tooltip="A batch, or a list of batches (sizes may differ)."),
+                io.String.Input("prompt", multiline=True, default="",
+                                tooltip="The prompt, or one per image (a list) for prompt-aware scorers."),
+                io.String.Input("scorers", default=",".join(DEFAULT_SCORERS),
+                                tooltip=f"Comma-separated: {', '.join(SCORERS)}"),
+                io.String.Input("weights", default="",
+                                tooltip='Optional "name=weight, ..."; defaults are documented in the README.'),
+            ],
+            outputs=[
+                ScoresType.Output("scores_out", display_name="SCORES"),
+                io.Float.Output("overall", is_output_list=True),
+                *(io.Float.Output(name, is_output_list=True) for name in METRIC_OUTPUTS),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images: list[torch.Tensor], prompt: list[str], scorers: list[str],
+                weights: list[str]) -> io.NodeOutput:
+        try:
+            image_set = collect(images)
+            result = score_variations(image_set, prompt, scorers[0] if scorers else None,
+                                      weights[0] if weights else None).to_dict()
+        except AtelierError as exc:
+            raise _node_error(exc) from None
+        for warning in result["warnings"]:
+            log.warning("Atelier Variation Score: %s", warning)
+        metric_lists = [result["metrics"].get(name, []) for name in METRIC_OUTPUTS]
+        ui = {"text": [_summary(result)], "atelier_scores": [result]}
+        return io.NodeOutput(result, result["overall"], *metric_lists, ui=ui)
+
+
+class RankSelect(io.ComfyNode):
+    """Keeps the top-k images (latents and masks aligned); warns or blocks below the threshold."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AtelierRankSelect",
+            display_name="Rank Select",
+            category="Atelier/Best-of-N",
+            description="Ranks variations by overall score (ties keep their order) and keeps the best. Below the "
+                        "quality threshold it logs a warning, or blocks only the downstream branch.",
+            inputs=[
+                io.Image.Input("images"),
+                ScoresType.Input("scores"),
+                io.Int.Input("top_k", default=1, min=1, max=4096),
+                io.Float.Input("threshold", default=ranking.DEFAULT_THRESHOLD, min=0.0, max=100.0, step=0.5,
+                               tooltip="Overall score (0-100) under which the best image counts as poor."),
+                io.Combo.Input("below_threshold", options=list(ranking.BELOW_THRESHOLD), default="warn",
+                               tooltip="warn: log and go on; block: stop only the nodes downstream of this one."),
+                io.Latent.Input("latent", optional=True),
+                io.Mask.Input("mask", optional=True),
+            ],
+            outputs=[
+                io.Image.Output("images_out", display_name="images"),
+                io.Latent.Output("latent_out", display_name="latent",
+                                 tooltip="The chosen latents; only meaningful when a latent was given."),
+                io.Mask.Output("mask_out", display_name="mask"),
+                io.Int.Output("best_index"),
+                io.String.Output("report"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images: torch.Tensor, scores: dict[str, Any], top_k: int = 1,
+                threshold: float = ranking.DEFAULT_THRESHOLD, below_threshold: str = "warn",
+                latent: dict[str, Any] | None = None, mask: torch.Tensor | None = None) -> io.NodeOutput:
+        count = int(images.shape[0])
+        try:
+            selection = ranking.select(scores, count, top_k, threshold)
+            chosen_latent = take_latent(latent, selection.chosen, count)
+            chosen_mask = take_mask(mask, selection.chosen, count)
+        except AtelierError as exc:
+            raise _node_error(exc) from None
+        overall = scores.get("overall", []) if isinstance(scores, dict) else []
+        report = selection.report(overall)
+        for warning in selection.warnings:
+            log.warning("Atelier Rank Select: %s", warning)
+        ui = {"text": [report], "atelier_selection": [selection.to_dict()]}
+        if chosen_mask is None:  # ComfyUI's empty mask: zeros of the images' size
+            chosen_mask = torch.zeros((len(selection.chosen), images.shape[1], images.shape[2]))
+        values = (take_images(images, selection.chosen), chosen_latent, chosen_mask, selection.best_index, report)
+        if selection.below_threshold:
+            message = f"Atelier Rank Select: best score {selection.best_score:.2f} < threshold {threshold:g}"
+            log.warning(message)
+            if below_threshold == "block":  # stops only the nodes downstream of this one
+                return io.NodeOutput(*values, block_execution=message, ui=ui)
+        return io.NodeOutput(*values, ui=ui)
