@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torchvision_shim
 from aiohttp import web
 from atelier.nodes.quality.service import QualityService
 from atelier.nodes.routes import standalone_app
 
+TORCHVISION = torchvision_shim.install()
 REPO = Path(__file__).resolve().parents[1]
 OBJECT_INFO = REPO.parent / "shared" / "comfyui" / "object_info.json"
 

@@ -90,7 +90,7 @@ def test_prompts_scorers_and_weights_are_validated() -> None:
 @pytest.fixture
 def brightness_scorer():
     """A second, prompt-free scorer (mean brightness x 100) to check how scores combine."""
-    def score(images, prompts):
+    def score(images, prompts, memo):
         values = [float(i.mean()) * 100 for i in images]
         return values, [{} for _ in images]
     scores.register(ScorerSpec("brightness", score, lambda x: x, 1.0, needs_prompt=False))
@@ -108,7 +108,7 @@ def test_overall_is_the_weighted_mean_of_normalised_scores(brightness_scorer) ->
 
 
 def test_a_failing_scorer_is_left_out_and_total_failure_falls_back() -> None:
-    def broken(images, prompts):
+    def broken(images, prompts, memo):
         raise RuntimeError("model exploded")
     scores.register(ScorerSpec("broken", broken, lambda x: x, 1.0, needs_prompt=False))
     try:

@@ -5,9 +5,15 @@ the overall score is the weighted mean of the normalised metrics of the scorers 
 
 Scales and default weights:
 
-| scorer    | raw scale                          | 0..100 mapping                 | weight |
-|-----------|------------------------------------|--------------------------------|--------|
-| technical | 0..100 (see ``technical.py``)      | as is                          | 1.0    |
+| scorer     | raw scale                                 | 0..100 mapping            | weight |
+|------------|-------------------------------------------|---------------------------|--------|
+| technical  | 0..100 (see ``technical.py``)             | as is                     | 1.0    |
+| clip_score | max(100 cos, 0); matching pairs ~20-35    | (x - 15) / 20             | 1.0    |
+| aesthetic  | AVA 1..10                                 | (x - 1) / 9               | 1.0    |
+| pickscore  | 100 cos (logit scale); ~16-24             | (x - 16) / 8              | 1.0    |
+| hpsv2      | raw cosine; ~0.18-0.34                    | (x - 0.18) / 0.16         | 1.0    |
+
+(each mapping is clamped to 0..100; definitions in ``model_scorers.py``)
 
 A scorer that fails is left out with a warning; if none works the result is marked failed and
 selection falls back to the first image.
@@ -27,7 +33,9 @@ from ..errors import AtelierError, invalid
 from . import technical
 from .images import ImageSet
 
-ScoreFn = Callable[[list[torch.Tensor], list[str]], tuple[list[float], list[dict[str, float]]]]
+# (images, prompts, memo) -> (raw scores, details per image); memo is shared by the scorers of one
+# call, so scorers on one backbone share its image forward.
+ScoreFn = Callable[[list[torch.Tensor], list[str], dict[Any, Any]], tuple[list[float], list[dict[str, float]]]]
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,8 @@ class ScorerSpec:
     needs_prompt: bool
 
 
-def _technical(images: list[torch.Tensor], prompts: list[str]) -> tuple[list[float], list[dict[str, float]]]:
+def _technical(images: list[torch.Tensor], prompts: list[str],
+               memo: dict[Any, Any]) -> tuple[list[float], list[dict[str, float]]]:
     results = [technical.score_image(image) for image in images]
     return [score for score, _ in results], [details for _, details in results]
 
@@ -142,16 +151,17 @@ def score_variations(images: ImageSet, prompts: Sequence[str] | str | None = Non
     texts = expand_prompts(prompts, len(images))
     result = ScoreResult(count=len(images), warnings=list(images.warnings))
     details: list[dict[str, float]] = [{} for _ in range(len(images))]
+    memo: dict[Any, Any] = {}
     for name in names:
         spec = SCORERS[name]
         if spec.needs_prompt and not any(texts):
             result.warnings.append(f"{name} needs a prompt; left out")
             continue
         try:
-            raw, extra = spec.score(images.images, texts)
+            raw, extra = spec.score(images.images, texts, memo)
             if len(raw) != len(images) or not all(math.isfinite(v) for v in raw):
                 raise ValueError(f"returned {len(raw)} scores for {len(images)} images or a non-finite value")
-        except (AtelierError, ValueError, RuntimeError, OSError) as exc:
+        except (AtelierError, ValueError, RuntimeError, OSError, TypeError, KeyError, ImportError) as exc:
             result.warnings.append(f"scorer {name} failed and was left out: {exc}")
             continue
         result.metrics[name] = [round(v, 4) for v in raw]

@@ -1,0 +1,242 @@
+"""Model-based scorers on tiny random models, loaded through the loaders users hit, against plain
+reference computations (open_clip's and Hugging Face's own preprocessing and forward passes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("open_clip")
+pytest.importorskip("transformers")
+
+import open_clip  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from atelier.nodes.scoring import model_scorers  # noqa: E402
+from atelier.nodes.scoring.clip import center_crop, letterbox  # noqa: E402
+from atelier.nodes.scoring.images import collect  # noqa: E402
+from atelier.nodes.scoring.models import ModelFolders, ModelManager, aesthetic_head  # noqa: E402
+from atelier.nodes.scoring.scores import score_variations  # noqa: E402
+from tiny_models import (  # noqa: E402
+    aesthetic_state,
+    open_clip_folder,
+    open_clip_weights_file,
+    transformers_clip_folder,
+)
+
+PROMPTS = ["a red fox in the snow", "a lighthouse at dusk"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    from safetensors.torch import save_file
+
+    paths = {
+        "scorers": root / "scorers", "aesthetic": root / "aesthetic",
+        "clip": open_clip_folder(root / "scorers" / "clip-vit-large-patch14"),
+        "pickscore": transformers_clip_folder(root / "scorers" / "PickScore_v1"),
+        "hpsv2": root / "scorers" / "HPS_v2.1_compressed.pt",
+    }
+    paths["arch"] = Path(open_clip_weights_file(paths["hpsv2"], root / "archs"))
+    paths["aesthetic"].mkdir()
+    save_file(aesthetic_state(), str(paths["aesthetic"] / "sac+logos+ava1-l14-linearMSE.safetensors"))
+    return paths
+
+
+@pytest.fixture
+def manager(models: dict[str, Path]):
+    folders = ModelFolders(folders={"scorers": [models["scorers"]], "aesthetic": [models["aesthetic"]]},
+                           archs={"hpsv2": str(models["arch"])})
+    manager = ModelManager(folders)
+    model_scorers.configure(manager)
+    yield manager
+    model_scorers.configure(None)
+
+
+def images_8bit(seed: int = 0) -> list[torch.Tensor]:
+    """Images with exact 8-bit values (so PIL sees the same pixels), to be downscaled and upscaled."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = [(80, 64), (64, 96), (24, 20)]
+    return [torch.randint(0, 256, (h, w, 3), generator=g).float() / 255 for h, w in sizes]
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    return Image.fromarray((image * 255).round().to(torch.uint8).numpy())
+
+
+def reference_open_clip(folder: Path, images: list[torch.Tensor], prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """open_clip's own model, PIL transforms and tokenizer: normalised image and text embeddings."""
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    with torch.no_grad():
+        image = torch.cat([model.encode_image(preprocess(to_pil(i)).unsqueeze(0)) for i in images])
+        text = model.encode_text(tokenizer(prompts))
+    return torch.nn.functional.normalize(image, dim=-1), torch.nn.functional.normalize(text, dim=-1)
+
+
+def test_clip_score_and_aesthetic_match_their_references(models, manager) -> None:
+    images = images_8bit()
+    prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0]]
+    result = score_variations(collect(images), prompts, "clip_score,aesthetic")
+    assert not result.warnings, result.warnings
+    image, text = reference_open_clip(models["clip"], images, prompts)
+    cos = (image * text).sum(-1)
+    expected_clip = (100 * cos).clamp(min=0)
+    assert result.metrics["clip_score"] == pytest.approx(expected_clip.tolist(), abs=0.05)
+    def mlp(x: torch.Tensor) -> list[float]:  # the v2 MLP: linear layers, no activations
+        state = aesthetic_state()
+        for index in (0, 2, 4, 6, 7):
+            x = x @ state[f"layers.{index}.weight"].T + state[f"layers.{index}.bias"]
+        return x.squeeze(-1).tolist()
+
+    # the definition, exactly, on Atelier's own embeddings (L2-normalised, projected)
+    backbone = model_scorers.manager().backbone("clip")
+    ours = backbone.image_embeddings(backbone.preprocess(images, "round"))
+    assert result.metrics["aesthetic"] == pytest.approx(mlp(ours), abs=1e-4)
+    # and the whole pipeline against open_clip's PIL preprocessing (pixels within one 8-bit level)
+    assert result.metrics["aesthetic"] == pytest.approx(mlp(image), abs=1e-2)
+
+
+def test_clip_score_and_aesthetic_share_one_image_forward(manager) -> None:
+    backbone = manager.backbone("clip")
+    calls = {"image": 0, "text": 0}
+    image_fn, text_fn = backbone.encode_image_fn, backbone.encode_text_fn
+
+    def count_image(pixels):
+        calls["image"] += 1
+        return image_fn(pixels)
+
+    def count_text(prompts):
+        calls["text"] += 1
+        return text_fn(prompts)
+
+    backbone.encode_image_fn, backbone.encode_text_fn = count_image, count_text
+    try:
+        score_variations(collect(torch.rand(5, 40, 40, 3)), "an owl", "clip_score,aesthetic")
+        assert calls["image"] == 1
+        score_variations(collect(torch.rand(2, 40, 40, 3)), "an owl", "clip_score")
+        assert calls["text"] <= 1  # the prompt's embedding is cached
+    finally:
+        backbone.encode_image_fn, backbone.encode_text_fn = image_fn, text_fn
+
+
+def test_pickscore_matches_the_hugging_face_pipeline(models, manager) -> None:
+    from transformers import CLIPModel, CLIPProcessor
+
+    images = images_8bit(1)
+    result = score_variations(collect(images), PROMPTS[0], "pickscore")
+    model = CLIPModel.from_pretrained(models["pickscore"], local_files_only=True).eval()
+    processor = CLIPProcessor.from_pretrained(models["pickscore"], local_files_only=True)
+    with torch.no_grad():
+        inputs = processor(images=[to_pil(i) for i in images], text=[PROMPTS[0]], return_tensors="pt", padding=True)
+        expected = model(**inputs).logits_per_image.squeeze(-1)
+    assert result.metrics["pickscore"] == pytest.approx(expected.tolist(), abs=0.05)
+    probabilities = [d["pickscore.probability"] for d in result.details]
+    assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_hpsv2_letterboxes_and_matches_its_reference(models, manager) -> None:
+    images = images_8bit(2)
+    result = score_variations(collect(images), PROMPTS[1], "hpsv2")
+    model = open_clip.create_model(str(models["arch"]), pretrained=str(models["hpsv2"]))
+    tokenizer = open_clip.get_tokenizer(str(models["arch"]))
+    pixels = []
+    for image in images:
+        pil = to_pil(image)
+        scale = 32 / max(pil.size)
+        resized = pil.resize((round(pil.size[0] * scale), round(pil.size[1] * scale)), Image.BICUBIC)
+        canvas = Image.new("RGB", (32, 32))
+        canvas.paste(resized, ((32 - resized.size[0]) // 2, (32 - resized.size[1]) // 2))
+        x = torch.tensor(canvas.get_flattened_data(), dtype=torch.float32).view(32, 32, 3) / 255
+        pixels.append(x)
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073])
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711])
+    batch = ((torch.stack(pixels) - mean) / std).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        image = torch.nn.functional.normalize(model.encode_image(batch), dim=-1)
+        text = torch.nn.functional.normalize(model.encode_text(tokenizer([PROMPTS[1]])), dim=-1)
+    assert result.metrics["hpsv2"] == pytest.approx((image * text).sum(-1).tolist(), abs=5e-3)
+
+
+def test_transformers_format_clip_serves_clip_score(models, tmp_path) -> None:
+    """Both formats of CLIP ViT-L/14 load: here the Hugging Face one in ComfyUI's clip_vision folder."""
+    import shutil
+
+    clip_vision = tmp_path / "clip_vision"
+    shutil.copytree(models["pickscore"], clip_vision / "clip-vit-large-patch14")
+    model_scorers.configure(ModelManager(ModelFolders(folders={"clip_vision": [clip_vision]})))
+    try:
+        result = score_variations(collect(images_8bit(3)), PROMPTS[0], "clip_score")
+        assert not result.warnings and len(result.metrics["clip_score"]) == 3
+        assert all(0 <= v <= 100 for v in result.metrics["clip_score"])
+    finally:
+        model_scorers.configure(None)
+
+
+def test_missing_models_name_folders_and_files_and_technical_goes_on(tmp_path) -> None:
+    empty = tmp_path / "scorers"
+    empty.mkdir()
+    model_scorers.configure(ModelManager(ModelFolders(folders={"scorers": [empty]}, hf_cache=tmp_path / "hf")))
+    try:
+        result = score_variations(collect(torch.rand(2, 32, 32, 3)), "a cat", "technical,pickscore")
+        assert len(result.overall) == 2 and "pickscore" not in result.metrics
+        warning = " ".join(result.warnings)
+        assert "PickScore_v1" in warning and str(empty) in warning and "nothing is downloaded" in warning
+    finally:
+        model_scorers.configure(None)
+
+
+def test_prompt_scorers_without_a_prompt_are_left_out(manager) -> None:
+    result = score_variations(collect(torch.rand(2, 32, 32, 3)), "", "technical,clip_score")
+    assert "clip_score" not in result.metrics and any("needs a prompt" in w for w in result.warnings)
+
+
+def test_aesthetic_head_variants() -> None:
+    relu = aesthetic_head(aesthetic_state(relu=True))
+    assert any(isinstance(m, torch.nn.ReLU) for m in relu)
+    linear = aesthetic_head(aesthetic_state())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in linear)
+    with pytest.raises(ValueError, match="not a LAION aesthetic MLP"):
+        aesthetic_head({"layers.1.weight": torch.zeros(2, 2)})
+
+
+def test_open_clip_folder_without_weights_is_refused(tmp_path, models) -> None:
+    import shutil
+
+    broken = tmp_path / "scorers" / "clip-vit-large-patch14"
+    broken.mkdir(parents=True)
+    shutil.copy(models["clip"] / "open_clip_config.json", broken)
+    model_scorers.configure(ModelManager(ModelFolders(folders={"scorers": [tmp_path / "scorers"]})))
+    try:
+        result = score_variations(collect(torch.rand(1, 32, 32, 3)), "x", "technical,clip_score")
+        assert any("no weights" in w for w in result.warnings)
+    finally:
+        model_scorers.configure(None)
+
+
+@pytest.mark.parametrize(("height", "width"), [(512, 384), (300, 700), (225, 224), (160, 120), (100, 100)])
+def test_torch_preprocessing_matches_pil_within_one_level(height: int, width: int) -> None:
+    """Down- and upscaling a natural-like image (PIL rounds to 8 bits between its two passes, so
+    pure noise differs more: that is not what generated images look like)."""
+    from imagegen import scene
+
+    image = (scene(height, width) * 255).round() / 255
+    ours = center_crop([image], 224, "round", (0, 0, 0), (1, 1, 1))[0].permute(1, 2, 0).reshape(-1, 3) * 255
+    pil = to_pil(image)
+    short, long = min(pil.size), max(pil.size)
+    new = (224, int(224 * long / short)) if pil.size[0] <= pil.size[1] else (int(224 * long / short), 224)
+    resized = pil.resize(new, Image.BICUBIC)
+    left, top = int(round((new[0] - 224) / 2.0)), int(round((new[1] - 224) / 2.0))
+    ref = torch.tensor(resized.crop((left, top, left + 224, top + 224)).get_flattened_data(), dtype=torch.float32)
+    difference = (ours - ref).abs()
+    assert difference.max() <= 1.1 and difference.mean() < 0.3
+
+
+def test_letterbox_keeps_the_whole_image() -> None:
+    wide = torch.ones(50, 200, 3)
+    pixels = letterbox([wide], 224, (0, 0, 0), (1, 1, 1))[0]
+    assert pixels.shape == (3, 224, 224)
+    assert pixels[:, :80, :].abs().max() == 0 and pixels[:, 112, :].min() > 0.99  # black bars, image in the middle
