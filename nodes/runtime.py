@@ -30,6 +30,8 @@ NO_CHECKPOINT = "(none)"
 _lock = threading.Lock()
 _service: QualityService | None = None
 _observer: RunObserver | None = None
+_models: Any = None
+SCORER_FOLDERS = ("scorers", "aesthetic")  # registered by Atelier under ComfyUI's models folder
 
 
 def _comfy_user_directory() -> Path | None:
@@ -119,12 +121,82 @@ def request_user(prompt_server: Any):  # noqa: ANN201
     return resolve
 
 
+def hf_cache_dir() -> Path:
+    """The local Hugging Face hub cache (read offline, never written)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
+    return Path(home) / "hub"
+
+
+def register_model_folders() -> dict[str, list[Path]]:
+    """Register models/scorers and models/aesthetic with ComfyUI (extra_model_paths.yaml may add
+    more) and return every folder the scorers search, clip_vision included."""
+    try:
+        import folder_paths
+    except ImportError:
+        home = atelier_home() / "models"
+        return {kind: [home / kind] for kind in (*SCORER_FOLDERS, "clip_vision")}
+    for kind in SCORER_FOLDERS:
+        if kind not in folder_paths.folder_names_and_paths:
+            folder_paths.add_model_folder_path(kind, os.path.join(folder_paths.models_dir, kind), is_default=True)
+    return {kind: [Path(p) for p in folder_paths.get_folder_paths(kind)] for kind in (*SCORER_FOLDERS, "clip_vision")}
+
+
+def _comfy_prepare() -> Any:
+    """Before each use: hand the model to ComfyUI's memory management (it may evict it for the
+    diffusion model), on ComfyUI's device, fp16/bf16 on a GPU and fp32 on the CPU."""
+    try:
+        import comfy.model_management as mm
+        import comfy.model_patcher as model_patcher
+        import torch
+    except ImportError:
+        return None
+    patchers: dict[int, Any] = {}
+
+    class Holder(torch.nn.Module):
+        """ModelPatcher assigns ``model.device``; transformers models make it read-only."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+    def prepare(module: Any) -> None:
+        patcher = patchers.get(id(module))
+        if patcher is None:
+            device = mm.get_torch_device()
+            if device.type != "cpu":
+                dtype = torch.bfloat16 if mm.should_use_bf16(device) else (
+                    torch.float16 if mm.should_use_fp16(device) else torch.float32)
+                module.to(dtype=dtype)
+            patcher = model_patcher.ModelPatcher(Holder(module), load_device=device,
+                                                 offload_device=mm.unet_offload_device())
+            patchers[id(module)] = patcher
+        mm.load_models_gpu([patcher])
+
+    return prepare
+
+
+def scoring_models() -> Any:
+    """The scorers' model manager (models stay loaded between executions)."""
+    global _models
+    with _lock:
+        if _models is None:
+            from .scoring import model_scorers
+            from .scoring.models import ModelFolders, ModelManager
+
+            _models = ModelManager(ModelFolders(register_model_folders(), hf_cache_dir()), _comfy_prepare())
+            model_scorers.configure(_models)
+        return _models
+
+
 def register_server(prompt_server: Any) -> None:
     """Mount Atelier's routes on ComfyUI's server and start learning from finished prompts."""
     from aiohttp.web import RouteDef
 
     from .routes import build_routes
 
+    register_model_folders()
     for route in build_routes(service, request_user(prompt_server)):
         if isinstance(route, RouteDef):  # ComfyUI mirrors these under /api when it starts
             prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)

@@ -8,15 +8,17 @@ from typing import Any
 import torch
 from comfy_api.latest import io
 
+from . import runtime
 from .errors import AtelierError
-from .scoring import ranking
+from .scoring import model_scorers, ranking
 from .scoring.images import collect
 from .scoring.scores import DEFAULT_SCORERS, SCORERS, score_variations
 from .scoring.select import take_images, take_latent, take_mask
 
 log = logging.getLogger("atelier")
 ScoresType = io.Custom("SCORES")
-METRIC_OUTPUTS = ("technical",)  # one FLOAT list per scorer, in this order; new scorers append
+METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")  # one FLOAT list each
+assert set(METRIC_OUTPUTS) <= set(SCORERS), model_scorers.__name__  # the model scorers registered themselves
 
 
 def _node_error(exc: AtelierError) -> ValueError:
@@ -44,8 +46,9 @@ class VariationScore(io.ComfyNode):
             node_id="AtelierVariationScore",
             display_name="Variation Score",
             category="Atelier/Best-of-N",
-            description="Scores variations (technical: sharpness, noise, exposure, colourfulness; no model needed) "
-                        "and combines the scorers into an overall 0-100 score.",
+            description="Scores variations and combines the scorers into an overall 0-100 score. technical "
+                        "(sharpness, noise, exposure, colourfulness) needs no model; clip_score, aesthetic, pickscore "
+                        "and hpsv2 use weights from models/scorers and models/aesthetic (never downloaded).",
             is_input_list=True,
             inputs=[
                 io.Image.Input("images", tooltip="A batch, or a list of batches (sizes may differ)."),
@@ -66,6 +69,7 @@ class VariationScore(io.ComfyNode):
     @classmethod
     def execute(cls, images: list[torch.Tensor], prompt: list[str], scorers: list[str],
                 weights: list[str]) -> io.NodeOutput:
+        runtime.scoring_models()  # ComfyUI's model folders and memory management for the model scorers
         try:
             image_set = collect(images)
             result = score_variations(image_set, prompt, scorers[0] if scorers else None,

@@ -54,6 +54,7 @@ def comfy(tmp_path_factory: pytest.TempPathFactory):
                        check=True, cwd=COMFYUI_DIR, timeout=600)
     if built.parent != checkpoints:
         (checkpoints / CHECKPOINT).symlink_to(built)
+    _tiny_scorer_models(base / "models")
     port = _free_port()
     log = open(base / "comfyui.log", "w")
     process = subprocess.Popen(
@@ -82,6 +83,20 @@ def comfy(tmp_path_factory: pytest.TempPathFactory):
         process.kill()
     log.close()
     shutil.rmtree(base / "output", ignore_errors=True)
+
+
+def _tiny_scorer_models(models: Path) -> None:
+    """Random-weight CLIP (open_clip format), PickScore (transformers format) and aesthetic MLP, in
+    the folders and under the names a user would use."""
+    try:
+        from safetensors.torch import save_file
+        from tiny_models import aesthetic_state, open_clip_folder, transformers_clip_folder
+    except ImportError:
+        return
+    open_clip_folder(models / "scorers" / "clip-vit-large-patch14")
+    transformers_clip_folder(models / "scorers" / "PickScore_v1")
+    (models / "aesthetic").mkdir(parents=True, exist_ok=True)
+    save_file(aesthetic_state(), str(models / "aesthetic" / "sac+logos+ava1-l14-linearMSE.safetensors"))
 
 
 def _graph(preset: str, width: int = 64, height: int = 64, batch: int = 1, seed: int = 1) -> dict[str, Any]:
@@ -253,3 +268,23 @@ def test_rank_select_blocks_only_the_downstream_branch(comfy: Client) -> None:
     assert item["status"]["status_str"] == "success", item["status"]  # the queue item is not aborted
     assert item["outputs"]["10"]["atelier_selection"][0]["below_threshold"]
     assert "8" not in item["outputs"]  # SaveImage, downstream of the block, did not run
+
+
+def test_model_scorers_run_inside_comfyui(comfy: Client) -> None:
+    pytest.importorskip("open_clip")
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    graph = _best_of_n("ci-tiny", seed=8)
+    graph["9"]["inputs"].update(scorers="technical,clip_score,aesthetic,pickscore",
+                                weights="technical=1, clip_score=1, aesthetic=1, pickscore=2")
+    item, _ = _run(comfy, graph)
+    assert item["status"]["status_str"] == "success", item["status"]
+    scores = item["outputs"]["9"]["atelier_scores"][0]
+    assert set(scores["metrics"]) == {"technical", "clip_score", "aesthetic", "pickscore"}, scores["warnings"]
+    assert scores["weights"]["pickscore"] == 2.0 and len(scores["overall"]) == 4
+    # a scorer whose model is absent is left out with a message naming the folder; the rest goes on
+    graph["9"]["inputs"].update(scorers="technical,hpsv2", weights="")
+    graph["6"]["inputs"]["seed"] = 9
+    item, _ = _run(comfy, graph)
+    scores = item["outputs"]["9"]["atelier_scores"][0]
+    assert "hpsv2" not in scores["metrics"] and len(scores["overall"]) == 4
+    assert any("HPS_v2.1_compressed.pt" in w and "scorers" in w for w in scores["warnings"])

@@ -12,13 +12,12 @@ pytest.importorskip("open_clip")
 pytest.importorskip("transformers")
 
 import open_clip  # noqa: E402
-from PIL import Image  # noqa: E402
-
 from atelier.nodes.scoring import model_scorers  # noqa: E402
 from atelier.nodes.scoring.clip import center_crop, letterbox  # noqa: E402
 from atelier.nodes.scoring.images import collect  # noqa: E402
 from atelier.nodes.scoring.models import ModelFolders, ModelManager, aesthetic_head  # noqa: E402
 from atelier.nodes.scoring.scores import score_variations  # noqa: E402
+from PIL import Image  # noqa: E402
 from tiny_models import (  # noqa: E402
     aesthetic_state,
     open_clip_folder,

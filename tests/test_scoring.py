@@ -107,9 +107,10 @@ def test_overall_is_the_weighted_mean_of_normalised_scores(brightness_scorer) ->
     assert set(result.metrics) == {"technical", "brightness"}
 
 
-def test_a_failing_scorer_is_left_out_and_total_failure_falls_back() -> None:
+@pytest.mark.parametrize("error", [RuntimeError, AttributeError, KeyError, ImportError])
+def test_a_failing_scorer_is_left_out_and_total_failure_falls_back(error: type[Exception]) -> None:
     def broken(images, prompts, memo):
-        raise RuntimeError("model exploded")
+        raise error("model exploded")
     scores.register(ScorerSpec("broken", broken, lambda x: x, 1.0, needs_prompt=False))
     try:
         image_set = collect(torch.rand(2, 32, 32, 3))

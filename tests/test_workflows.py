@@ -10,7 +10,7 @@ import pytest
 from atelier.nodes.quality.plan import IMAGE_OUTPUTS
 from atelier.nodes.quality.service import QualityService
 
-METRIC_OUTPUTS = ("technical",)  # as in nodes/scoring_nodes.py, which needs ComfyUI to import
+METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")  # as in nodes/scoring_nodes.py
 
 REPO = Path(__file__).resolve().parents[1]
 UI_FILES = sorted((REPO / "workflows").glob("*.json"))

@@ -70,7 +70,8 @@ def locate(key: str, folders: ModelFolders) -> Path:
             if snapshot is not None:
                 return snapshot
     for kind in spec["folders"]:
-        searched.extend(str(f) for f in folders.folders.get(kind, []) or [f"<{kind} folder not registered>"])
+        found = [str(f) for f in folders.folders.get(kind, [])]
+        searched.extend(found or [f"<no {kind} folder registered>"])
     cache = f" and the Hugging Face cache {folders.hf_cache}" if folders.hf_cache else ""
     raise ModelMissing(f"{key} model not found: looked for {', '.join(spec['names'])} in {', '.join(searched)}"
                        f"{cache}; place one of them there (nothing is downloaded)",

@@ -22,6 +22,7 @@ selection falls back to the first image.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from .images import ImageSet
 
 # (images, prompts, memo) -> (raw scores, details per image); memo is shared by the scorers of one
 # call, so scorers on one backbone share its image forward.
+log = logging.getLogger("atelier")
 ScoreFn = Callable[[list[torch.Tensor], list[str], dict[Any, Any]], tuple[list[float], list[dict[str, float]]]]
 
 
@@ -161,7 +163,8 @@ def score_variations(images: ImageSet, prompts: Sequence[str] | str | None = Non
             raw, extra = spec.score(images.images, texts, memo)
             if len(raw) != len(images) or not all(math.isfinite(v) for v in raw):
                 raise ValueError(f"returned {len(raw)} scores for {len(images)} images or a non-finite value")
-        except (AtelierError, ValueError, RuntimeError, OSError, TypeError, KeyError, ImportError) as exc:
+        except Exception as exc:  # a scorer runs third-party model code: its failure must not fail the rest
+            log.warning("Atelier scorer %s failed", name, exc_info=not isinstance(exc, AtelierError))
             result.warnings.append(f"scorer {name} failed and was left out: {exc}")
             continue
         result.metrics[name] = [round(v, 4) for v in raw]
