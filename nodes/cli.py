@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sub.add_parser("presets", help="list built-in and custom presets")
     presets.add_argument("--user", default="default")
     sub.add_parser("pipelines", help="list pipelines")
+
+    score = sub.add_parser("score", help="score image files and rank them (best-of-N)")
+    score.add_argument("images", nargs="+", help="image files")
+    score.add_argument("--prompt", default="", help="the prompt the images were made from")
+    score.add_argument("--scorers", default="technical", help="technical, clip_score, aesthetic, pickscore, hpsv2")
+    score.add_argument("--weights", default="", help='e.g. "technical=1, clip_score=2"')
+    score.add_argument("--top-k", type=int, default=1)
+    score.add_argument("--threshold", type=float, default=30.0)
+    score.add_argument("--models", help="a ComfyUI models folder (scorers/, aesthetic/, clip_vision/)")
     return parser
 
 
@@ -138,6 +147,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "recommend":
             result = service.recommend(args.use_case, _template_args(args))
             printer = _print_recommendation
+        elif args.command == "score":
+            try:
+                from .scoring.api import score
+            except ImportError as exc:
+                print(f"atelier: scoring needs torch and pillow ({exc}); inside ComfyUI they are there, "
+                      f"elsewhere: pip install torch==2.13.0 pillow", file=sys.stderr)
+                return 2
+
+            models = args.models or str(atelier_home() / "models")
+            result = score(args.images, args.prompt, args.scorers, args.weights, args.top_k, args.threshold,
+                           models_dir=models)
+            result["files"] = args.images
+            printer = _print_scores
         elif args.command == "presets":
             result = service.list_presets(args.user)
             printer = _print_presets
@@ -173,6 +195,21 @@ def _print_presets(result: dict[str, Any]) -> None:
               f"~{_seconds(preset['estimate']['time_s']['expected'])}  {preset['description']}")
     for problem in result["problems"]:
         print(f"skipped {problem['file']}: {problem['error']}")
+
+
+def _print_scores(result: dict[str, Any]) -> None:
+    scores, files = result["scores"], result["files"]
+    names = list(scores["normalised"])
+    print(f"{'rank':<5} {'overall':>8} " + " ".join(f"{n:>11}" for n in names) + "  file")
+    for rank, index in enumerate(result["ranking"]["order"], 1):
+        overall = scores["overall"][index] if index < len(scores["overall"]) else float("nan")
+        values = " ".join(f"{scores['metrics'][n][index]:>11.3f}" for n in names)
+        mark = " *" if index in result["ranking"]["chosen"] else ""
+        print(f"{rank:<5} {overall:>8.2f} {values}  {files[index]}{mark}")
+    for warning in [*scores["warnings"], *result["ranking"]["warnings"]]:
+        print(f"warning: {warning}")
+    if result["ranking"]["below_threshold"]:
+        print(f"warning: the best score is below the threshold {result['ranking']['threshold']:g}")
 
 
 def _print_pipelines(result: dict[str, Any]) -> None:

@@ -69,3 +69,31 @@ def test_node_fingerprint_follows_preset_edits(service: QualityService) -> None:
     service.library.update("default", "edit-me", {"image": {"steps": 33}})
     after = planning.fingerprint(inputs, service.library.get("default", "edit-me").model_dump(mode="json"))
     assert before == again != after
+
+
+def test_cli_scores_and_ranks_image_files(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    image_module = pytest.importorskip("PIL.Image")
+    from imagegen import scene, variants
+
+    files = []
+    for name, image in variants(scene()).items():
+        path = tmp_path / f"{name}.png"
+        image_module.fromarray((image * 255).round().to(torch.uint8).numpy()).save(path)
+        files.append(str(path))
+    result = run_cli("score", *files, "--prompt", "discs", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[1]
+    assert first.startswith("1") and "sharp.png *" in first
+    missing = run_cli("score", files[0], str(tmp_path / "nope.png"), home=tmp_path)
+    assert missing.returncode == 2 and "nope.png" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_python_api_scores_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    from atelier.nodes.scoring.api import score
+    from imagegen import blurred, scene
+
+    sharp = scene(seed=4)
+    result = score(torch.stack([blurred(sharp), sharp]), "discs", top_k=1)
+    assert result["ranking"]["best_index"] == 1 and "image 1" in result["report"].splitlines()[0]
