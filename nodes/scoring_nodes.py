@@ -61,8 +61,10 @@ class VariationScore(io.ComfyNode):
             ],
             outputs=[
                 ScoresType.Output("scores_out", display_name="SCORES"),
-                io.Float.Output("overall", is_output_list=True),
-                *(io.Float.Output(name, is_output_list=True) for name in METRIC_OUTPUTS),
+                io.Float.Output("overall", display_name="overall", is_output_list=True),
+                *(io.Float.Output(name, display_name=name, is_output_list=True,
+                                  tooltip=f"{name} per image (empty when that scorer was left out)")
+                  for name in METRIC_OUTPUTS),
             ],
         )
 

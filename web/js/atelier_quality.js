@@ -3,38 +3,14 @@
 // Public frontend API only; a DOM widget, so it works with the newer node renderer.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
+import { showText } from "./atelier_text.js";
 
 const NODE_ID = "AtelierQualityPreset";
 const WATCHED = ["tier", "model_family", "checkpoint", "width", "height", "batch_size"];
 const NO_CHECKPOINT = "(none)";
 
-function planElement(node) {
-  let widget = node.widgets?.find((w) => w.name === "atelier_plan");
-  if (!widget) {
-    const box = document.createElement("div");
-    box.className = "atelier-plan";
-    box.setAttribute("role", "status");
-    box.setAttribute("aria-live", "polite");
-    box.setAttribute("aria-label", "Atelier quality plan");
-    box.style.cssText = "font: 11px monospace; white-space: pre-wrap; opacity: 0.85; padding: 2px 4px;";
-    widget = node.addDOMWidget("atelier_plan", "atelier_plan", box, {
-      serialize: false,
-      getMinHeight: () => 14 * Math.max(3, wrappedLines(box)) + 8,
-    });
-  }
-  return widget.element;
-}
-
-function wrappedLines(box) {
-  const perLine = Math.max(20, Math.floor((box.clientWidth || 300) / 6.7)); // 11px monospace
-  return box.textContent.split("\n").reduce((n, line) => n + Math.max(1, Math.ceil(line.length / perLine)), 0);
-}
-
 function show(node, text) {
-  planElement(node).textContent = text;
-  const [width, height] = node.computeSize();
-  node.setSize([Math.max(node.size[0], width), Math.max(node.size[1], height)]);
-  node.setDirtyCanvas(true, true);
+  showText(node, "atelier_plan", "Atelier quality plan", text);
 }
 
 function seconds(value) {
