@@ -5,13 +5,14 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .quality_nodes import QualityPreset, QualityStage
-from .scoring_nodes import RankSelect, VariationScore
+from .scoring_nodes import RankSelect, ScorerModels, VariationScore
 
 CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierQualityPreset", QualityPreset, "Quality Preset"),
     ("AtelierQualityStage", QualityStage, "Quality Stage"),
     ("AtelierVariationScore", VariationScore, "Variation Score"),
     ("AtelierRankSelect", RankSelect, "Rank Select"),
+    ("AtelierScorerModels", ScorerModels, "Scorer Models"),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +18,10 @@ from .scoring.select import take_images, take_latent, take_mask
 
 log = logging.getLogger("atelier")
 ScoresType = io.Custom("SCORES")
+ScorerModelsType = io.Custom("SCORER_MODELS")
+DEFAULT_CHOICE = "(default)"
+MODEL_CHOICES = {  # model key -> ComfyUI folders listed for it
+    "clip": ("scorers", "clip_vision"), "aesthetic": ("aesthetic",), "pickscore": ("scorers",), "hpsv2": ("scorers",)}
 METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")  # one FLOAT list each
 assert set(METRIC_OUTPUTS) <= set(SCORERS), model_scorers.__name__  # the model scorers registered themselves
 
@@ -58,6 +63,8 @@ class VariationScore(io.ComfyNode):
                                 tooltip=f"Comma-separated: {', '.join(SCORERS)}"),
                 io.String.Input("weights", default="",
                                 tooltip='Optional "name=weight, ..."; defaults are documented in the README.'),
+                ScorerModelsType.Input("models", optional=True,
+                                       tooltip="From a Scorer Models node; without it the default names are used."),
             ],
             outputs=[
                 ScoresType.Output("scores_out", display_name="SCORES"),
@@ -70,12 +77,15 @@ class VariationScore(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: list[torch.Tensor], prompt: list[str], scorers: list[str],
-                weights: list[str]) -> io.NodeOutput:
-        runtime.scoring_models()  # ComfyUI's model folders and memory management for the model scorers
+                weights: list[str], models: list[dict[str, str]] | None = None) -> io.NodeOutput:
+        manager = runtime.scoring_models()  # ComfyUI's model folders and memory management
+        chosen = models[0] if models else None
+        context = {model_scorers.MANAGER_KEY: manager.with_overrides(
+            {key: Path(path) for key, path in chosen.items()})} if chosen else None
         try:
             image_set = collect(images)
             result = score_variations(image_set, prompt, scorers[0] if scorers else None,
-                                      weights[0] if weights else None).to_dict()
+                                      weights[0] if weights else None, context).to_dict()
         except AtelierError as exc:
             raise _node_error(exc) from None
         for warning in result["warnings"]:
@@ -83,6 +93,50 @@ class VariationScore(io.ComfyNode):
         metric_lists = [result["metrics"].get(name, []) for name in METRIC_OUTPUTS]
         ui = {"text": [_summary(result)], "atelier_scores": [result]}
         return io.NodeOutput(result, result["overall"], *metric_lists, ui=ui)
+
+
+def _model_options(kinds: tuple[str, ...]) -> list[str]:
+    import folder_paths
+
+    runtime.register_model_folders()
+    names: list[str] = []
+    for kind in kinds:
+        names.extend(folder_paths.get_filename_list(kind))
+    return [DEFAULT_CHOICE, *sorted(set(names))]
+
+
+class ScorerModels(io.ComfyNode):
+    """Picks the scorers' models from ComfyUI's folders when their names differ from the defaults."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AtelierScorerModels",
+            display_name="Scorer Models",
+            category="Atelier/Best-of-N",
+            description="Choose the models of clip_score/aesthetic, PickScore and HPSv2 from models/scorers, "
+                        "models/aesthetic and models/clip_vision. A weights file inside a Hugging Face or "
+                        "open_clip folder stands for the folder. (default) keeps the names in presets/scorers.yaml.",
+            inputs=[io.Combo.Input(key, options=_model_options(kinds), default=DEFAULT_CHOICE)
+                    for key, kinds in MODEL_CHOICES.items()],
+            outputs=[ScorerModelsType.Output("models_out", display_name="SCORER_MODELS")],
+        )
+
+    @classmethod
+    def execute(cls, **choices: str) -> io.NodeOutput:
+        import folder_paths
+
+        chosen: dict[str, str] = {}
+        for key, name in choices.items():
+            if name == DEFAULT_CHOICE:
+                continue
+            path = next((folder_paths.get_full_path(kind, name) for kind in MODEL_CHOICES[key]
+                         if folder_paths.get_full_path(kind, name)), None)
+            if path is None:
+                raise ValueError(f"Atelier: {key} model {name!r} is not in "
+                                 f"{', '.join(MODEL_CHOICES[key])} any more; refresh the node")
+            chosen[key] = path
+        return io.NodeOutput(chosen)
 
 
 class RankSelect(io.ComfyNode):

@@ -206,6 +206,7 @@ def test_runs_calibrate_the_estimator(comfy: Client) -> None:
 def test_web_extension_and_workflow_templates_are_served(comfy: Client) -> None:
     status, script = comfy.get("/extensions/atelier/js/atelier_quality.js")
     assert status == 200 and "atelier.quality" in script
+    assert "atelier.scores" in comfy.get("/extensions/atelier/js/atelier_scores.js")[1]
     status, templates = comfy.get("/api/workflow_templates")
     assert status == 200 and "atelier_quality_txt2img" in json.dumps(templates.get("atelier", templates))
     status, workflow = comfy.get("/api/workflow_templates/atelier/atelier_quality_txt2img.json")
@@ -288,3 +289,22 @@ def test_model_scorers_run_inside_comfyui(comfy: Client) -> None:
     scores = item["outputs"]["9"]["atelier_scores"][0]
     assert "hpsv2" not in scores["metrics"] and len(scores["overall"]) == 4
     assert any("HPS_v2.1_compressed.pt" in w and "scorers" in w for w in scores["warnings"])
+
+
+def test_scorer_models_node_picks_a_renamed_model(comfy: Client) -> None:
+    pytest.importorskip("open_clip")
+    import shutil
+
+    scorers = Path(comfy.base_dir) / "models" / "scorers"  # type: ignore[attr-defined]
+    if not (scorers / "my-pickscore").exists():
+        shutil.copytree(scorers / "PickScore_v1", scorers / "my-pickscore")
+    options = comfy.get("/object_info/AtelierScorerModels")[1]["AtelierScorerModels"]["input"]["required"]
+    assert "my-pickscore/model.safetensors" in json.dumps(options["pickscore"])
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    graph = _best_of_n("ci-tiny", seed=12)
+    graph["20"] = {"class_type": "AtelierScorerModels", "inputs": {
+        "clip": "(default)", "aesthetic": "(default)", "pickscore": "my-pickscore/model.safetensors", "hpsv2": "(default)"}}
+    graph["9"]["inputs"].update(scorers="technical,pickscore", models=["20", 0])
+    item, _ = _run(comfy, graph)
+    scores = item["outputs"]["9"]["atelier_scores"][0]
+    assert "pickscore" in scores["metrics"], scores["warnings"]

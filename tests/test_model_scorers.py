@@ -239,3 +239,18 @@ def test_letterbox_keeps_the_whole_image() -> None:
     pixels = letterbox([wide], 224, (0, 0, 0), (1, 1, 1))[0]
     assert pixels.shape == (3, 224, 224)
     assert pixels[:, :80, :].abs().max() == 0 and pixels[:, 112, :].min() > 0.99  # black bars, image in the middle
+
+
+def test_explicitly_chosen_models_override_the_default_names(models, tmp_path) -> None:
+    """As the Scorer Models node does: a renamed folder, picked by one of its weights files."""
+    import shutil
+
+    renamed = tmp_path / "my-pickscore"
+    shutil.copytree(models["pickscore"], renamed)
+    base = ModelManager(ModelFolders(folders={"scorers": [tmp_path / "empty"]}))
+    chosen = base.with_overrides({"pickscore": renamed / "model.safetensors"})
+    image_set = collect(images_8bit(5))
+    without = score_variations(image_set, "a fox", "pickscore", context={"manager": base})
+    assert "pickscore" not in without.metrics
+    with_choice = score_variations(image_set, "a fox", "pickscore", context={"manager": chosen})
+    assert len(with_choice.metrics["pickscore"]) == 3 and not with_choice.warnings

@@ -31,10 +31,14 @@ def configure(manager: ModelManager | None) -> None:
     _manager = manager
 
 
-def manager() -> ModelManager:
-    if _manager is None:
+MANAGER_KEY = "manager"  # a memo entry that overrides the configured manager for one call
+
+
+def manager(memo: Memo | None = None) -> ModelManager:
+    chosen = (memo or {}).get(MANAGER_KEY) or _manager
+    if chosen is None:
         raise ModelMissing("the model-based scorers have no model folders configured", field="model")
-    return _manager
+    return chosen
 
 
 def image_embeddings(backbone: Any, images: list[torch.Tensor], mode: str, memo: Memo) -> torch.Tensor:
@@ -53,12 +57,12 @@ def _cosines(backbone: Any, images: list[torch.Tensor], prompts: list[str], mode
 
 
 def clip_score(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    cos = _cosines(manager().backbone("clip"), images, prompts, "round", memo)
+    cos = _cosines(manager(memo).backbone("clip"), images, prompts, "round", memo)
     return (100 * cos).clamp(min=0).tolist(), [{"cosine": c} for c in cos.tolist()]
 
 
 def aesthetic(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    models = manager()
+    models = manager(memo)
     backbone, head = models.backbone("clip"), models.head("aesthetic")
     embeddings = image_embeddings(backbone, images, "round", memo)
     weight = next(head.parameters())
@@ -68,7 +72,7 @@ def aesthetic(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tup
 
 
 def pickscore(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    backbone = manager().backbone("pickscore")
+    backbone = manager(memo).backbone("pickscore")
     scores = backbone.logit_scale * _cosines(backbone, images, prompts, "floor", memo)
     probability = torch.zeros_like(scores)
     for prompt in set(prompts):
@@ -78,7 +82,7 @@ def pickscore(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tup
 
 
 def hpsv2(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    cos = _cosines(manager().backbone("hpsv2"), images, prompts, "letterbox", memo)
+    cos = _cosines(manager(memo).backbone("hpsv2"), images, prompts, "letterbox", memo)
     return cos.tolist(), [{} for _ in images]
 
 

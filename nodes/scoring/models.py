@@ -50,12 +50,19 @@ def _hf_snapshot(cache: Path, repo: str) -> Path | None:
     return snapshots[-1] if snapshots else None
 
 
+def model_root(path: Path) -> Path:
+    """A weights file inside a transformers or open_clip folder stands for that folder."""
+    if path.is_file() and any((path.parent / name).exists() for name in ("config.json", "open_clip_config.json")):
+        return path.parent
+    return path
+
+
 def locate(key: str, folders: ModelFolders) -> Path:
     """The file or folder of model ``key`` (clip, aesthetic, pickscore, hpsv2)."""
     if key in folders.overrides:
         path = folders.overrides[key]
         if path.exists():
-            return path
+            return model_root(path)
         raise ModelMissing(f"{key} model: {path} does not exist", field="model", value=str(path))
     spec = model_table()[key]
     searched: list[str] = []
@@ -147,6 +154,13 @@ class ModelManager:
         if self.prepare:
             self.prepare(head)
         return head
+
+    def with_overrides(self, overrides: dict[str, Path]) -> ModelManager:
+        """The same loaded models, with some models chosen explicitly (a Scorer Models node)."""
+        view = ModelManager(ModelFolders(self.folders.folders, self.folders.hf_cache,
+                                         {**self.folders.overrides, **overrides}, self.folders.archs), self.prepare)
+        view._backbones, view._heads, view._lock = self._backbones, self._heads, self._lock
+        return view
 
     def loaded(self) -> list[str]:
         return [str(p) for p in [*self._backbones, *self._heads]]

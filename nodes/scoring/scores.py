@@ -146,14 +146,16 @@ class ScoreResult:
 
 def score_variations(images: ImageSet, prompts: Sequence[str] | str | None = None,
                      scorers: str | Sequence[str] | None = None,
-                     weights: str | dict[str, Any] | None = None) -> ScoreResult:
-    """Score every image with every scorer; one failing scorer never fails the whole."""
+                     weights: str | dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> ScoreResult:
+    """Score every image with every scorer; one failing scorer never fails the whole.
+
+    ``context`` is shared with the scorers (e.g. ``{"manager": ...}`` for explicitly chosen models)."""
     names = parse_scorers(scorers)
     chosen = parse_weights(weights, names)
     texts = expand_prompts(prompts, len(images))
     result = ScoreResult(count=len(images), warnings=list(images.warnings))
     details: list[dict[str, float]] = [{} for _ in range(len(images))]
-    memo: dict[Any, Any] = {}
+    memo: dict[Any, Any] = dict(context or {})
     for name in names:
         spec = SCORERS[name]
         if spec.needs_prompt and not any(texts):
