@@ -254,3 +254,20 @@ def test_explicitly_chosen_models_override_the_default_names(models, tmp_path) -
     assert "pickscore" not in without.metrics
     with_choice = score_variations(image_set, "a fox", "pickscore", context={"manager": chosen})
     assert len(with_choice.metrics["pickscore"]) == 3 and not with_choice.warnings
+
+
+def test_models_are_found_in_the_local_hugging_face_cache(models, tmp_path) -> None:
+    """org/name entries are read from the hub cache layout (refs/main -> snapshots/<rev>), offline."""
+    import shutil
+
+    from atelier.nodes.scoring.models import locate
+
+    repo = tmp_path / "hub" / "models--yuvalkirstain--PickScore_v1"
+    shutil.copytree(models["pickscore"], repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    folders = ModelFolders(folders={"scorers": [tmp_path / "empty"]}, hf_cache=tmp_path / "hub")
+    assert locate("pickscore", folders) == repo / "snapshots" / "abc123"
+    result = score_variations(collect(images_8bit(6)), "a fox", "pickscore",
+                              context={"manager": ModelManager(folders)})
+    assert len(result.metrics["pickscore"]) == 3 and not result.warnings
