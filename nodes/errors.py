@@ -55,3 +55,8 @@ def invalid(field: str, value: Any, accepted: Any, why: str = "") -> InvalidInpu
     reason = f" ({why})" if why else ""
     return InvalidInput(f"{field}={shown!r} is not accepted{reason}; accepted: {accepted}",
                         field=field, value=shown, accepted=accepted)
+
+
+def node_error(exc: AtelierError) -> ValueError:
+    """What a node raises so ComfyUI shows a readable error (no traceback to decode)."""
+    return ValueError(f"Atelier: {exc.message}")

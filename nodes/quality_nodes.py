@@ -7,7 +7,7 @@ from typing import Any
 from comfy_api.latest import io, ui
 
 from . import runtime
-from .errors import AtelierError
+from .errors import AtelierError, node_error
 from .quality import plan as planning
 
 QualityPresetType = io.Custom("QUALITY_PRESET")
@@ -42,9 +42,6 @@ def _image_outputs() -> list[io.Output]:
             outputs.append(kinds.get(name, io.Int).Output(f"{name}_out", display_name=name))
     return outputs
 
-
-def _node_error(exc: AtelierError) -> ValueError:
-    return ValueError(f"Atelier: {exc.message}")
 
 
 class QualityPreset(io.ComfyNode):
@@ -83,7 +80,7 @@ class QualityPreset(io.ComfyNode):
             return planning.build_plan(runtime.service(), tier, model_family, checkpoint,
                                        runtime.checkpoint_header(checkpoint), width, height, batch_size)
         except AtelierError as exc:
-            raise _node_error(exc) from None
+            raise node_error(exc) from None
 
     @classmethod
     def validate_inputs(cls, tier: str | None = None, model_family: str | None = None, **_: Any) -> bool | str:
@@ -142,5 +139,5 @@ class QualityStage(io.ComfyNode):
         try:
             values = planning.outputs(quality_preset, stage)
         except AtelierError as exc:
-            raise _node_error(exc) from None
+            raise node_error(exc) from None
         return io.NodeOutput(*values)

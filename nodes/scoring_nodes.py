@@ -10,7 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from . import runtime
-from .errors import AtelierError
+from .errors import AtelierError, node_error
 from .scoring import model_scorers, ranking
 from .scoring.images import collect
 from .scoring.scores import DEFAULT_SCORERS, SCORERS, score_variations
@@ -25,9 +25,6 @@ MODEL_CHOICES = {  # model key -> ComfyUI folders listed for it
 METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")  # one FLOAT list each
 assert set(METRIC_OUTPUTS) <= set(SCORERS), model_scorers.__name__  # the model scorers registered themselves
 
-
-def _node_error(exc: AtelierError) -> ValueError:
-    return ValueError(f"Atelier: {exc.message}")
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -87,7 +84,7 @@ class VariationScore(io.ComfyNode):
             result = score_variations(image_set, prompt, scorers[0] if scorers else None,
                                       weights[0] if weights else None, context).to_dict()
         except AtelierError as exc:
-            raise _node_error(exc) from None
+            raise node_error(exc) from None
         for warning in result["warnings"]:
             log.warning("Atelier Variation Score: %s", warning)
         metric_lists = [result["metrics"].get(name, []) for name in METRIC_OUTPUTS]
@@ -181,7 +178,7 @@ class RankSelect(io.ComfyNode):
             chosen_latent = take_latent(latent, selection.chosen, count)
             chosen_mask = take_mask(mask, selection.chosen, count)
         except AtelierError as exc:
-            raise _node_error(exc) from None
+            raise node_error(exc) from None
         overall = scores.get("overall", []) if isinstance(scores, dict) else []
         report = selection.report(overall)
         for warning in selection.warnings:
