@@ -161,6 +161,3 @@ class ModelManager:
                                          {**self.folders.overrides, **overrides}, self.folders.archs), self.prepare)
         view._backbones, view._heads, view._lock = self._backbones, self._heads, self._lock
         return view
-
-    def loaded(self) -> list[str]:
-        return [str(p) for p in [*self._backbones, *self._heads]]
