@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
+from .enhance_nodes import PromptEnhance
 from .quality_nodes import QualityPreset, QualityStage
 from .scoring_nodes import RankSelect, ScorerModels, VariationScore
 
@@ -13,6 +14,7 @@ CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierVariationScore", VariationScore, "Variation Score"),
     ("AtelierRankSelect", RankSelect, "Rank Select"),
     ("AtelierScorerModels", ScorerModels, "Scorer Models"),
+    ("AtelierPromptEnhance", PromptEnhance, "Prompt Enhance"),
 )
 
 

@@ -1,6 +1,8 @@
 """``python -m atelier``: Atelier's main job from a shell, on embedded defaults.
 
     python -m atelier plan storyboard_generation --tier high      # stages, workflows, estimates
+    python -m atelier plan shot_generation --prompt "a lighthouse at dusk"   # … and the enhanced prompt
+    python -m atelier enhance "a red fox" --family flux_dev        # the writer/critic loop, with its trace
     python -m atelier compare --family sdxl                        # the four tiers side by side
     python -m atelier recommend print
     python -m atelier presets                                     # built-in and custom presets
@@ -37,6 +39,28 @@ def _template_args(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
+def _enhance(body: dict[str, Any]) -> dict[str, Any]:
+    import asyncio
+
+    from .enhance.service import EnhanceService
+
+    return asyncio.run(EnhanceService(atelier_home() / "data").enhance(body))
+
+
+def _print_enhanced(result: dict[str, Any]) -> None:
+    print(f"original:  {result['original']}")
+    print(f"enhanced:  {result['prompt']}")
+    print(f"negative:  {result['negative']}")
+    print(f"score {result['score']:.0f}; {result['summary']}")
+    for step in result["trace"]:
+        what = f"score {step['score']:.0f}" if step["score"] is not None else (step["text"] or step["note"])
+        print(f"  {step['iteration']} {step['role']:<6} {step['backend']:<12} {what}")
+        if step["role"] == "critic" and step["checks"]:
+            print(f"    failed: {', '.join(c['id'] for c in step['checks'])}")
+    for fallback in result["fallbacks"]:
+        print(f"fallback: {fallback}")
+
+
 def _print_plan(plan: dict[str, Any]) -> None:
     fam = plan["family"]
     print(f"Pipeline {plan['pipeline']} at {plan['preset']['display_name']} "
@@ -59,6 +83,14 @@ def _print_plan(plan: dict[str, Any]) -> None:
     print(f"{'total':<80} {_seconds(totals['time_s']['expected']):>10} "
           f"{_seconds(totals['time_s']['min']) + '-' + _seconds(totals['time_s']['max']):>17} "
           f"{totals['vram_gb']:>6.1f}GB peak, ${totals['cost_usd']:.4f}")
+    enhanced = plan.get("enhanced")
+    if enhanced:
+        print(f"\nPrompt, enhanced (score {enhanced['score']:.0f}, {enhanced['iterations']} iteration(s)): "
+              f"{enhanced['prompt']}")
+        for stage in plan["stages"]:
+            if stage["category"] == "image":
+                print(f"  {stage['id']}: {enhanced['prompt']}{stage['prompt_suffix']}")
+        print(f"  negative: {enhanced['negative']}")
     calibrated = all(s["estimate"]["calibrated"] for s in plan["stages"])
     print("\nEstimates are " + ("calibrated from recorded runs." if calibrated else
                                 "priors for a reference GPU; they calibrate from runs recorded in ComfyUI."))
@@ -93,7 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--user", default="default")
     plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="a parameter for every stage that takes it (JSON value), e.g. --set steps=30")
+    plan.add_argument("--prompt", help="enhance this prompt (rule backend) and show each stage's prompt")
+    plan.add_argument("--seed", type=int, default=0)
     template_options(plan)
+
+    enhance = sub.add_parser("enhance", help="improve a prompt with the writer/critic loop")
+    enhance.add_argument("prompt")
+    enhance.add_argument("--negative", default="")
+    enhance.add_argument("--backend", default="rule", choices=["rule", "ollama", "openai", "transformers"])
+    enhance.add_argument("--endpoint", default="(backend default)", help="a name from the LLM config file")
+    enhance.add_argument("--model", default="")
+    enhance.add_argument("--family", default="sd15")
+    enhance.add_argument("--threshold", type=float, default=85.0)
+    enhance.add_argument("--iterations", type=int, default=4)
+    enhance.add_argument("--seed", type=int, default=0)
+    enhance.add_argument("--temperature", type=float, default=0.7)
 
     compare = sub.add_parser("compare", help="compare tiers side by side")
     compare.add_argument("presets", nargs="*", default=["draft", "standard", "high", "ultra"])
@@ -140,7 +186,16 @@ def main(argv: list[str] | None = None) -> int:
             request = {k: v for k, v in _template_args(args).items() if v not in (None, 0) or k == "model_family"}
             request["parameters"] = _parse_sets(args.set)
             result = service.pipeline_plan(args.user, args.pipeline, args.tier, request)
+            if args.prompt:
+                result["enhanced"] = _enhance({"prompt": args.prompt, "seed": args.seed,
+                                               "model_family": result["family"]["family"]})
             printer = _print_plan
+        elif args.command == "enhance":
+            result = _enhance({"prompt": args.prompt, "negative": args.negative, "backend": args.backend,
+                               "endpoint": args.endpoint, "model": args.model, "model_family": args.family,
+                               "threshold": args.threshold, "iterations": args.iterations, "seed": args.seed,
+                               "temperature": args.temperature})
+            printer = _print_enhanced
         elif args.command == "compare":
             result = service.compare(args.user, {"presets": args.presets, "template": _template_args(args)})
             printer = _print_compare

@@ -85,9 +85,25 @@ def query_template(request: web.Request) -> dict[str, Any]:
 
 
 def build_routes(service: Callable[[], QualityService], user_of: UserResolver = header_user,
-                 prefix: str = PREFIX) -> web.RouteTableDef:
+                 prefix: str = PREFIX, enhance: Callable[[], Any] | None = None) -> web.RouteTableDef:
     """The route table; ``service`` is called per request so a server can start before it."""
     routes = web.RouteTableDef()
+
+    if enhance is not None:
+        @routes.post(f"{prefix}/enhance")
+        @guarded
+        async def enhance_prompt(request: web.Request) -> web.Response:
+            """Body: prompt, negative, backend, endpoint (a configured name), model, model_family, threshold,
+            iterations, seed, temperature, keep_trace. Answers the enhanced prompt, negative, score and trace."""
+            body = await json_body(request)
+            keep = bool(body.pop("keep_trace", False)) if isinstance(body, dict) else False
+            return web.json_response(await enhance().enhance(body, keep_trace=keep))
+
+        @routes.get(f"{prefix}/enhance/endpoints")
+        @guarded
+        async def enhance_endpoints(request: web.Request) -> web.Response:
+            """The configured LLM endpoints (names, backends, URLs, models; never keys)."""
+            return web.json_response({"endpoints": enhance().endpoints()})
 
     def user(request: web.Request) -> str:
         try:
@@ -187,9 +203,11 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
     return routes
 
 
-def standalone_app(service: QualityService, user_of: UserResolver = header_user) -> web.Application:
+def standalone_app(service: QualityService, user_of: UserResolver = header_user,
+                   enhance: Any = None) -> web.Application:
     """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.add_routes(build_routes(lambda: service, user_of))
-    app.add_routes(build_routes(lambda: service, user_of, prefix=f"/api{PREFIX}"))
+    enhancer = (lambda: enhance) if enhance is not None else None
+    app.add_routes(build_routes(lambda: service, user_of, enhance=enhancer))
+    app.add_routes(build_routes(lambda: service, user_of, prefix=f"/api{PREFIX}", enhance=enhancer))
     return app

@@ -190,6 +190,28 @@ def scoring_models() -> Any:
         return _models
 
 
+_enhance: Any = None
+
+
+def output_directory() -> Path:
+    try:
+        import folder_paths
+    except ImportError:
+        return atelier_home() / "output"
+    return Path(folder_paths.get_output_directory())
+
+
+def enhance_service() -> Any:
+    """Prompt enhancement: LLM endpoints from <user dir>/atelier/llm.json, traces in output/atelier/traces."""
+    global _enhance
+    with _lock:
+        if _enhance is None:
+            from .enhance.service import EnhanceService
+
+            _enhance = EnhanceService(users_directory() / "atelier", output_directory() / "atelier" / "traces")
+        return _enhance
+
+
 def register_server(prompt_server: Any) -> None:
     """Mount Atelier's routes on ComfyUI's server and start learning from finished prompts."""
     from aiohttp.web import RouteDef
@@ -197,7 +219,7 @@ def register_server(prompt_server: Any) -> None:
     from .routes import build_routes
 
     register_model_folders()
-    for route in build_routes(service, request_user(prompt_server)):
+    for route in build_routes(service, request_user(prompt_server), enhance=enhance_service):
         if isinstance(route, RouteDef):  # ComfyUI mirrors these under /api when it starts
             prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
     loop = getattr(prompt_server, "loop", None)

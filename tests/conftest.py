@@ -69,14 +69,21 @@ class Client:
 
 
 @pytest.fixture
-def server(service: QualityService):
+def enhance_service(tmp_path: Path):
+    from atelier.nodes.enhance.service import EnhanceService
+
+    return EnhanceService(tmp_path / "data", tmp_path / "traces")
+
+
+@pytest.fixture
+def server(service: QualityService, enhance_service):
     """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(standalone_app(service))
+        runner = web.AppRunner(standalone_app(service, enhance=enhance_service))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -192,3 +193,70 @@ def test_unreachable_server_names_the_url_and_the_original_survives(llm) -> None
                                 timeout_s=1, release_after=False))
     assert result.prompt and result.score > 0
     assert any("http://127.0.0.1:9/api/chat" in f for f in result.fallbacks)
+
+
+def test_enhance_route_validates_and_answers(server, enhance_service, tmp_path) -> None:
+    status, body = server.post("/atelier/enhance", {"prompt": "a red fox", "model_family": "flux_dev", "seed": 2})
+    assert status == 200 and body["prompt"].startswith("A red fox") and body["score"] >= 85
+    assert body["trace"][0]["role"] == "critic" and body["negative"]
+    assert server.post("/api/atelier/enhance", {"prompt": "a red fox"})[0] == 200
+    for bad, field in [({"prompt": ""}, "prompt"), ({"prompt": "x", "iterations": 0}, "iterations"),
+                       ({"prompt": "x", "endpoint": "nowhere"}, "endpoint"),
+                       ({"prompt": "x", "api_key": "sk-1"}, "api_key"), ([1, 2], "body")]:
+        status, answer = server.post("/atelier/enhance", bad)
+        assert status == 400 and answer["field"] == field, (bad, answer)
+        assert "sk-1" not in json.dumps(answer)
+    assert server.post("/atelier/enhance", raw=b"{nope")[0] == 400
+    assert server.get("/atelier/enhance/endpoints") == (200, {"endpoints": []})
+
+
+def test_configured_endpoints_supply_url_model_and_key(llm, tmp_path, monkeypatch) -> None:
+    from atelier.nodes.enhance.service import EnhanceService
+
+    def reply(body, request):
+        return judged(body) if is_critic(body) else "a fox in the snow, oil painting, moonlight, wide shot, detailed"
+
+    server, url = llm(reply)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "llm.json").write_text(json.dumps({"endpoints": {"studio": {
+        "backend": "openai", "url": url, "model": "qwen3-8b", "api_key_env": "STUDIO_KEY"}}}))
+    monkeypatch.setenv("STUDIO_KEY", "sk-from-env")
+    service = EnhanceService(data, tmp_path / "traces")
+    assert service.endpoint_names() == ["(backend default)", "studio"]
+    assert service.endpoints() == [{"name": "studio", "backend": "openai", "url": url, "model": "qwen3-8b"}]
+    result = asyncio.run(service.enhance({"prompt": "a fox", "endpoint": "studio"}, keep_trace=True))
+    assert result["score"] == 91 and not result["fallbacks"]
+    _, body, headers = server.requests[0]
+    assert body["model"] == "qwen3-8b" and headers["Authorization"] == "Bearer sk-from-env"
+    trace_file = Path(result["trace_file"])
+    assert trace_file.parent == tmp_path / "traces" and "sk-from-env" not in trace_file.read_text()
+    with pytest.raises(InvalidInput) as wrong:
+        service.request({"prompt": "x", "endpoint": "studio", "backend": "ollama"})
+    assert wrong.value.field == "backend"
+
+
+def test_trace_files_are_removed_unless_kept(tmp_path) -> None:
+    from atelier.nodes.enhance.service import EnhanceService
+
+    service = EnhanceService(tmp_path / "data", tmp_path / "traces")
+    gone = asyncio.run(service.enhance({"prompt": "a bare castle"}))
+    assert gone["trace_file"] is None and not list((tmp_path / "traces").glob("*.json"))
+    kept = asyncio.run(service.enhance({"prompt": "a quiet harbour", "seed": 4}, keep_trace=True))
+    saved = json.loads(Path(kept["trace_file"]).read_text())
+    assert saved["prompt"] == kept["prompt"] and saved["trace"][0]["iteration"] == 0
+
+
+def test_cli_enhances_and_plans_with_the_enhanced_prompt(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ATELIER_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "atelier", "enhance", "a castle, a castle, (dragon:3)",
+                          "--family", "sdxl"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "(dragon:1.5)" in out.stdout and "failed: weights, duplicate" in out.stdout
+    plan = subprocess.run([sys.executable, "-m", "atelier", "plan", "shot_generation", "--prompt", "a harbour"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert plan.returncode == 0 and "shot: a harbour" in plan.stdout and "cinematic film still" in plan.stdout

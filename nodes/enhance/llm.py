@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from .config import key_for
 from .loop import Backends, EnhanceRequest
 from .rules import Check, Critique, Style, strip_meta
 
@@ -87,20 +87,6 @@ def parse_critique(text: str, source: str) -> Critique:
     if not checks and data.get("feedback"):
         checks = [Check("feedback", str(data["feedback"]), "")]
     return Critique(score, checks, source=source)
-
-
-def api_key(name: str = "openai") -> str | None:
-    """From ATELIER_OPENAI_API_KEY / OPENAI_API_KEY, else ``api_key`` in ATELIER_LLM_CONFIG (JSON)."""
-    for var in (f"ATELIER_{name.upper()}_API_KEY", f"{name.upper()}_API_KEY"):
-        if os.environ.get(var):
-            return os.environ[var]
-    config = os.environ.get("ATELIER_LLM_CONFIG")
-    if config and Path(config).is_file():
-        try:
-            return json.loads(Path(config).read_text()).get(name, {}).get("api_key")
-        except (ValueError, AttributeError):
-            return None
-    return None
 
 
 class HTTPChat:
@@ -220,11 +206,15 @@ class LocalTransformers:
         return await asyncio.wait_for(asyncio.to_thread(self._generate, request, messages), request.timeout_s)
 
 
+KEY_DATA_DIR: list[Path | None] = [None]  # where llm.json lives; set by the adapters
+
+
 def client(backend: str, request: EnhanceRequest) -> Any:
     if backend == "ollama":
         return Ollama(request.endpoint or "http://127.0.0.1:11434", request.timeout_s)
     if backend == "openai":
-        return OpenAICompatible(request.endpoint or "http://127.0.0.1:1234", request.timeout_s, api_key("openai"))
+        url = request.endpoint or "http://127.0.0.1:1234"
+        return OpenAICompatible(url, request.timeout_s, key_for(url, KEY_DATA_DIR[0]))
     if backend == "transformers":
         if not request.model:
             raise LLMError("the transformers backend needs model: a local model folder")

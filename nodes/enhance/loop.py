@@ -15,11 +15,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import invalid
+from ..fsutil import atomic_write_text
 from ..quality.schema import validation_error
 from . import rules
 from .rules import Critique, Style
@@ -91,6 +93,7 @@ class EnhanceResult:
     summary: str
     fallbacks: list[str]
     cached: bool = False
+    trace_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
@@ -113,6 +116,21 @@ class Backends:
     writers: dict[str, WriterFn] = field(default_factory=lambda: {"rule": rule_writer})
     critics: dict[str, CriticFn] = field(default_factory=lambda: {"rule": rule_critic})
     finish: Callable[[EnhanceRequest], Awaitable[None]] | None = None  # after the loop (free VRAM)
+
+
+class _LiveTrace(list):  # type: ignore[type-arg]
+    """A trace list that rewrites its file after every step, so a long loop can be followed."""
+
+    def __init__(self, path: Path | None, request: EnhanceRequest) -> None:
+        super().__init__()
+        self.path = path
+        self.request = request.model_dump()
+
+    def append(self, step: Step) -> None:
+        super().append(step)
+        if self.path is not None:
+            atomic_write_text(self.path, json.dumps({"request": self.request, "trace": [asdict(s) for s in self]},
+                                                    indent=2))
 
 
 class Enhancer:
@@ -162,14 +180,17 @@ class Enhancer:
             return result
         return Critique(0.0, source="none")
 
-    async def run(self, request: EnhanceRequest) -> EnhanceResult:
+    async def run(self, request: EnhanceRequest, trace_file: Path | None = None,
+                  keep_trace: bool = False) -> EnhanceResult:
+        """``trace_file`` is rewritten after every step (to follow a long loop) and removed at the end
+        unless ``keep_trace``."""
         key = request.cache_key()
         if key in self._cache:
             self._cache.move_to_end(key)
             cached = self._cache[key]
             return EnhanceResult(**{**cached.__dict__, "cached": True})
         style = rules.style_for(request.model_family, request.checkpoint)
-        trace: list[Step] = []
+        trace: list[Step] = _LiveTrace(trace_file, request)
         fallbacks: list[str] = []
         original = request.prompt.strip()
         current = await self._critique(original, request, style, 0, trace, fallbacks)
@@ -190,7 +211,13 @@ class Enhancer:
         reached = "reached" if best.score >= request.threshold else "did not reach"
         summary = (f"{used} iteration(s); best score {best.score:.0f} {reached} the threshold "
                    f"{request.threshold:g}; {len(fallbacks)} fallback(s); written for {style.name}")
-        result = EnhanceResult(best_text, negative, best.score, used, original, trace, summary, fallbacks)
+        result = EnhanceResult(best_text, negative, best.score, used, original, list(trace), summary, fallbacks)
+        if trace_file is not None:
+            if keep_trace:
+                atomic_write_text(trace_file, json.dumps(result.to_dict(), indent=2))
+                result.trace_file = str(trace_file)
+            else:
+                trace_file.unlink(missing_ok=True)
         self._cache[key] = result
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
