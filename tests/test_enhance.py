@@ -260,3 +260,19 @@ def test_cli_enhances_and_plans_with_the_enhanced_prompt(tmp_path) -> None:
     plan = subprocess.run([sys.executable, "-m", "atelier", "plan", "shot_generation", "--prompt", "a harbour"],
                           capture_output=True, text=True, env=env, timeout=60)
     assert plan.returncode == 0 and "shot: a harbour" in plan.stdout and "cinematic film still" in plan.stdout
+
+
+def test_transformers_backend_runs_a_local_model_deterministically(tmp_path) -> None:
+    pytest.importorskip("transformers")
+    from tiny_models import tiny_causal_lm
+
+    folder = tiny_causal_lm(tmp_path / "tiny-lm")
+    request = EnhanceRequest(prompt="a fox", backend="transformers", model=str(folder), seed=11, iterations=1,
+                             temperature=0.9)
+    first, second = run(request, Enhancer(llm_backends())), run(request, Enhancer(llm_backends()))
+    writer = next(s for s in first.trace if s.role == "writer")
+    assert writer.backend == "transformers" and not writer.note and writer.text  # the local model wrote
+    assert first.prompt == second.prompt  # same seed, same result
+    assert any("transformers critic failed" in f for f in first.fallbacks)  # a random model writes no JSON
+    missing = run(request.model_copy(update={"model": str(tmp_path / "absent")}), Enhancer(llm_backends()))
+    assert any("no such model folder" in f for f in missing.fallbacks) and missing.score >= 85

@@ -109,3 +109,22 @@ def aesthetic_state(seed: int = 3, relu: bool = False) -> dict[str, torch.Tensor
         state[f"layers.{index}.weight"] = torch.randn(fan_out, fan_in) * 0.5
         state[f"layers.{index}.bias"] = torch.randn(fan_out) * 0.1 + (5.0 if fan_out == 1 else 0.0)
     return state
+
+
+def tiny_causal_lm(path: Path, seed: int = 4) -> Path:
+    """A random GPT-2 with a word-level tokenizer trained offline on a few prompt words."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = ("a red fox in the snow oil painting watercolor soft golden hour light dramatic rim lighting wide "
+             "shot close-up portrait highly detailed sharp focus castle lighthouse cliff dusk forest moonlight , .")
+    tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.train_from_iterator([words] * 4, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<eos>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>")
+    fast.save_pretrained(path)
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=fast.vocab_size, n_positions=1024, n_embd=32, n_layer=2, n_head=2,
+                        eos_token_id=fast.eos_token_id, bos_token_id=fast.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(path)
+    return path
