@@ -15,7 +15,7 @@ import asyncio
 import statistics
 import time
 
-from atelier.nodes.enhance.loop import Backends, EnhanceRequest, Enhancer
+from atelier.nodes.enhance.loop import Backends, Enhancer, EnhanceRequest
 from atelier.nodes.enhance.rules import Critique
 
 PROMPTS = [

@@ -62,6 +62,9 @@ class PromptEnhance(io.ComfyNode):
                 io.Float.Input("temperature", default=0.7, min=0.0, max=2.0, step=0.05),
                 io.Boolean.Input("keep_trace", default=False,
                                  tooltip="Keep the trace file under output/atelier/traces after the run"),
+                io.Boolean.Input("keep_llm_loaded", default=False,
+                                 tooltip="Ollama: keep the model in memory after the loop (default: free its VRAM "
+                                         "for the diffusion model)"),
                 QualityPresetType.Input("quality_preset", optional=True),
             ],
             outputs=[
@@ -85,10 +88,11 @@ class PromptEnhance(io.ComfyNode):
     @classmethod
     async def execute(cls, prompt: str, negative: str, backend: str, endpoint: str, model: str, model_family: str,
                       threshold: float, iterations: int, seed: int, temperature: float, keep_trace: bool,
-                      quality_preset: dict[str, Any] | None = None) -> io.NodeOutput:
+                      keep_llm_loaded: bool = False, quality_preset: dict[str, Any] | None = None) -> io.NodeOutput:
         service = runtime.enhance_service()
         body = _body(prompt, negative, backend, endpoint, model, model_family, threshold, iterations, seed,
                      temperature, quality_preset)
+        body["release_after"] = not keep_llm_loaded
         try:
             result = await service.enhance(body, keep_trace=keep_trace)
         except AtelierError as exc:

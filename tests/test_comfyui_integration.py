@@ -308,3 +308,35 @@ def test_scorer_models_node_picks_a_renamed_model(comfy: Client) -> None:
     item, _ = _run(comfy, graph)
     scores = item["outputs"]["9"]["atelier_scores"][0]
     assert "pickscore" in scores["metrics"], scores["warnings"]
+
+
+def _enhanced_graph(seed: int, sampler_seed: int = 21) -> dict[str, Any]:
+    graph = _graph("ci-tiny", 64, 64, 1, seed=sampler_seed)
+    graph["30"] = {"class_type": "AtelierPromptEnhance", "inputs": {
+        "prompt": "a lighthouse, a lighthouse, (storm:3)", "negative": "ugly", "backend": "rule",
+        "endpoint": "(backend default)", "model": "", "model_family": "auto", "threshold": 85.0, "iterations": 4,
+        "seed": seed, "temperature": 0.7, "keep_trace": True, "keep_llm_loaded": False,
+        "quality_preset": ["4", 0]}}
+    graph["2"]["inputs"]["text"] = ["30", 0]
+    graph["3"]["inputs"]["text"] = ["30", 1]
+    return graph
+
+
+def _cached_nodes(item: dict[str, Any]) -> set[str]:
+    return {n for kind, data in item["status"]["messages"] if kind == "execution_cached" for n in data["nodes"]}
+
+
+def test_prompt_enhance_feeds_clip_text_encode_and_caches_by_seed(comfy: Client) -> None:
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    item, _ = _run(comfy, _enhanced_graph(seed=1))
+    assert item["status"]["status_str"] == "success", item["status"]
+    text = item["outputs"]["30"]["text"][0]
+    assert "(storm:1.5)" in text and text.count("lighthouse") == 1
+    traces = list((Path(comfy.base_dir) / "output" / "atelier" / "traces").glob("*.json"))  # type: ignore[attr-defined]
+    assert traces  # keep_trace: the trace stays under ComfyUI's output folder
+    again, _ = _run(comfy, _enhanced_graph(seed=1, sampler_seed=22))
+    assert "30" in _cached_nodes(again)  # same inputs and seed: ComfyUI reuses the enhancement
+    other, _ = _run(comfy, _enhanced_graph(seed=2, sampler_seed=23))
+    assert "30" not in _cached_nodes(other) and other["status"]["status_str"] == "success"  # a new seed re-runs
+    status, body = comfy.post("/atelier/enhance", {"prompt": "a red fox", "model_family": "flux_dev"})
+    assert status == 200 and body["prompt"].startswith("A red fox")
