@@ -207,6 +207,7 @@ def test_web_extension_and_workflow_templates_are_served(comfy: Client) -> None:
     status, script = comfy.get("/extensions/atelier/js/atelier_quality.js")
     assert status == 200 and "atelier.quality" in script
     assert "atelier.scores" in comfy.get("/extensions/atelier/js/atelier_scores.js")[1]
+    assert "atelier.enhance" in comfy.get("/extensions/atelier/js/atelier_enhance.js")[1]
     status, templates = comfy.get("/api/workflow_templates")
     assert status == 200 and "atelier_quality_txt2img" in json.dumps(templates.get("atelier", templates))
     status, workflow = comfy.get("/api/workflow_templates/atelier/atelier_quality_txt2img.json")

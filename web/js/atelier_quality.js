@@ -3,7 +3,7 @@
 // Public frontend API only; a DOM widget, so it works with the newer node renderer.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
-import { showText } from "./atelier_text.js";
+import { showExecutedText, showText } from "./atelier_text.js";
 
 const NODE_ID = "AtelierQualityPreset";
 const WATCHED = ["tier", "model_family", "checkpoint", "width", "height", "batch_size"];
@@ -71,11 +71,6 @@ app.registerExtension({
       onConfigure?.apply(this, arguments);
       setTimeout(() => refresh(this), 0); // values loaded from a workflow
     };
-    const onExecuted = nodeType.prototype.onExecuted;
-    nodeType.prototype.onExecuted = function (output) {
-      onExecuted?.apply(this, arguments);
-      const text = Array.isArray(output?.text) ? output.text.join("\n") : "";
-      if (text) show(this, text);
-    };
+    showExecutedText(nodeType, "atelier_plan", "Atelier quality plan");
   },
 });

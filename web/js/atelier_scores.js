@@ -1,7 +1,7 @@
 // Atelier: Variation Score and Rank Select show their scores and ranking on the node after a run
 // (the same text is in the prompt's /history entry).
 import { app } from "../../../scripts/app.js";
-import { showText } from "./atelier_text.js";
+import { showExecutedText } from "./atelier_text.js";
 
 const NODES = {
   AtelierVariationScore: ["atelier_scores_text", "Atelier variation scores"],
@@ -12,12 +12,6 @@ app.registerExtension({
   name: "atelier.scores",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const target = NODES[nodeData.name];
-    if (!target) return;
-    const onExecuted = nodeType.prototype.onExecuted;
-    nodeType.prototype.onExecuted = function (output) {
-      onExecuted?.apply(this, arguments);
-      const text = Array.isArray(output?.text) ? output.text.join("\n") : "";
-      if (text) showText(this, target[0], target[1], text);
-    };
+    if (target) showExecutedText(nodeType, ...target);
   },
 });

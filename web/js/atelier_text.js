@@ -29,3 +29,13 @@ export function showText(node, name, label, text) {
   node.setSize([Math.max(node.size[0], width), Math.max(node.size[1], height)]);
   node.setDirtyCanvas(true, true);
 }
+
+// Show a node's executed `text` output in a text box (scores, ranking, enhancement…).
+export function showExecutedText(nodeType, name, label) {
+  const onExecuted = nodeType.prototype.onExecuted;
+  nodeType.prototype.onExecuted = function (output) {
+    onExecuted?.apply(this, arguments);
+    const text = Array.isArray(output?.text) ? output.text.join("\n") : "";
+    if (text) showText(this, name, label, text);
+  };
+}
