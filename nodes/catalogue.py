@@ -7,6 +7,7 @@ from comfy_api.latest import ComfyExtension, io
 from .enhance_nodes import PromptEnhance
 from .quality_nodes import QualityPreset, QualityStage
 from .scoring_nodes import RankSelect, ScorerModels, VariationScore
+from .social_nodes import SocialContext
 
 CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierQualityPreset", QualityPreset, "Quality Preset"),
@@ -15,6 +16,7 @@ CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierRankSelect", RankSelect, "Rank Select"),
     ("AtelierScorerModels", ScorerModels, "Scorer Models"),
     ("AtelierPromptEnhance", PromptEnhance, "Prompt Enhance"),
+    ("AtelierSocialContext", SocialContext, "Social Context"),
 )
 
 

@@ -49,6 +49,12 @@ class ReadOnly(AtelierError):
     status = 403
 
 
+class Forbidden(AtelierError):
+    """A policy refuses the request (e.g. a content rating above the allowed one)."""
+
+    status = 403
+
+
 def invalid(field: str, value: Any, accepted: Any, why: str = "") -> InvalidInput:
     """Build the standard "field=value is not accepted; use …" error."""
     shown = value if isinstance(value, (int, float, bool)) or value is None else str(value)[:200]

@@ -85,9 +85,29 @@ def query_template(request: web.Request) -> dict[str, Any]:
 
 
 def build_routes(service: Callable[[], QualityService], user_of: UserResolver = header_user,
-                 prefix: str = PREFIX, enhance: Callable[[], Any] | None = None) -> web.RouteTableDef:
+                 prefix: str = PREFIX, enhance: Callable[[], Any] | None = None,
+                 social: Callable[[], Any] | None = None) -> web.RouteTableDef:
     """The route table; ``service`` is called per request so a server can start before it."""
     routes = web.RouteTableDef()
+
+    def user(request: web.Request) -> str:
+        try:
+            return safe_user(user_of(request))
+        except KeyError as exc:
+            raise AtelierError(f"unknown user: {exc}", field="comfy-user") from None
+
+    if social is not None:
+        @routes.post(f"{prefix}/social-context/build")
+        @guarded
+        async def social_context(request: web.Request) -> web.Response:
+            """Body: affinity, trust, chemistry, tension (0-100), npc_id, world_id, max_rating (can only lower the
+            user's server-side maximum), requested_rating, enforcement (clamp|reject)."""
+            return web.json_response(social().build(user(request), await json_body(request)))
+
+        @routes.get(f"{prefix}/social-context/worlds")
+        @guarded
+        async def social_worlds(request: web.Request) -> web.Response:
+            return web.json_response({"worlds": {k: w.model_dump(mode="json") for k, w in social().worlds().items()}})
 
     if enhance is not None:
         @routes.post(f"{prefix}/enhance")
@@ -104,12 +124,6 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
         async def enhance_endpoints(request: web.Request) -> web.Response:
             """The configured LLM endpoints (names, backends, URLs, models; never keys)."""
             return web.json_response({"endpoints": enhance().endpoints()})
-
-    def user(request: web.Request) -> str:
-        try:
-            return safe_user(user_of(request))
-        except KeyError as exc:
-            raise AtelierError(f"unknown user: {exc}", field="comfy-user") from None
 
     @routes.get(f"{prefix}/presets")
     @guarded
@@ -204,10 +218,11 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
 
 
 def standalone_app(service: QualityService, user_of: UserResolver = header_user,
-                   enhance: Any = None) -> web.Application:
+                   enhance: Any = None, social: Any = None) -> web.Application:
     """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     enhancer = (lambda: enhance) if enhance is not None else None
-    app.add_routes(build_routes(lambda: service, user_of, enhance=enhancer))
-    app.add_routes(build_routes(lambda: service, user_of, prefix=f"/api{PREFIX}", enhance=enhancer))
+    socials = (lambda: social) if social is not None else None
+    for prefix in (PREFIX, f"/api{PREFIX}"):
+        app.add_routes(build_routes(lambda: service, user_of, prefix=prefix, enhance=enhancer, social=socials))
     return app

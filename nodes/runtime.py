@@ -212,6 +212,20 @@ def enhance_service() -> Any:
         return _enhance
 
 
+_social: Any = None
+
+
+def social_service() -> Any:
+    """Social context: worlds in presets/worlds and <user dir>/atelier/worlds, maxima in <user dir>/atelier/social.yaml."""
+    global _social
+    with _lock:
+        if _social is None:
+            from .social.service import SocialService
+
+            _social = SocialService(users_directory() / "atelier")
+        return _social
+
+
 def register_server(prompt_server: Any) -> None:
     """Mount Atelier's routes on ComfyUI's server and start learning from finished prompts."""
     from aiohttp.web import RouteDef
@@ -219,7 +233,7 @@ def register_server(prompt_server: Any) -> None:
     from .routes import build_routes
 
     register_model_folders()
-    for route in build_routes(service, request_user(prompt_server), enhance=enhance_service):
+    for route in build_routes(service, request_user(prompt_server), enhance=enhance_service, social=social_service):
         if isinstance(route, RouteDef):  # ComfyUI mirrors these under /api when it starts
             prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
     loop = getattr(prompt_server, "loop", None)

@@ -76,14 +76,21 @@ def enhance_service(tmp_path: Path):
 
 
 @pytest.fixture
-def server(service: QualityService, enhance_service):
+def social_service(tmp_path: Path):
+    from atelier.nodes.social.service import SocialService
+
+    return SocialService(tmp_path / "social")
+
+
+@pytest.fixture
+def server(service: QualityService, enhance_service, social_service):
     """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(standalone_app(service, enhance=enhance_service))
+        runner = web.AppRunner(standalone_app(service, enhance=enhance_service, social=social_service))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -341,3 +341,21 @@ def test_prompt_enhance_feeds_clip_text_encode_and_caches_by_seed(comfy: Client)
     assert "30" not in _cached_nodes(other) and other["status"]["status_str"] == "success"  # a new seed re-runs
     status, body = comfy.post("/atelier/enhance", {"prompt": "a red fox", "model_family": "flux_dev"})
     assert status == 200 and body["prompt"].startswith("A red fox")
+
+
+def test_social_context_node_feeds_the_prompt_and_enforces_the_rating(comfy: Client) -> None:
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    graph = _graph("ci-tiny", 64, 64, 1, seed=31)
+    graph["40"] = {"class_type": "AtelierSocialContext", "inputs": {
+        "affinity": 80, "trust": 80, "chemistry": 80, "tension": 0, "npc_id": "mira", "world": "default",
+        "max_rating": "(server maximum)", "requested_rating": "restricted", "enforcement": "clamp"}}
+    graph["3"]["inputs"]["text"] = ["40", 3]
+    item, _ = _run(comfy, graph)
+    assert item["status"]["status_str"] == "success", item["status"]
+    assert item["outputs"]["40"]["text"][0].startswith("partner · intimacy intense · rating mature_implied")
+    graph["40"]["inputs"].update(enforcement="reject", affinity=20, trust=20, chemistry=0)
+    item, _ = _run(comfy, graph)
+    assert item["status"]["status_str"] == "error"
+    error = next(data for kind, data in item["status"]["messages"] if kind == "execution_error")
+    assert error["node_type"] == "AtelierSocialContext"
+    assert "Atelier: requested rating 'restricted' exceeds the allowed 'sfw'" in error["exception_message"]
