@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from atelier.nodes.errors import Forbidden, InvalidInput
 from atelier.nodes.social.context import ContextRequest, build_context, enforce, worlds
 from atelier.nodes.social.service import SocialService
