@@ -67,7 +67,8 @@ def _imports(path: Path) -> set[str]:
 
 def test_domain_core_never_imports_comfyui() -> None:
     domain = sorted((REPO / "nodes" / "quality").rglob("*.py")) + sorted((REPO / "nodes" / "scoring").rglob("*.py")) + sorted(
-        (REPO / "nodes" / "enhance").rglob("*.py")) + sorted((REPO / "nodes" / "social").rglob("*.py")) + [
+        (REPO / "nodes" / "enhance").rglob("*.py")) + sorted((REPO / "nodes" / "social").rglob("*.py")) + sorted(
+        (REPO / "nodes" / "records").rglob("*.py")) + [
         REPO / "nodes" / "errors.py",
         REPO / "nodes" / "fsutil.py"]
     for path in domain:

@@ -1,0 +1,43 @@
+"""The reproducibility hash: equal for runs that must give the same result, different otherwise.
+
+Canonical form: keys sorted; fields that do not change the result dropped (output names, ids,
+timestamps, traces, UI-only settings); integral floats written as integers (7.0 == 7); other floats
+rounded to 9 significant digits (so 0.1 + 0.2 == 0.3); ints exact (seeds keep every digit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+IGNORED = frozenset({
+    "filename_prefix", "client_id", "prompt_id", "comfy_prompt_id", "workspace", "user", "created_at",
+    "trace", "keep_trace", "keep_llm_loaded", "release_after", "keep_alive", "timeout_s", "_meta", "estimate",
+    "warnings", "display_name", "description",
+})
+
+
+def canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+                if str(k) not in IGNORED}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return float(f"{value:.9g}")
+    return str(value)
+
+
+def repro_hash(parameters: dict[str, Any]) -> str:
+    blob = json.dumps(canonical(parameters), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()

@@ -1,0 +1,227 @@
+"""The record store: SQLAlchemy 2 over SQLite (WAL, busy timeout) or any URL, migrated by alembic on open.
+
+Every write is one transaction. Listing uses a cursor (created_at, id) so pages never skip or
+repeat rows while others write.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from ..errors import Conflict, InvalidInput, NotFound, invalid
+from .hashing import canonical, repro_hash
+from .models import FINAL, STATUSES, Feedback, PromptFamily, PromptVersion, Record
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+MAX_PAGE = 500
+TRANSITIONS = {"pending": {"queued", "running", "failed", "cancelled"}, "queued": {"running", "failed", "cancelled",
+               "completed"}, "running": {"completed", "failed", "cancelled"}}
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def sqlite_url(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _record_dict(record: Record) -> dict[str, Any]:
+    return {c: getattr(record, c) for c in (
+        "id", "status", "operation_type", "workspace", "user", "parameters", "prompt_text", "prompt_version_id",
+        "prompt_source", "repro_hash", "comfy_prompt_id", "created_at", "started_at", "finished_at", "outputs",
+        "scores", "error")}
+
+
+def render(template: str, variables: dict[str, Any]) -> str:
+    """``{{name}}`` substitution; a missing variable is an error naming it."""
+    missing = sorted({m for m in VARIABLE_RE.findall(template) if m not in variables})
+    if missing:
+        raise invalid("variables", missing[0], f"values for {', '.join(missing)}",
+                      f"the prompt uses {{{{{missing[0]}}}}}")
+    return VARIABLE_RE.sub(lambda m: str(variables[m.group(1)]), template)
+
+
+class RecordStore:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    # --- prompts -----------------------------------------------------------------------------
+    def add_prompt_version(self, family: str, template: str, description: str = "") -> dict[str, Any]:
+        if not family or len(family) > 128:
+            raise invalid("family", family, "a name of 1-128 characters")
+        for _ in range(5):  # concurrent writers of one family: retry on the unique version
+            try:
+                with self.session.begin() as s:
+                    if s.get(PromptFamily, family) is None:
+                        s.add(PromptFamily(name=family, description=description, created_at=time.time()))
+                        s.flush()
+                    latest = s.scalar(select(func.max(PromptVersion.version)).where(PromptVersion.family == family))
+                    version = PromptVersion(id=uuid.uuid4().hex, family=family, version=(latest or 0) + 1,
+                                            template=template, created_at=time.time())
+                    s.add(version)
+                return {"id": version.id, "family": family, "version": version.version, "template": template,
+                        "variables": sorted(set(VARIABLE_RE.findall(template)))}
+            except IntegrityError:
+                continue
+        raise Conflict(f"prompt family {family!r} is being written by others; retry", field="family", value=family)
+
+    def prompt_version(self, family: str, version: int | None = None) -> PromptVersion:
+        with self.session() as s:
+            query = select(PromptVersion).where(PromptVersion.family == family)
+            query = query.where(PromptVersion.version == version) if version else query.order_by(
+                PromptVersion.version.desc())
+            found = s.scalars(query.limit(1)).first()
+        if found is None:
+            raise NotFound(f"no prompt {family!r}" + (f" version {version}" if version else ""), field="family",
+                           value=family)
+        return found
+
+    def prompt_families(self) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.execute(select(PromptVersion.family, func.max(PromptVersion.version)).group_by(
+                PromptVersion.family)).all()
+        return [{"family": f, "latest_version": v} for f, v in sorted(rows)]
+
+    # --- records -----------------------------------------------------------------------------
+    def create(self, operation_type: str, user: str, parameters: dict[str, Any], workspace: str = "default",
+               prompt: str | None = None, prompt_family: str | None = None, prompt_version: int | None = None,
+               variables: dict[str, Any] | None = None, status: str = "pending") -> dict[str, Any]:
+        """A new record; its prompt is inline text or a (latest or given) version of a family."""
+        if status not in STATUSES:
+            raise invalid("status", status, list(STATUSES))
+        version_id, source = None, "inline"
+        if prompt_family:
+            version = self.prompt_version(prompt_family, prompt_version)
+            text = render(version.template, variables or {})
+            version_id, source = version.id, "versioned"
+        else:
+            text = render(prompt or "", variables or {})
+        params = canonical({**parameters, "prompt": text})
+        record = Record(id=uuid.uuid4().hex, status=status, operation_type=operation_type, workspace=workspace,
+                        user=user, parameters=params, prompt_text=text, prompt_version_id=version_id,
+                        prompt_source=source, repro_hash=repro_hash(params), created_at=time.time(), outputs={},
+                        scores={})
+        with self.session.begin() as s:
+            s.add(record)
+        return _record_dict(record)
+
+    def get(self, record_id: str) -> dict[str, Any]:
+        with self.session() as s:
+            record = s.get(Record, record_id)
+            if record is None:
+                raise NotFound(f"no generation record {record_id!r}", field="id", value=record_id)
+            body = _record_dict(record)
+            body["feedback"] = [{"rating": f.rating, "comment": f.comment, "created_at": f.created_at}
+                                for f in s.scalars(select(Feedback).where(Feedback.record_id == record_id))]
+        return body
+
+    def identical(self, digest: str, exclude: str | None = None) -> list[str]:
+        with self.session() as s:
+            ids = s.scalars(select(Record.id).where(Record.repro_hash == digest).order_by(Record.created_at))
+            return [i for i in ids if i != exclude]
+
+    def list(self, status: str | None = None, workspace: str | None = None, operation_type: str | None = None,
+             limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+        if status is not None and status not in STATUSES:
+            raise invalid("status", status, list(STATUSES))
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid("limit", limit, f"1-{MAX_PAGE}")
+        query = select(Record)
+        for column, value in ((Record.status, status), (Record.workspace, workspace),
+                              (Record.operation_type, operation_type)):
+            if value is not None:
+                query = query.where(column == value)
+        if cursor:
+            try:
+                created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            except (ValueError, TypeError):
+                raise invalid("cursor", cursor, "a next_cursor from a previous page") from None
+            query = query.where((Record.created_at < created) | ((Record.created_at == created) & (Record.id < last_id)))
+        query = query.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1)
+        with self.session() as s:
+            rows = list(s.scalars(query))
+        items = [_record_dict(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = base64.urlsafe_b64encode(json.dumps([last.created_at, last.id]).encode()).decode()
+        return {"items": items, "next_cursor": next_cursor}
+
+    def set_status(self, record_id: str, status: str, **fields: Any) -> dict[str, Any]:
+        """Move a record along pending -> queued -> running -> completed/failed/cancelled."""
+        if status not in STATUSES:
+            raise invalid("status", status, list(STATUSES))
+        with self.session.begin() as s:
+            record = s.get(Record, record_id, with_for_update=True)
+            if record is None:
+                raise NotFound(f"no generation record {record_id!r}", field="id", value=record_id)
+            if status != record.status and status not in TRANSITIONS.get(record.status, set()):
+                raise Conflict(f"record {record_id} is {record.status}; it cannot become {status}",
+                               field="status", value=status, accepted=sorted(TRANSITIONS.get(record.status, [])))
+            record.status = status
+            now = time.time()
+            if status == "running" and record.started_at is None:
+                record.started_at = now
+            if status in FINAL:
+                record.finished_at = now
+            for key, value in fields.items():
+                if key not in ("comfy_prompt_id", "outputs", "scores", "error"):
+                    raise invalid(key, key, ["comfy_prompt_id", "outputs", "scores", "error"])
+                setattr(record, key, value)
+            return _record_dict(record)
+
+    def feedback(self, record_id: str, rating: Any, comment: Any = "") -> dict[str, Any]:
+        if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+            raise invalid("rating", rating, "a whole number from 1 to 5")
+        if not isinstance(comment, str) or len(comment) > 5000:
+            raise invalid("comment", type(comment).__name__, "text of at most 5000 characters")
+        with self.session.begin() as s:
+            if s.get(Record, record_id) is None:
+                raise NotFound(f"no generation record {record_id!r}", field="id", value=record_id)
+            s.add(Feedback(record_id=record_id, rating=rating, comment=comment, created_at=time.time()))
+        return self.get(record_id)
+
+    def count(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Record)) or 0)
+
+
+__all__ = ["RecordStore", "InvalidInput", "render", "sqlite_url", "migrate", "make_engine"]

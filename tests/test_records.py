@@ -1,0 +1,182 @@
+"""Generation records on real SQLite files: concurrency, crashes, migrations, hashes, prompts, pages."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sqlalchemy")
+pytest.importorskip("alembic")
+
+from atelier.nodes.errors import Conflict, InvalidInput, NotFound  # noqa: E402
+from atelier.nodes.records.hashing import repro_hash  # noqa: E402
+from atelier.nodes.records.store import RecordStore, make_engine, migrate, sqlite_url  # noqa: E402
+
+PARAMS = {"steps": 20, "cfg": 7.0, "sampler_name": "euler", "seed": 123456789012345, "width": 512}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RecordStore:
+    return RecordStore(sqlite_url(tmp_path / "records.sqlite"))
+
+
+def test_hash_is_stable_where_it_must_be_and_differs_where_it_must() -> None:
+    base = repro_hash(PARAMS)
+    assert repro_hash(dict(reversed(list(PARAMS.items())))) == base            # key order
+    assert repro_hash({**PARAMS, "cfg": 7}) == base                             # 7 == 7.0
+    assert repro_hash({**PARAMS, "cfg": 0.1 + 0.2}) == repro_hash({**PARAMS, "cfg": 0.3})  # float noise
+    assert repro_hash({**PARAMS, "filename_prefix": "x", "client_id": "y", "_meta": {"title": "t"}}) == base
+    assert repro_hash({**PARAMS, "seed": 123456789012346}) != base              # every seed digit counts
+    assert repro_hash({**PARAMS, "steps": 21}) != base
+    assert repro_hash({**PARAMS, "sampler_name": "euler_ancestral"}) != base
+    assert repro_hash({**PARAMS, "cfg": 7.0000001}) != repro_hash({**PARAMS, "cfg": 7.1})
+
+
+def test_identical_earlier_runs_are_found(store: RecordStore) -> None:
+    first = store.create("image", "u", PARAMS, prompt="a fox")
+    second = store.create("image", "u", {**dict(reversed(list(PARAMS.items()))), "filename_prefix": "z"},
+                          prompt="a fox")
+    other = store.create("image", "u", PARAMS, prompt="a wolf")
+    assert first["repro_hash"] == second["repro_hash"] != other["repro_hash"]
+    assert store.identical(second["repro_hash"], exclude=second["id"]) == [first["id"]]
+
+
+def test_prompt_versions_variables_and_latest(store: RecordStore) -> None:
+    store.add_prompt_version("hero", "a portrait of {{ name }}")
+    v2 = store.add_prompt_version("hero", "a portrait of {{name}} in {{place}}")
+    assert v2["version"] == 2 and v2["variables"] == ["name", "place"]
+    latest = store.create("image", "u", PARAMS, prompt_family="hero", variables={"name": "Mira", "place": "Rome"})
+    assert latest["prompt_text"] == "a portrait of Mira in Rome" and latest["prompt_source"] == "versioned"
+    assert latest["prompt_version_id"] == v2["id"]
+    pinned = store.create("image", "u", PARAMS, prompt_family="hero", prompt_version=1, variables={"name": "Ada"})
+    assert pinned["prompt_text"] == "a portrait of Ada"
+    with pytest.raises(InvalidInput) as missing:
+        store.create("image", "u", PARAMS, prompt_family="hero", variables={"name": "Mira"})
+    assert missing.value.field == "variables" and missing.value.value == "place" and "{{place}}" in missing.value.message
+    with pytest.raises(NotFound):
+        store.create("image", "u", PARAMS, prompt_family="villain")
+    assert store.prompt_families() == [{"family": "hero", "latest_version": 2}]
+    assert store.create("image", "u", PARAMS, prompt="inline {{x}}", variables={"x": 1})["prompt_source"] == "inline"
+
+
+def test_status_moves_forward_only_and_feedback_is_validated(store: RecordStore) -> None:
+    record = store.create("image", "u", PARAMS, prompt="a fox")
+    store.set_status(record["id"], "queued", comfy_prompt_id="p-1")
+    running = store.set_status(record["id"], "running")
+    done = store.set_status(record["id"], "completed", outputs={"images": ["a.png"]}, scores={"overall": [71.5]})
+    assert running["started_at"] and done["finished_at"] >= done["started_at"] and done["outputs"]["images"]
+    with pytest.raises(Conflict) as backwards:
+        store.set_status(record["id"], "running")
+    assert backwards.value.field == "status"
+    for bad in (0, 6, 2.5, "5", True):
+        with pytest.raises(InvalidInput):
+            store.feedback(record["id"], bad)
+    assert store.feedback(record["id"], 4, "nice light")["feedback"][0]["rating"] == 4
+    with pytest.raises(NotFound):
+        store.feedback("nope", 3)
+
+
+def test_filters_and_cursor_pages_neither_skip_nor_repeat(store: RecordStore) -> None:
+    ids = {store.create("image" if i % 2 else "video", "u", {**PARAMS, "seed": i}, workspace=f"w{i % 3}",
+                        prompt="p")["id"] for i in range(23)}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = store.list(limit=5, cursor=cursor)
+        seen += [r["id"] for r in page["items"]]
+        store.create("image", "u", PARAMS, prompt="written while paging")  # newer rows do not disturb pages
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert set(seen) >= ids and len(seen) == len(set(seen))
+    videos = store.list(operation_type="video", workspace="w0", limit=100)["items"]
+    assert videos and all(r["operation_type"] == "video" and r["workspace"] == "w0" for r in videos)
+    for bad, field in [({"status": "done"}, "status"), ({"limit": 0}, "limit"), ({"cursor": "garbage!"}, "cursor")]:
+        with pytest.raises(InvalidInput) as exc:
+            store.list(**bad)
+        assert exc.value.field == field
+
+
+def test_concurrent_writers_in_threads_lose_nothing(store: RecordStore) -> None:
+    errors: list[Exception] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(25):
+                record = store.create("image", f"t{worker}", {**PARAMS, "seed": worker * 100 + i}, prompt="p")
+                store.set_status(record["id"], "queued")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and store.count() == 200
+    assert len(store.list(status="queued", limit=500)["items"]) == 200
+
+
+def _write_many(url: str, worker: int, count: int) -> int:
+    store = RecordStore(url)
+    for i in range(count):
+        store.create("image", f"p{worker}", {**PARAMS, "seed": i}, prompt="from a process")
+        store.add_prompt_version("shared", f"version from {worker}/{i}")
+    return count
+
+
+def test_concurrent_writers_in_processes_lose_nothing(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "records.sqlite")
+    RecordStore(url)
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        written = pool.starmap(_write_many, [(url, w, 15) for w in range(3)])
+    store = RecordStore(url)
+    assert store.count() == sum(written) == 45
+    assert store.prompt_families() == [{"family": "shared", "latest_version": 45}]  # versions unique, none lost
+
+
+def test_a_process_killed_mid_write_leaves_a_consistent_database(tmp_path: Path) -> None:
+    db = tmp_path / "records.sqlite"
+    url = sqlite_url(db)
+    RecordStore(url)
+    script = (f"from atelier.nodes.records.store import RecordStore\nstore = RecordStore({url!r})\n"
+              "i = 0\nwhile True:\n    r = store.create('image', 'k', {'seed': i}, prompt='x' * 5000)\n"
+              "    store.set_status(r['id'], 'queued')\n    i += 1\n")
+    child = subprocess.Popen([sys.executable, "-c", script])
+    time.sleep(2.5)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store = RecordStore(url)
+    count = store.count()
+    assert count > 0
+    statuses = {r["status"] for r in store.list(limit=500)["items"]}
+    assert statuses <= {"pending", "queued"}  # every row whole; the last one may not have moved on
+    store.create("image", "k", PARAMS, prompt="after the crash")
+    assert store.count() == count + 1
+
+
+def test_an_older_schema_migrates_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    engine = make_engine(sqlite_url(db))
+    migrate(engine, "0001")  # the first schema: no scores, no prompt versions
+    with sqlite3.connect(db) as raw:
+        raw.execute("INSERT INTO atelier_records (id, status, operation_type, workspace, user, parameters, "
+                    "prompt_text, repro_hash, created_at, outputs) VALUES ('old1', 'completed', 'image', 'default', "
+                    "'u', '{}', 'an old prompt', 'h', 1.0, '{}')")
+    store = RecordStore(sqlite_url(db))
+    old = store.get("old1")
+    assert old["prompt_text"] == "an old prompt" and old["prompt_source"] == "inline" and old["scores"] is None
+    assert store.add_prompt_version("new", "works after the upgrade")["version"] == 1
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0002"
