@@ -86,7 +86,8 @@ def query_template(request: web.Request) -> dict[str, Any]:
 
 def build_routes(service: Callable[[], QualityService], user_of: UserResolver = header_user,
                  prefix: str = PREFIX, enhance: Callable[[], Any] | None = None,
-                 social: Callable[[], Any] | None = None) -> web.RouteTableDef:
+                 social: Callable[[], Any] | None = None,
+                 records: Callable[[], Any] | None = None) -> web.RouteTableDef:
     """The route table; ``service`` is called per request so a server can start before it."""
     routes = web.RouteTableDef()
 
@@ -95,6 +96,55 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
             return safe_user(user_of(request))
         except KeyError as exc:
             raise AtelierError(f"unknown user: {exc}", field="comfy-user") from None
+
+    if records is not None:
+        @routes.get(f"{prefix}/generations")
+        @guarded
+        async def list_generations(request: web.Request) -> web.Response:
+            """Filters: status, workspace, operation_type; limit (1-500) and cursor (from next_cursor)."""
+            query = request.query
+            limit = query.get("limit", "50")
+            if not limit.isdigit():
+                raise invalid("limit", limit, "a whole number 1-500")
+            return web.json_response(records().store.list(
+                query.get("status"), query.get("workspace"), query.get("operation_type"), int(limit),
+                query.get("cursor")))
+
+        @routes.post(f"{prefix}/generations/validate")
+        @guarded
+        async def validate_generation(request: web.Request) -> web.Response:
+            return web.json_response(records().validate(await json_body(request)))
+
+        @routes.get(f"{prefix}/generations/prompts")
+        @guarded
+        async def prompt_families(request: web.Request) -> web.Response:
+            return web.json_response({"families": records().store.prompt_families()})
+
+        @routes.post(f"{prefix}/generations/prompts/{{family}}")
+        @guarded
+        async def add_prompt_version(request: web.Request) -> web.Response:
+            """Body: {"template": "... {{variable}} ...", "description"}: a new version of the family."""
+            body = await json_body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("template"), str) or not body["template"]:
+                raise invalid("template", None, "a non-empty prompt template")
+            version = records().store.add_prompt_version(request.match_info["family"], body["template"],
+                                                         str(body.get("description", "")))
+            return web.json_response(version, status=201)
+
+        @routes.get(f"{prefix}/generations/{{record_id}}")
+        @guarded
+        async def get_generation(request: web.Request) -> web.Response:
+            return web.json_response(records().store.get(request.match_info["record_id"]))
+
+        @routes.post(f"{prefix}/generations/{{record_id}}/feedback")
+        @guarded
+        async def generation_feedback(request: web.Request) -> web.Response:
+            """Body: {"rating": 1-5, "comment": "..."}."""
+            body = await json_body(request)
+            if not isinstance(body, dict):
+                raise invalid("body", type(body).__name__, '{"rating": 1-5, "comment": "..."}')
+            return web.json_response(records().store.feedback(
+                request.match_info["record_id"], body.get("rating"), body.get("comment", "")))
 
     if social is not None:
         @routes.post(f"{prefix}/social-context/build")
@@ -218,11 +268,13 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
 
 
 def standalone_app(service: QualityService, user_of: UserResolver = header_user,
-                   enhance: Any = None, social: Any = None) -> web.Application:
+                   enhance: Any = None, social: Any = None, records: Any = None) -> web.Application:
     """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     enhancer = (lambda: enhance) if enhance is not None else None
     socials = (lambda: social) if social is not None else None
+    recorder = (lambda: records) if records is not None else None
     for prefix in (PREFIX, f"/api{PREFIX}"):
-        app.add_routes(build_routes(lambda: service, user_of, prefix=prefix, enhance=enhancer, social=socials))
+        app.add_routes(build_routes(lambda: service, user_of, prefix=prefix, enhance=enhancer, social=socials,
+                                    records=recorder))
     return app

@@ -226,6 +226,20 @@ def social_service() -> Any:
         return _social
 
 
+_records: Any = None
+
+
+def record_service() -> Any:
+    """Generation records in <user dir>/atelier/records.sqlite (or ATELIER_DATABASE_URL)."""
+    global _records
+    with _lock:
+        if _records is None:
+            from .records.service import RecordService
+
+            _records = RecordService(users_directory() / "atelier")
+        return _records
+
+
 def register_server(prompt_server: Any) -> None:
     """Mount Atelier's routes on ComfyUI's server and start learning from finished prompts."""
     from aiohttp.web import RouteDef
@@ -233,7 +247,8 @@ def register_server(prompt_server: Any) -> None:
     from .routes import build_routes
 
     register_model_folders()
-    for route in build_routes(service, request_user(prompt_server), enhance=enhance_service, social=social_service):
+    for route in build_routes(service, request_user(prompt_server), enhance=enhance_service, social=social_service,
+                              records=record_service):
         if isinstance(route, RouteDef):  # ComfyUI mirrors these under /api when it starts
             prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
     loop = getattr(prompt_server, "loop", None)

@@ -83,14 +83,22 @@ def social_service(tmp_path: Path):
 
 
 @pytest.fixture
-def server(service: QualityService, enhance_service, social_service):
+def record_service(tmp_path: Path):
+    from atelier.nodes.records.service import RecordService
+
+    return RecordService(tmp_path / "records")
+
+
+@pytest.fixture
+def server(service: QualityService, enhance_service, social_service, record_service):
     """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(standalone_app(service, enhance=enhance_service, social=social_service))
+        runner = web.AppRunner(standalone_app(service, enhance=enhance_service, social=social_service,
+                                              records=record_service))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

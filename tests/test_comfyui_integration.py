@@ -144,6 +144,9 @@ def test_routes_answer_under_atelier_and_api(comfy: Client) -> None:
         assert comfy.get(f"{prefix}/recommend?use_case=print")[1]["tier"] == "ultra"
     status, body = comfy.put("/atelier/presets/high", {"image": {"steps": 1}})
     assert status == 403
+    status, body = comfy.get("/atelier/generations?limit=5")  # records in ComfyUI's user directory
+    assert status == 200 and "items" in body
+    assert (Path(comfy.base_dir) / "user" / "atelier" / "records.sqlite").exists()  # type: ignore[attr-defined]
 
 
 def test_quality_preset_drives_a_ksampler(comfy: Client) -> None:

@@ -180,3 +180,38 @@ def test_an_older_schema_migrates_in_place(tmp_path: Path) -> None:
     assert store.add_prompt_version("new", "works after the upgrade")["version"] == 1
     with sqlite3.connect(db) as raw:
         assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0002"
+
+
+def test_generation_routes(server, record_service) -> None:
+    status, version = server.post("/atelier/generations/prompts/hero", {"template": "a portrait of {{name}}"})
+    assert status == 201 and version["version"] == 1
+    assert server.get("/atelier/generations/prompts")[1] == {"families": [{"family": "hero", "latest_version": 1}]}
+    status, checked = server.post("/atelier/generations/validate", {
+        "operation_type": "image_generation", "parameters": PARAMS, "prompt_family": "hero",
+        "variables": {"name": "Mira"}})
+    assert status == 200 and checked["prompt"] == "a portrait of Mira" and checked["identical"] == []
+    status, body = server.post("/atelier/generations/validate", {
+        "operation_type": "image_generation", "prompt_family": "hero"})
+    assert status == 400 and body["field"] == "variables" and body["value"] == "name"
+    record = record_service.create("default", {"operation_type": "image_generation", "parameters": PARAMS,
+                                               "prompt_family": "hero", "variables": {"name": "Mira"}})
+    status, again = server.post("/atelier/generations/validate", {
+        "operation_type": "image_generation", "parameters": PARAMS, "prompt_family": "hero",
+        "variables": {"name": "Mira"}})
+    assert again["identical"] == [record["id"]]  # an identical earlier run is found
+    status, listing = server.get("/atelier/generations?operation_type=image_generation&limit=10")
+    assert status == 200 and [r["id"] for r in listing["items"]] == [record["id"]]
+    assert server.get(f"/api/atelier/generations/{record['id']}")[1]["prompt_text"] == "a portrait of Mira"
+    status, rated = server.post(f"/atelier/generations/{record['id']}/feedback", {"rating": 5, "comment": "yes"})
+    assert status == 200 and rated["feedback"][0]["rating"] == 5
+    for method, path, body, code, field in [
+        ("POST", f"/atelier/generations/{record['id']}/feedback", {"rating": 9}, 400, "rating"),
+        ("POST", "/atelier/generations/nope/feedback", {"rating": 3}, 404, "id"),
+        ("GET", "/atelier/generations/nope", None, 404, "id"),
+        ("GET", "/atelier/generations?status=done", None, 400, "status"),
+        ("GET", "/atelier/generations?limit=many", None, 400, "limit"),
+        ("POST", "/atelier/generations/validate", {"operation_type": "Bad Type!"}, 400, "operation_type"),
+        ("POST", "/atelier/generations/prompts/hero", {"template": ""}, 400, "template"),
+    ]:
+        status, answer = server.request(method, path, body)
+        assert status == code and answer["field"] == field, (path, answer)

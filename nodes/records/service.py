@@ -1,0 +1,68 @@
+"""The records facade for the routes (and, next, the record node and the pipelines).
+
+The database is SQLite in ComfyUI's user directory (``atelier/records.sqlite``) unless
+``ATELIER_DATABASE_URL`` names another SQLAlchemy URL (e.g. PostgreSQL shared by many workers).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import invalid
+from ..quality.schema import validation_error
+from .hashing import repro_hash
+from .store import RecordStore, render, sqlite_url
+
+
+class GenerationConfig(BaseModel):
+    """What a client asks to record: the operation, its parameters and its prompt (inline or versioned)."""
+
+    model_config = ConfigDict(extra="forbid")
+    operation_type: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+    workspace: Annotated[str, Field(min_length=1, max_length=128)] = "default"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    prompt: Annotated[str, Field(max_length=20000)] | None = None
+    prompt_family: Annotated[str, Field(max_length=128)] | None = None
+    prompt_version: Annotated[int, Field(ge=1)] | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: Any) -> GenerationConfig:
+        if not isinstance(data, dict):
+            raise invalid("body", type(data).__name__, "a JSON object with operation_type and parameters")
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+        if config.prompt is not None and config.prompt_family is not None:
+            raise invalid("prompt_family", config.prompt_family, "either prompt or prompt_family, not both")
+        return config
+
+
+class RecordService:
+    def __init__(self, data_dir: Path) -> None:
+        url = os.environ.get("ATELIER_DATABASE_URL") or sqlite_url(data_dir / "records.sqlite")
+        self.store = RecordStore(url)
+
+    def _prompt(self, config: GenerationConfig) -> str:
+        if config.prompt_family:
+            template = self.store.prompt_version(config.prompt_family, config.prompt_version).template
+        else:
+            template = config.prompt or ""
+        return render(template, config.variables)
+
+    def validate(self, body: Any) -> dict[str, Any]:
+        """Checks a config (prompt variables included) without writing; names identical earlier runs."""
+        config = GenerationConfig.parse(body)
+        text = self._prompt(config)
+        digest = repro_hash({**config.parameters, "prompt": text})
+        return {"valid": True, "prompt": text, "repro_hash": digest, "identical": self.store.identical(digest)}
+
+    def create(self, user: str, body: Any) -> dict[str, Any]:
+        config = GenerationConfig.parse(body)
+        return self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
+                                  config.prompt_family, config.prompt_version, config.variables)
