@@ -27,7 +27,8 @@ HISTORY_POLL_S = 2.0
 HISTORY_WINDOW = 64  # most recent prompts looked at per poll
 NO_CHECKPOINT = "(none)"
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_singletons: dict[str, Any] = {}
 _service: QualityService | None = None
 _observer: RunObserver | None = None
 _models: Any = None
@@ -40,6 +41,14 @@ def _comfy_user_directory() -> Path | None:
     except ImportError:
         return None
     return Path(folder_paths.get_user_directory())
+
+
+def _lazy(name: str, factory: Any) -> Any:
+    """One instance per process of each service, made on first use."""
+    with _lock:
+        if name not in _singletons:
+            _singletons[name] = factory()
+        return _singletons[name]
 
 
 def atelier_home() -> Path:
@@ -190,9 +199,6 @@ def scoring_models() -> Any:
         return _models
 
 
-_enhance: Any = None
-
-
 def output_directory() -> Path:
     try:
         import folder_paths
@@ -203,41 +209,24 @@ def output_directory() -> Path:
 
 def enhance_service() -> Any:
     """Prompt enhancement: LLM endpoints from <user dir>/atelier/llm.json, traces in output/atelier/traces."""
-    global _enhance
-    with _lock:
-        if _enhance is None:
-            from .enhance.service import EnhanceService
+    from .enhance.service import EnhanceService
 
-            _enhance = EnhanceService(users_directory() / "atelier", output_directory() / "atelier" / "traces")
-        return _enhance
-
-
-_social: Any = None
+    return _lazy("enhance", lambda: EnhanceService(users_directory() / "atelier",
+                                                   output_directory() / "atelier" / "traces"))
 
 
 def social_service() -> Any:
     """Social context: worlds in presets/worlds and <user dir>/atelier/worlds, maxima in <user dir>/atelier/social.yaml."""
-    global _social
-    with _lock:
-        if _social is None:
-            from .social.service import SocialService
+    from .social.service import SocialService
 
-            _social = SocialService(users_directory() / "atelier")
-        return _social
-
-
-_records: Any = None
+    return _lazy("social", lambda: SocialService(users_directory() / "atelier"))
 
 
 def record_service() -> Any:
     """Generation records in <user dir>/atelier/records.sqlite (or ATELIER_DATABASE_URL)."""
-    global _records
-    with _lock:
-        if _records is None:
-            from .records.service import RecordService
+    from .records.service import RecordService
 
-            _records = RecordService(users_directory() / "atelier")
-        return _records
+    return _lazy("records", lambda: RecordService(users_directory() / "atelier"))
 
 
 def register_server(prompt_server: Any) -> None:

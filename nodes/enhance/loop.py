@@ -18,11 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import invalid
 from ..fsutil import atomic_write_text
-from ..quality.schema import validation_error
+from ..quality.schema import parse_model
 from . import rules
 from .rules import Critique, Style
 
@@ -58,12 +57,7 @@ class EnhanceRequest(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> EnhanceRequest:
-        if not isinstance(data, dict):
-            raise invalid("body", type(data).__name__, "a JSON object with at least a prompt")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+        return parse_model(cls, data, "a JSON object with at least a prompt")
 
     def cache_key(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import invalid
 from .families import Detection, detect_family
-from .schema import Category, Preset, validation_error
+from .schema import Category, Preset, parse_model
 from .tables import Tables, load_tables
 
 # Parameter names each category can fill (ComfyUI's input names where ComfyUI has one).
@@ -55,14 +54,8 @@ class FunctionTemplate(BaseModel):
     def parse(cls, data: Any, field_prefix: str = "template") -> FunctionTemplate:
         if isinstance(data, FunctionTemplate):
             return data
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise invalid(field_prefix, type(data).__name__, "an object with category, inputs, model_family…")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc, field_prefix) from None
+        return parse_model(cls, {} if data is None else data, "an object with category, inputs, model_family…",
+                           field=field_prefix, prefix=field_prefix)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from ..errors import InvalidInput, NotFound, invalid
 from .apply import CATEGORY_INPUTS, FunctionTemplate, apply_preset, round_to_multiple
 from .estimate import Estimate, Estimator
-from .schema import Preset, QualityWord, comfy_names, validation_error
+from .schema import Preset, QualityWord, comfy_names, parse_model, validation_error
 from .tables import Tables
 
 _Steps = Annotated[int, Field(ge=1, le=200)]
@@ -51,14 +51,7 @@ class PipelineRequest(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> PipelineRequest:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise invalid("body", type(data).__name__, "a JSON object")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+        return parse_model(cls, {} if data is None else data, "a JSON object")
 
 
 def check_parameter(field: str, name: str, value: Any) -> Any:

@@ -8,11 +8,11 @@ of the running ComfyUI, when there is one).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, invalid
 
 CATEGORIES = ("image", "video", "audio", "text")
 Category = Literal["image", "video", "audio", "text"]
@@ -233,6 +233,19 @@ class UseCaseSpec(_Strict):
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     why: str
     alternatives: tuple[str, ...] = ()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], data: Any, accepted: str, field: str = "body", prefix: str = "") -> M:
+    """``data`` (a JSON object) as ``model``, or an InvalidInput naming the field, the value and the rule."""
+    if not isinstance(data, dict):
+        raise invalid(field, type(data).__name__, accepted)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix) from None
 
 
 def validation_error(exc: ValidationError, prefix: str = "") -> InvalidInput:

@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import invalid
-from ..quality.schema import validation_error
+from ..quality.schema import parse_model
 from .hashing import repro_hash
 from .store import RecordStore, render, sqlite_url
 
@@ -32,12 +32,7 @@ class GenerationConfig(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> GenerationConfig:
-        if not isinstance(data, dict):
-            raise invalid("body", type(data).__name__, "a JSON object with operation_type and parameters")
-        try:
-            config = cls.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+        config = parse_model(cls, data, "a JSON object with operation_type and parameters")
         if config.prompt is not None and config.prompt_family is not None:
             raise invalid("prompt_family", config.prompt_family, "either prompt or prompt_family, not both")
         return config

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import Forbidden, InvalidInput, invalid
-from ..quality.schema import validation_error
+from ..quality.schema import parse_model, validation_error
 from ..quality.tables import PRESETS_DIR, read_yaml
 
 VALUES = ("affinity", "trust", "chemistry", "tension")
@@ -110,12 +110,7 @@ class ContextRequest(BaseModel):
 
     @classmethod
     def parse(cls, data: Any) -> ContextRequest:
-        if not isinstance(data, dict):
-            raise invalid("body", type(data).__name__, "a JSON object with affinity, trust, chemistry, tension")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
+        return parse_model(cls, data, "a JSON object with affinity, trust, chemistry, tension")
 
 
 @dataclass
