@@ -6,6 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from .enhance_nodes import PromptEnhance
 from .quality_nodes import QualityPreset, QualityStage
+from .records_nodes import RecordGeneration
 from .scoring_nodes import RankSelect, ScorerModels, VariationScore
 from .social_nodes import SocialContext
 
@@ -17,6 +18,7 @@ CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierScorerModels", ScorerModels, "Scorer Models"),
     ("AtelierPromptEnhance", PromptEnhance, "Prompt Enhance"),
     ("AtelierSocialContext", SocialContext, "Social Context"),
+    ("AtelierRecordGeneration", RecordGeneration, "Record Generation"),
 )
 
 

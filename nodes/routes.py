@@ -106,7 +106,7 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
             limit = query.get("limit", "50")
             if not limit.isdigit():
                 raise invalid("limit", limit, "a whole number 1-500")
-            return web.json_response(records().store.list(
+            return web.json_response(records().store.page(
                 query.get("status"), query.get("workspace"), query.get("operation_type"), int(limit),
                 query.get("cursor")))
 

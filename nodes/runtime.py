@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,29 @@ def record_service() -> Any:
     return _lazy("records", lambda: RecordService(users_directory() / "atelier"))
 
 
+def current_prompt_id() -> str | None:
+    """The prompt ComfyUI is executing (set by its worker before running a prompt)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    instance = getattr(PromptServer, "instance", None)
+    return getattr(instance, "last_prompt_id", None) if instance else None
+
+
+_finished: OrderedDict[str, None] = OrderedDict()
+
+
+def _finish_records(prompt_id: str, item: dict[str, Any]) -> None:
+    """Move the records of a finished prompt to completed/failed, once."""
+    if prompt_id in _finished or (item.get("status") or {}).get("status_str") not in ("success", "error"):
+        return
+    _finished[prompt_id] = None
+    while len(_finished) > 4096:
+        _finished.popitem(last=False)
+    record_service().store.finish_from_history(prompt_id, item)
+
+
 def register_server(prompt_server: Any) -> None:
     """Mount Atelier's routes on ComfyUI's server and start learning from finished prompts."""
     from aiohttp.web import RouteDef
@@ -254,6 +278,7 @@ async def _poll_history(prompt_server: Any) -> None:
             watcher = observer()
             history = prompt_server.prompt_queue.get_history(max_items=HISTORY_WINDOW)
             for prompt_id, item in history.items():
+                _finish_records(prompt_id, item)
                 outcome = watcher.ingest(prompt_id, item)
                 if outcome.startswith(("recorded", "skipped")):
                     log.debug("Atelier calibration %s: %s", prompt_id, outcome)

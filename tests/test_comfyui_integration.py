@@ -364,3 +364,30 @@ def test_social_context_node_feeds_the_prompt_and_enforces_the_rating(comfy: Cli
     error = next(data for kind, data in item["status"]["messages"] if kind == "execution_error")
     assert error["node_type"] == "AtelierSocialContext"
     assert "Atelier: requested rating 'restricted' exceeds the allowed 'sfw'" in error["exception_message"]
+
+
+def test_record_node_persists_a_run_with_social_context(comfy: Client) -> None:
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    graph = _graph("ci-tiny", 64, 64, 1, seed=41)
+    graph["40"] = {"class_type": "AtelierSocialContext", "inputs": {
+        "affinity": 40, "trust": 40, "chemistry": 10, "tension": 0, "npc_id": "mira", "world": "default",
+        "max_rating": "(server maximum)", "requested_rating": "sfw", "enforcement": "clamp"}}
+    graph["3"]["inputs"]["text"] = ["40", 3]
+    graph["50"] = {"class_type": "AtelierRecordGeneration", "inputs": {
+        "images": ["7", 0], "operation_type": "image_generation", "workspace": "ci", "prompt": "a lighthouse",
+        "quality_preset": ["4", 0], "social_context": ["40", 0]}}
+    item, _ = _run(comfy, graph)
+    assert item["status"]["status_str"] == "success", item["status"]
+    record_id = item["outputs"]["50"]["text"][0].split()[1]
+    deadline = time.monotonic() + 10
+    record = comfy.get(f"/atelier/generations/{record_id}")[1]
+    while record["status"] != "completed" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        record = comfy.get(f"/atelier/generations/{record_id}")[1]
+    assert record["status"] == "completed" and record["outputs"]["8"]  # history moved it on, with its images
+    assert record["parameters"]["social"]["tier"] == "friend" and record["parameters"]["quality"]["preset"] == "ci-tiny"
+    listed = comfy.get("/atelier/generations?workspace=ci&status=completed")[1]["items"]
+    assert record_id in [r["id"] for r in listed]
+    again, _ = _run(comfy, graph)  # the same graph again: a new record, with the same hash
+    second = again["outputs"]["50"]["text"][0]
+    assert "identical earlier runs: 1" in second

@@ -91,18 +91,18 @@ def test_filters_and_cursor_pages_neither_skip_nor_repeat(store: RecordStore) ->
     seen: list[str] = []
     cursor = None
     while True:
-        page = store.list(limit=5, cursor=cursor)
+        page = store.page(limit=5, cursor=cursor)
         seen += [r["id"] for r in page["items"]]
         store.create("image", "u", PARAMS, prompt="written while paging")  # newer rows do not disturb pages
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert set(seen) >= ids and len(seen) == len(set(seen))
-    videos = store.list(operation_type="video", workspace="w0", limit=100)["items"]
+    videos = store.page(operation_type="video", workspace="w0", limit=100)["items"]
     assert videos and all(r["operation_type"] == "video" and r["workspace"] == "w0" for r in videos)
     for bad, field in [({"status": "done"}, "status"), ({"limit": 0}, "limit"), ({"cursor": "garbage!"}, "cursor")]:
         with pytest.raises(InvalidInput) as exc:
-            store.list(**bad)
+            store.page(**bad)
         assert exc.value.field == field
 
 
@@ -123,7 +123,7 @@ def test_concurrent_writers_in_threads_lose_nothing(store: RecordStore) -> None:
     for t in threads:
         t.join()
     assert not errors and store.count() == 200
-    assert len(store.list(status="queued", limit=500)["items"]) == 200
+    assert len(store.page(status="queued", limit=500)["items"]) == 200
 
 
 def _write_many(url: str, worker: int, count: int) -> int:
@@ -160,7 +160,7 @@ def test_a_process_killed_mid_write_leaves_a_consistent_database(tmp_path: Path)
     store = RecordStore(url)
     count = store.count()
     assert count > 0
-    statuses = {r["status"] for r in store.list(limit=500)["items"]}
+    statuses = {r["status"] for r in store.page(limit=500)["items"]}
     assert statuses <= {"pending", "queued"}  # every row whole; the last one may not have moved on
     store.create("image", "k", PARAMS, prompt="after the crash")
     assert store.count() == count + 1
@@ -215,3 +215,23 @@ def test_generation_routes(server, record_service) -> None:
     ]:
         status, answer = server.request(method, path, body)
         assert status == code and answer["field"] == field, (path, answer)
+
+
+def test_comfyui_history_completes_or_fails_open_records(store: RecordStore) -> None:
+    ok = store.create("image", "u", PARAMS, prompt="a fox", status="running")
+    store.set_status(ok["id"], "running", comfy_prompt_id="p-ok")
+    bad = store.create("image", "u", PARAMS, prompt="a wolf", status="running")
+    store.set_status(bad["id"], "running", comfy_prompt_id="p-bad")
+    gone = store.create("image", "u", PARAMS, prompt="a bear", status="queued")
+    store.set_status(gone["id"], "cancelled", comfy_prompt_id="p-ok")
+    success = {"status": {"status_str": "success", "messages": []},
+               "outputs": {"8": {"images": [{"filename": "a_00001_.png", "type": "output"}]}, "9": {"text": ["x"]}}}
+    assert store.finish_from_history("p-ok", success) == [ok["id"]]
+    assert store.get(ok["id"])["status"] == "completed" and store.get(ok["id"])["outputs"] == {"8": ["a_00001_.png"]}
+    assert store.get(gone["id"])["status"] == "cancelled"  # a cancelled record stays cancelled
+    failure = {"status": {"status_str": "error", "messages": [
+        ["execution_error", {"exception_message": "CUDA out of memory", "node_type": "KSampler"}]]}, "outputs": {}}
+    store.finish_from_history("p-bad", failure)
+    assert store.get(bad["id"])["status"] == "failed" and store.get(bad["id"])["error"] == "CUDA out of memory"
+    assert store.finish_from_history("p-bad", failure) == []  # nothing left open
+    assert store.finish_from_history("p-running", {"status": {"status_str": None}}) == []

@@ -57,7 +57,11 @@ class RecordService:
         digest = repro_hash({**config.parameters, "prompt": text})
         return {"valid": True, "prompt": text, "repro_hash": digest, "identical": self.store.identical(digest)}
 
-    def create(self, user: str, body: Any) -> dict[str, Any]:
+    def create(self, user: str, body: Any, status: str = "pending",
+               comfy_prompt_id: str | None = None) -> dict[str, Any]:
         config = GenerationConfig.parse(body)
-        return self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
-                                  config.prompt_family, config.prompt_version, config.variables)
+        record = self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
+                                   config.prompt_family, config.prompt_version, config.variables, status=status)
+        if comfy_prompt_id:
+            record = self.store.set_status(record["id"], record["status"], comfy_prompt_id=comfy_prompt_id)
+        return record

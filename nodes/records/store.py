@@ -158,7 +158,7 @@ class RecordStore:
             ids = s.scalars(select(Record.id).where(Record.repro_hash == digest).order_by(Record.created_at))
             return [i for i in ids if i != exclude]
 
-    def list(self, status: str | None = None, workspace: str | None = None, operation_type: str | None = None,
+    def page(self, status: str | None = None, workspace: str | None = None, operation_type: str | None = None,
              limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
         if status is not None and status not in STATUSES:
             raise invalid("status", status, list(STATUSES))
@@ -218,6 +218,37 @@ class RecordStore:
                 raise NotFound(f"no generation record {record_id!r}", field="id", value=record_id)
             s.add(Feedback(record_id=record_id, rating=rating, comment=comment, created_at=time.time()))
         return self.get(record_id)
+
+    def open_for_prompt(self, comfy_prompt_id: str) -> list[str]:
+        """Records of a ComfyUI prompt that have not finished yet."""
+        with self.session() as s:
+            return list(s.scalars(select(Record.id).where(Record.comfy_prompt_id == comfy_prompt_id)
+                                  .where(Record.status.in_(("pending", "queued", "running")))))
+
+    def finish_from_history(self, comfy_prompt_id: str, item: dict[str, Any]) -> list[str]:
+        """Completes or fails the open records of a finished prompt from its history entry."""
+        status = (item.get("status") or {}).get("status_str")
+        if status not in ("success", "error"):
+            return []
+        outputs: dict[str, Any] = {}
+        for node_id, output in (item.get("outputs") or {}).items():
+            images = [i.get("filename") for i in output.get("images", []) if isinstance(i, dict)]
+            if images:
+                outputs[node_id] = images
+        messages = {kind: data for kind, data in (item.get("status") or {}).get("messages", [])
+                    if isinstance(data, dict)}
+        error = messages.get("execution_error", {}).get("exception_message") if status == "error" else None
+        done = []
+        for record_id in self.open_for_prompt(comfy_prompt_id):
+            fields: dict[str, Any] = {"outputs": outputs}
+            if error:
+                fields["error"] = str(error)[:5000]
+            try:
+                self.set_status(record_id, "completed" if status == "success" else "failed", **fields)
+                done.append(record_id)
+            except Conflict:
+                continue  # cancelled meanwhile: it stays cancelled
+        return done
 
     def count(self) -> int:
         with self.session() as s:
