@@ -110,6 +110,12 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
                 query.get("status"), query.get("workspace"), query.get("operation_type"), int(limit),
                 query.get("cursor")))
 
+        @routes.get(f"{prefix}/generations/telemetry")
+        @guarded
+        async def generation_telemetry(request: web.Request) -> web.Response:
+            """Duration p50/p95/p99 of completed runs per operation type (pipeline) and tier."""
+            return web.json_response({"groups": records().store.telemetry()})
+
         @routes.post(f"{prefix}/generations/validate")
         @guarded
         async def validate_generation(request: web.Request) -> web.Response:

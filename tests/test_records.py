@@ -235,3 +235,21 @@ def test_comfyui_history_completes_or_fails_open_records(store: RecordStore) -> 
     assert store.get(bad["id"])["status"] == "failed" and store.get(bad["id"])["error"] == "CUDA out of memory"
     assert store.finish_from_history("p-bad", failure) == []  # nothing left open
     assert store.finish_from_history("p-running", {"status": {"status_str": None}}) == []
+
+
+def test_telemetry_percentiles_per_pipeline_and_tier(store: RecordStore, server, record_service) -> None:
+    import sqlalchemy
+
+    for i in range(20):
+        tier = "high" if i % 2 else "draft"
+        record = store.create("shot_generation", "u", {**PARAMS, "seed": i, "quality": {"preset": tier}}, prompt="p")
+        store.set_status(record["id"], "running")
+        store.set_status(record["id"], "completed")
+        with store.engine.begin() as connection:  # durations 1..20 s, set directly
+            connection.execute(sqlalchemy.text("UPDATE atelier_records SET started_at = 0, finished_at = :d "
+                                               "WHERE id = :i"), {"d": float(i + 1), "i": record["id"]})
+    groups = {(g["operation_type"], g["tier"]): g for g in store.telemetry()}
+    draft = groups[("shot_generation", "draft")]
+    assert draft["runs"] == 10 and draft["p50_s"] == 11.0 and draft["p99_s"] == 19.0
+    assert groups[("shot_generation", "high")]["p95_s"] == 20.0
+    assert server.get("/atelier/generations/telemetry") == (200, {"groups": []})  # the server's own (empty) store

@@ -250,6 +250,28 @@ class RecordStore:
                 continue  # cancelled meanwhile: it stays cancelled
         return done
 
+    def telemetry(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Duration percentiles (p50/p95/p99, seconds) of completed records per operation type and tier."""
+        query = select(Record.operation_type, Record.parameters, Record.started_at, Record.finished_at).where(
+            Record.status == "completed", Record.started_at.is_not(None), Record.finished_at.is_not(None))
+        if since is not None:
+            query = query.where(Record.created_at >= since)
+        groups: dict[tuple[str, str], list[float]] = {}
+        with self.session() as s:
+            for operation, params, started, finished in s.execute(query):
+                tier = str(((params or {}).get("quality") or {}).get("preset") or "-")
+                groups.setdefault((operation, tier), []).append(max(0.0, finished - started))
+        out = []
+        for (operation, tier), durations in sorted(groups.items()):
+            ordered = sorted(durations)
+
+            def pct(q: float, values: list[float] = ordered) -> float:
+                return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
+            out.append({"operation_type": operation, "tier": tier, "runs": len(ordered),
+                        "p50_s": pct(0.5), "p95_s": pct(0.95), "p99_s": pct(0.99)})
+        return out
+
     def count(self) -> int:
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(Record)) or 0)
