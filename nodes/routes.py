@@ -110,6 +110,19 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
                 query.get("status"), query.get("workspace"), query.get("operation_type"), int(limit),
                 query.get("cursor")))
 
+        @routes.post(f"{prefix}/generations")
+        @guarded
+        async def submit_generation(request: web.Request) -> web.Response:
+            """A generation config (+ an API-format ``graph``): validated, recorded, put on ComfyUI's queue."""
+            return web.json_response(await records().submitter.submit(user(request), await json_body(request)),
+                                     status=201)
+
+        @routes.post(f"{prefix}/generations/{{record_id}}/cancel")
+        @guarded
+        async def cancel_generation(request: web.Request) -> web.Response:
+            """Removes the record's prompt from ComfyUI's queue, or interrupts it when it is running."""
+            return web.json_response(await records().submitter.cancel(request.match_info["record_id"]))
+
         @routes.get(f"{prefix}/generations/telemetry")
         @guarded
         async def generation_telemetry(request: web.Request) -> web.Response:

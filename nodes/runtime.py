@@ -227,7 +227,45 @@ def record_service() -> Any:
     """Generation records in <user dir>/atelier/records.sqlite (or ATELIER_DATABASE_URL)."""
     from .records.service import RecordService
 
-    return _lazy("records", lambda: RecordService(users_directory() / "atelier"))
+    return _lazy("records", lambda: RecordService(users_directory() / "atelier", *_comfy_queue()))
+
+
+def _comfy_queue() -> tuple[Any, Any]:
+    """Queue and cancel through ComfyUI's own HTTP API on loopback (POST /prompt, /queue, /interrupt)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None, None
+    server = getattr(PromptServer, "instance", None)
+    if server is None:
+        return None, None
+    import aiohttp
+
+    from .records.service import QueueError
+
+    def base() -> str:
+        return f"http://127.0.0.1:{server.port}"
+
+    async def queue(graph: dict[str, Any]) -> str:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            async with session.post(f"{base()}/prompt", json={"prompt": graph}) as response:
+                body = await response.json(content_type=None)
+                if response.status != 200:
+                    errors = body.get("node_errors") or body.get("error")
+                    raise QueueError(f"ComfyUI refused the graph: {body.get('error', {}).get('message', body)}",
+                                     field="graph", value=errors)
+                return str(body["prompt_id"])
+
+    async def cancel(prompt_id: str) -> None:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            async with session.get(f"{base()}/queue") as response:
+                running = [item[1] for item in (await response.json()).get("queue_running", [])]
+            if prompt_id in running:
+                await session.post(f"{base()}/interrupt", json={"prompt_id": prompt_id})
+            else:
+                await session.post(f"{base()}/queue", json={"delete": [prompt_id]})
+
+    return queue, cancel
 
 
 def current_prompt_id() -> str | None:

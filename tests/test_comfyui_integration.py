@@ -391,3 +391,30 @@ def test_record_node_persists_a_run_with_social_context(comfy: Client) -> None:
     again, _ = _run(comfy, graph)  # the same graph again: a new record, with the same hash
     second = again["outputs"]["50"]["text"][0]
     assert "identical earlier runs: 1" in second
+
+
+def test_generations_are_queued_and_cancelled_through_comfyui(comfy: Client) -> None:
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    config = {"operation_type": "image_generation", "workspace": "queue-test", "parameters": {"tier": "ci-tiny"},
+              "prompt": "a lighthouse"}
+    status, first = comfy.post("/atelier/generations", {**config, "graph": _graph("ci-tiny", 128, 128, 2, seed=61)})
+    assert status == 201 and first["status"] == "queued" and first["comfy_prompt_id"]
+    status, second = comfy.post("/atelier/generations", {**config, "graph": _graph("ci-tiny", 64, 64, 1, seed=62)})
+    assert status == 201 and second["status"] == "queued"
+    status, cancelled = comfy.post(f"/atelier/generations/{second['id']}/cancel")  # still waiting behind the first
+    assert status == 200 and cancelled["status"] == "cancelled"
+    deadline = time.monotonic() + 60
+    record = first
+    while record["status"] != "completed" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        record = comfy.get(f"/atelier/generations/{first['id']}")[1]
+    assert record["status"] == "completed"
+    time.sleep(POLL_MARGIN_S)
+    assert second["comfy_prompt_id"] not in comfy.get("/history")[1]  # ComfyUI never ran the cancelled one
+    assert comfy.get(f"/atelier/generations/{second['id']}")[1]["status"] == "cancelled"
+    bad_graph = _graph("ci-tiny", 64, 64, 1, seed=63)
+    bad_graph["6"]["inputs"]["sampler_name"] = ["4", 99]  # a link to an output that does not exist
+    status, body = comfy.post("/atelier/generations", {**config, "graph": bad_graph})
+    assert status == 400 and body["field"] == "graph" and "ComfyUI refused the graph" in body["error"]
+    failed = comfy.get("/atelier/generations?workspace=queue-test&status=failed")[1]["items"]
+    assert failed and failed[0]["error"].startswith("ComfyUI refused the graph")

@@ -253,3 +253,18 @@ def test_telemetry_percentiles_per_pipeline_and_tier(store: RecordStore, server,
     assert draft["runs"] == 10 and draft["p50_s"] == 11.0 and draft["p99_s"] == 19.0
     assert groups[("shot_generation", "high")]["p95_s"] == 20.0
     assert server.get("/atelier/generations/telemetry") == (200, {"groups": []})  # the server's own (empty) store
+
+
+def test_submit_and_cancel_without_a_comfyui_queue(server) -> None:
+    status, record = server.post("/atelier/generations", {"operation_type": "image_generation",
+                                                          "parameters": PARAMS, "prompt": "a fox"})
+    assert status == 201 and record["status"] == "pending" and record["comfy_prompt_id"] is None
+    status, body = server.post("/atelier/generations", {"operation_type": "image_generation", "graph": {"1": {}}})
+    assert status == 400 and body["field"] == "graph" and "no ComfyUI queue" in body["error"]
+    status, body = server.post("/atelier/generations", {"operation_type": "image_generation", "graph": []})
+    assert status == 400 and body["field"] == "graph"
+    status, cancelled = server.post(f"/atelier/generations/{record['id']}/cancel")
+    assert status == 200 and cancelled["status"] == "cancelled" and cancelled["finished_at"]
+    status, body = server.post(f"/atelier/generations/{record['id']}/cancel")
+    assert status == 409 and body["field"] == "status"
+    assert server.post("/atelier/generations/nope/cancel")[0] == 404

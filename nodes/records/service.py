@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import invalid
+from ..errors import AtelierError, Conflict, InvalidInput, invalid
 from ..quality.schema import parse_model
 from .hashing import repro_hash
 from .store import RecordStore, render, sqlite_url
@@ -39,9 +39,10 @@ class GenerationConfig(BaseModel):
 
 
 class RecordService:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, queue: Any = None, cancel: Any = None) -> None:
         url = os.environ.get("ATELIER_DATABASE_URL") or sqlite_url(data_dir / "records.sqlite")
         self.store = RecordStore(url)
+        self.submitter = Submitter(self, queue, cancel)
 
     def _prompt(self, config: GenerationConfig) -> str:
         if config.prompt_family:
@@ -65,3 +66,53 @@ class RecordService:
         if comfy_prompt_id:
             record = self.store.set_status(record["id"], record["status"], comfy_prompt_id=comfy_prompt_id)
         return record
+
+
+class QueueError(AtelierError):
+    """ComfyUI refused the graph (its validation errors are in ``value``)."""
+
+    status = 400
+
+
+class Submitter:
+    """Records a generation and puts its graph on ComfyUI's queue; cancels it again.
+
+    ``queue(graph) -> prompt_id`` and ``cancel(prompt_id) -> None`` are ComfyUI's (the adapters use its
+    HTTP API on loopback); without them a generation is only recorded.
+    """
+
+    def __init__(self, service: RecordService, queue: Any = None, cancel: Any = None) -> None:
+        self.service = service
+        self.queue = queue
+        self.cancel_fn = cancel
+
+    async def submit(self, user: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise invalid("body", type(body).__name__, "a generation config with an API-format graph")
+        body = dict(body)
+        graph = body.pop("graph", None)
+        if graph is not None and (not isinstance(graph, dict) or not graph):
+            raise invalid("graph", type(graph).__name__, "an API-format graph: {node id: {class_type, inputs}}")
+        if graph is not None and self.queue is None:
+            raise invalid("graph", "(a graph)", "no graph here: this server has no ComfyUI queue")
+        record = self.service.create(user, body)
+        if graph is None:
+            return record
+        try:
+            prompt_id = await self.queue(graph)
+        except QueueError as exc:
+            self.service.store.set_status(record["id"], "failed", error=exc.message)
+            raise
+        return self.service.store.set_status(record["id"], "queued", comfy_prompt_id=prompt_id)
+
+    async def cancel(self, record_id: str) -> dict[str, Any]:
+        record = self.service.store.get(record_id)
+        if record["status"] not in ("pending", "queued", "running"):
+            raise Conflict(f"record {record_id} is {record['status']}; only pending, queued or running ones "
+                           f"can be cancelled", field="status", value=record["status"])
+        if record["comfy_prompt_id"] and self.cancel_fn is not None:
+            await self.cancel_fn(record["comfy_prompt_id"])
+        return self.service.store.set_status(record_id, "cancelled")
+
+
+__all__ = ["RecordService", "Submitter", "QueueError", "InvalidInput"]
