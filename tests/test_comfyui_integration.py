@@ -99,6 +99,17 @@ def _tiny_scorer_models(models: Path) -> None:
     save_file(aesthetic_state(), str(models / "aesthetic" / "sac+logos+ava1-l14-linearMSE.safetensors"))
 
 
+def _ci_tiny(comfy: Client) -> None:
+    """The small custom preset most tests generate with (created once; later posts answer 409)."""
+    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+
+
+def _social_node(**values: Any) -> dict[str, Any]:
+    inputs = {"affinity": 0, "trust": 0, "chemistry": 0, "tension": 0, "npc_id": "mira", "world": "default",
+              "max_rating": "(server maximum)", "requested_rating": "sfw", "enforcement": "clamp", **values}
+    return {"class_type": "AtelierSocialContext", "inputs": inputs}
+
+
 def _graph(preset: str, width: int = 64, height: int = 64, batch: int = 1, seed: int = 1) -> dict[str, Any]:
     """The shipped API workflow (QualityPreset drives EmptyLatentImage and KSampler), on the test checkpoint."""
     graph = json.loads((REPO / "workflows" / "api" / "atelier_quality_txt2img.json").read_text())
@@ -174,8 +185,7 @@ def _recorded(comfy: Client) -> int:
 
 def test_runs_calibrate_the_estimator(comfy: Client) -> None:
     """Real runs of several sizes feed the fit; a held-out run is then predicted."""
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft",
-                                    "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     _run(comfy, _graph("ci-tiny", 64, 64, 1, seed=99))  # warm-up: a checkpoint loaded from disk is not learned
     time.sleep(POLL_MARGIN_S)  # earlier runs are ingested by now
     before = _recorded(comfy)
@@ -258,7 +268,7 @@ def _best_of_n(preset: str, threshold: float = 30.0, below: str = "warn", seed: 
 
 
 def test_best_of_n_workflow_scores_ranks_and_saves_the_best(comfy: Client) -> None:
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     item, _ = _run(comfy, _best_of_n("ci-tiny"))
     assert item["status"]["status_str"] == "success", item["status"]
     scores = item["outputs"]["9"]["atelier_scores"][0]
@@ -270,7 +280,7 @@ def test_best_of_n_workflow_scores_ranks_and_saves_the_best(comfy: Client) -> No
 
 
 def test_rank_select_blocks_only_the_downstream_branch(comfy: Client) -> None:
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     item, _ = _run(comfy, _best_of_n("ci-tiny", threshold=100.0, below="block", seed=6))
     assert item["status"]["status_str"] == "success", item["status"]  # the queue item is not aborted
     assert item["outputs"]["10"]["atelier_selection"][0]["below_threshold"]
@@ -279,7 +289,7 @@ def test_rank_select_blocks_only_the_downstream_branch(comfy: Client) -> None:
 
 def test_model_scorers_run_inside_comfyui(comfy: Client) -> None:
     pytest.importorskip("open_clip")
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     graph = _best_of_n("ci-tiny", seed=8)
     graph["9"]["inputs"].update(scorers="technical,clip_score,aesthetic,pickscore",
                                 weights="technical=1, clip_score=1, aesthetic=1, pickscore=2")
@@ -306,7 +316,7 @@ def test_scorer_models_node_picks_a_renamed_model(comfy: Client) -> None:
         shutil.copytree(scorers / "PickScore_v1", scorers / "my-pickscore")
     options = comfy.get("/object_info/AtelierScorerModels")[1]["AtelierScorerModels"]["input"]["required"]
     assert "my-pickscore/model.safetensors" in json.dumps(options["pickscore"])
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     graph = _best_of_n("ci-tiny", seed=12)
     graph["20"] = {"class_type": "AtelierScorerModels", "inputs": {
         "clip": "(default)", "aesthetic": "(default)", "pickscore": "my-pickscore/model.safetensors", "hpsv2": "(default)"}}
@@ -333,7 +343,7 @@ def _cached_nodes(item: dict[str, Any]) -> set[str]:
 
 
 def test_prompt_enhance_feeds_clip_text_encode_and_caches_by_seed(comfy: Client) -> None:
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     item, _ = _run(comfy, _enhanced_graph(seed=1))
     assert item["status"]["status_str"] == "success", item["status"]
     text = item["outputs"]["30"]["text"][0]
@@ -349,11 +359,9 @@ def test_prompt_enhance_feeds_clip_text_encode_and_caches_by_seed(comfy: Client)
 
 
 def test_social_context_node_feeds_the_prompt_and_enforces_the_rating(comfy: Client) -> None:
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     graph = _graph("ci-tiny", 64, 64, 1, seed=31)
-    graph["40"] = {"class_type": "AtelierSocialContext", "inputs": {
-        "affinity": 80, "trust": 80, "chemistry": 80, "tension": 0, "npc_id": "mira", "world": "default",
-        "max_rating": "(server maximum)", "requested_rating": "restricted", "enforcement": "clamp"}}
+    graph["40"] = _social_node(affinity=80, trust=80, chemistry=80, requested_rating="restricted")
     graph["3"]["inputs"]["text"] = ["40", 3]
     item, _ = _run(comfy, graph)
     assert item["status"]["status_str"] == "success", item["status"]
@@ -367,11 +375,9 @@ def test_social_context_node_feeds_the_prompt_and_enforces_the_rating(comfy: Cli
 
 
 def test_record_node_persists_a_run_with_social_context(comfy: Client) -> None:
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     graph = _graph("ci-tiny", 64, 64, 1, seed=41)
-    graph["40"] = {"class_type": "AtelierSocialContext", "inputs": {
-        "affinity": 40, "trust": 40, "chemistry": 10, "tension": 0, "npc_id": "mira", "world": "default",
-        "max_rating": "(server maximum)", "requested_rating": "sfw", "enforcement": "clamp"}}
+    graph["40"] = _social_node(affinity=40, trust=40, chemistry=10)
     graph["3"]["inputs"]["text"] = ["40", 3]
     graph["50"] = {"class_type": "AtelierRecordGeneration", "inputs": {
         "images": ["7", 0], "operation_type": "image_generation", "workspace": "ci", "prompt": "a lighthouse",
@@ -394,7 +400,7 @@ def test_record_node_persists_a_run_with_social_context(comfy: Client) -> None:
 
 
 def test_generations_are_queued_and_cancelled_through_comfyui(comfy: Client) -> None:
-    comfy.post("/atelier/presets", {"id": "ci-tiny", "extends": "draft", "image": {"steps": 8, "resolution_scale": 1.0}})
+    _ci_tiny(comfy)
     config = {"operation_type": "image_generation", "workspace": "queue-test", "parameters": {"tier": "ci-tiny"},
               "prompt": "a lighthouse"}
     status, first = comfy.post("/atelier/generations", {**config, "graph": _graph("ci-tiny", 128, 128, 2, seed=61)})

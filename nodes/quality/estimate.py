@@ -17,6 +17,8 @@ import sqlite3
 import statistics
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,12 +176,23 @@ class CalibrationStore:
         self._lock = threading.Lock()
         self._fits: dict[tuple[str, str], tuple[float, Fit | None]] = {}
         self._memory: sqlite3.Connection | None = None
-        with self._connect() as db:
+        with self._db() as db, db:
             db.execute("""CREATE TABLE IF NOT EXISTS run_samples (
                 id INTEGER PRIMARY KEY, key TEXT NOT NULL, device TEXT NOT NULL,
                 units REAL NOT NULL, seconds REAL NOT NULL, run_id TEXT UNIQUE,
                 params TEXT NOT NULL, created_at REAL NOT NULL)""")
             db.execute("CREATE INDEX IF NOT EXISTS run_samples_key ON run_samples(key, device, id)")
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection under the store's lock (the in-memory one is kept, file ones are closed)."""
+        with self._lock:
+            db = self._connect()
+            try:
+                yield db
+            finally:
+                if db is not self._memory:
+                    db.close()
 
     def _connect(self) -> sqlite3.Connection:
         if self.path is None:
@@ -196,50 +209,29 @@ class CalibrationStore:
         """Store one run; False when ``run_id`` was already recorded or the values are unusable."""
         if not (units > 0 and seconds > 0 and math.isfinite(units) and math.isfinite(seconds)):
             return False
-        with self._lock:
-            db = self._connect()
-            try:
-                with db:
-                    cursor = db.execute(
-                        "INSERT OR IGNORE INTO run_samples(key, device, units, seconds, run_id, params, created_at)"
-                        " VALUES (?,?,?,?,?,?,?)",
-                        (key, device, units, seconds, run_id, json.dumps(params, sort_keys=True), time.time()))
-                self._fits.pop((key, device), None)
-                return cursor.rowcount == 1
-            finally:
-                if db is not self._memory:
-                    db.close()
+        with self._db() as db, db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO run_samples(key, device, units, seconds, run_id, params, created_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (key, device, units, seconds, run_id, json.dumps(params, sort_keys=True), time.time()))
+        self._fits.pop((key, device), None)
+        return cursor.rowcount == 1
 
     def samples(self, key: str, device: str) -> list[tuple[float, float]]:
-        with self._lock:
-            db = self._connect()
-            try:
-                rows = db.execute("SELECT units, seconds FROM run_samples WHERE key=? AND device=?"
-                                  " ORDER BY id DESC LIMIT ?", (key, device, MAX_SAMPLES_PER_KEY)).fetchall()
-            finally:
-                if db is not self._memory:
-                    db.close()
+        with self._db() as db:
+            rows = db.execute("SELECT units, seconds FROM run_samples WHERE key=? AND device=?"
+                              " ORDER BY id DESC LIMIT ?", (key, device, MAX_SAMPLES_PER_KEY)).fetchall()
         return [(float(u), float(s)) for u, s in rows]
 
     def count(self) -> int:
-        with self._lock:
-            db = self._connect()
-            try:
-                return int(db.execute("SELECT COUNT(*) FROM run_samples").fetchone()[0])
-            finally:
-                if db is not self._memory:
-                    db.close()
+        with self._db() as db:
+            return int(db.execute("SELECT COUNT(*) FROM run_samples").fetchone()[0])
 
     def summary(self) -> list[dict[str, Any]]:
         """Samples per (key, device), newest first."""
-        with self._lock:
-            db = self._connect()
-            try:
-                rows = db.execute("SELECT key, device, COUNT(*), MAX(created_at) FROM run_samples"
-                                  " GROUP BY key, device ORDER BY MAX(created_at) DESC").fetchall()
-            finally:
-                if db is not self._memory:
-                    db.close()
+        with self._db() as db:
+            rows = db.execute("SELECT key, device, COUNT(*), MAX(created_at) FROM run_samples"
+                              " GROUP BY key, device ORDER BY MAX(created_at) DESC").fetchall()
         return [{"key": k, "device": d, "samples": int(n), "last_run_at": t} for k, d, n, t in rows]
 
     def fit(self, key: str, device: str, min_band: float) -> Fit | None:

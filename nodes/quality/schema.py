@@ -7,7 +7,6 @@ of the running ComfyUI, when there is one).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -20,7 +19,6 @@ QualityWord = Literal["low", "medium", "high", "ultra"]
 SAMPLE_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
 
 PRESET_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-PRESET_ID_RE = re.compile(PRESET_ID_PATTERN)
 
 _names: dict[str, set[str]] = {"samplers": set(), "schedulers": set()}
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import AtelierError, Conflict, InvalidInput, invalid
+from ..errors import AtelierError, Conflict, invalid
 from ..quality.schema import parse_model
 from .hashing import repro_hash
 from .store import RecordStore, render, sqlite_url
@@ -115,4 +115,4 @@ class Submitter:
         return self.service.store.set_status(record_id, "cancelled")
 
 
-__all__ = ["RecordService", "Submitter", "QueueError", "InvalidInput"]
+__all__ = ["RecordService", "Submitter", "QueueError"]

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from ..errors import Conflict, InvalidInput, NotFound, invalid
+from ..errors import Conflict, NotFound, invalid
 from .hashing import canonical, repro_hash
 from .models import FINAL, STATUSES, Feedback, PromptFamily, PromptVersion, Record
 
@@ -277,4 +277,4 @@ class RecordStore:
             return int(s.scalar(select(func.count()).select_from(Record)) or 0)
 
 
-__all__ = ["RecordStore", "InvalidInput", "render", "sqlite_url", "migrate", "make_engine"]
+__all__ = ["RecordStore", "render", "sqlite_url", "migrate", "make_engine"]
