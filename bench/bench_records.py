@@ -1,6 +1,8 @@
 """Generation records at scale: insert throughput and the latency of filtered list pages over 100k records.
 
-    python bench/bench_records.py [--records 100000] [--url sqlite:///path]
+    python bench/bench_records.py [--records 100000] [--url sqlite:///path | --postgres]
+
+``--postgres`` starts a throwaway PostgreSQL server from Debian's packages (tests/postgres.py).
 
 Inserts go through ``RecordStore.create`` (one transaction each, as the nodes and routes write) for a
 measured sample; the rest of the table is bulk-loaded for setup. Pages are timed with and without
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -34,8 +37,21 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--timed-inserts", type=int, default=2000)
     parser.add_argument("--url", help="a SQLAlchemy URL (default: a temporary SQLite file)")
+    parser.add_argument("--postgres", action="store_true", help="a throwaway local PostgreSQL server")
     args = parser.parse_args()
-    url = args.url or sqlite_url(Path(tempfile.mkdtemp(prefix="atelier-bench-records-")) / "records.sqlite")
+    if args.postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from postgres import fresh_database, postgres_server
+
+        with postgres_server() as admin:
+            if admin is None:
+                raise SystemExit("no PostgreSQL here: install Debian's postgresql, or give --url")
+            run(args, fresh_database(admin))
+        return
+    run(args, args.url or sqlite_url(Path(tempfile.mkdtemp(prefix="atelier-bench-records-")) / "records.sqlite"))
+
+
+def run(args: argparse.Namespace, url: str) -> None:
     store = RecordStore(url)
     rng = random.Random(0)
 
@@ -60,6 +76,8 @@ def main() -> None:
         with store.engine.begin() as connection:
             connection.execute(insert(Record), rows)
     total = store.count()
+    with store.engine.begin() as connection:  # statistics after a bulk load (PostgreSQL's autovacuum would)
+        connection.exec_driver_sql("ANALYZE")
 
     def timed(fn, repeats: int = 200) -> list[float]:
         out = []

@@ -57,7 +57,9 @@ class RecordGeneration(io.ComfyNode):
                 scores: dict[str, Any] | None = None) -> io.NodeOutput:
         parameters: dict[str, Any] = {"graph": graph_parameters(cls.hidden.prompt)}
         if quality_preset:
-            parameters["quality"] = {"preset": quality_preset["preset"]["id"], "params": quality_preset["params"]}
+            parameters["quality"] = {"preset": quality_preset["preset"]["id"], "params": quality_preset["params"],
+                                     "family": quality_preset["family"]["family"],
+                                     "category": quality_preset["template"]["category"]}
         if social_context:
             parameters["social"] = {k: social_context.get(k) for k in ("world_id", "npc_id", "tier", "band", "rating")}
         service = runtime.record_service()

@@ -22,6 +22,7 @@ from .quality.families import read_safetensors_header
 from .quality.runs import PlannedRun, RunObserver
 from .quality.schema import register_comfy_names
 from .quality.service import QualityService
+from .records.service import calibrate_from_record
 
 log = logging.getLogger("atelier")
 HISTORY_POLL_S = 2.0
@@ -282,13 +283,25 @@ _finished: OrderedDict[str, None] = OrderedDict()
 
 
 def _finish_records(prompt_id: str, item: dict[str, Any]) -> None:
-    """Move the records of a finished prompt to completed/failed, once."""
+    """Move the records of a finished prompt to completed/failed once, timed by ComfyUI's execution
+    events; completed records planned by a Quality Preset teach the estimator their duration."""
     if prompt_id in _finished or (item.get("status") or {}).get("status_str") not in ("success", "error"):
         return
     _finished[prompt_id] = None
     while len(_finished) > 4096:
         _finished.popitem(last=False)
-    record_service().store.finish_from_history(prompt_id, item)
+    store = record_service().store
+    for record_id in store.finish_from_history(prompt_id, item):
+        calibrate_from_record(service().estimator, store.get(record_id), item, device_name())
+
+
+def _mark_running(prompt_server: Any) -> None:
+    """Records of the prompt ComfyUI is executing become running (its /queue data)."""
+    running, _ = prompt_server.prompt_queue.get_current_queue_volatile()
+    store = record_service().store
+    for entry in running:
+        if isinstance(entry, (list, tuple)) and len(entry) > 1:
+            store.mark_running(str(entry[1]))
 
 
 def register_server(prompt_server: Any) -> None:
@@ -309,11 +322,13 @@ def register_server(prompt_server: Any) -> None:
 
 
 async def _poll_history(prompt_server: Any) -> None:
-    """Feed the durations of finished prompts with a Quality Preset node into the estimator."""
+    """Follow ComfyUI's queue and history: records move to running, then completed or failed; the
+    durations of finished prompts with a Quality Preset node feed the estimator."""
     while True:
         await asyncio.sleep(HISTORY_POLL_S)
         try:
             watcher = observer()
+            _mark_running(prompt_server)
             history = prompt_server.prompt_queue.get_history(max_items=HISTORY_WINDOW)
             for prompt_id, item in history.items():
                 _finish_records(prompt_id, item)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import urllib.error
 import urllib.request
@@ -24,6 +25,36 @@ OBJECT_INFO = REPO.parent / "shared" / "comfyui" / "object_info.json"
 @pytest.fixture
 def service(tmp_path: Path) -> QualityService:
     return QualityService(tmp_path / "users", tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Any:
+    """A throwaway PostgreSQL server's admin URL (see tests/postgres.py), started once."""
+    from postgres import postgres_server
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        psycopg = None
+    with postgres_server() as url:
+        if url is None or psycopg is None:
+            why = "psycopg is not installed" if psycopg is None else "no PostgreSQL here (Debian's postgresql)"
+            if os.environ.get("ATELIER_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"ATELIER_REQUIRE_POSTGRES=1 but {why}")
+            pytest.skip(why)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh records database: a SQLite file, and a new database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        from atelier.nodes.records.store import sqlite_url
+
+        return sqlite_url(tmp_path / "records.sqlite")
+    from postgres import fresh_database
+
+    return fresh_database(request.getfixturevalue("postgres_admin"))
 
 
 @pytest.fixture(scope="session")

@@ -410,11 +410,16 @@ def test_generations_are_queued_and_cancelled_through_comfyui(comfy: Client) -> 
     status, cancelled = comfy.post(f"/atelier/generations/{second['id']}/cancel")  # still waiting behind the first
     assert status == 200 and cancelled["status"] == "cancelled"
     deadline = time.monotonic() + 60
-    record = first
+    record, seen = first, ["queued"]
     while record["status"] != "completed" and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.25)
         record = comfy.get(f"/atelier/generations/{first['id']}")[1]
-    assert record["status"] == "completed"
+        if record["status"] != seen[-1]:
+            seen.append(record["status"])
+    assert seen == ["queued", "running", "completed"]  # ComfyUI's queue, then its history, moved it
+    messages = dict(comfy.get(f"/history/{first['comfy_prompt_id']}")[1][first["comfy_prompt_id"]]["status"]["messages"])
+    assert record["started_at"] == messages["execution_start"]["timestamp"] / 1000  # timed by ComfyUI's events
+    assert record["finished_at"] == messages["execution_success"]["timestamp"] / 1000
     time.sleep(POLL_MARGIN_S)
     assert second["comfy_prompt_id"] not in comfy.get("/history")[1]  # ComfyUI never ran the cancelled one
     assert comfy.get(f"/atelier/generations/{second['id']}")[1]["status"] == "cancelled"

@@ -25,8 +25,11 @@ PARAMS = {"steps": 20, "cfg": 7.0, "sampler_name": "euler", "seed": 123456789012
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RecordStore:
-    return RecordStore(sqlite_url(tmp_path / "records.sqlite"))
+def store(db_url: str) -> RecordStore:
+    """The store on SQLite and on PostgreSQL (tests/postgres.py)."""
+    store = RecordStore(db_url)
+    yield store
+    store.engine.dispose()
 
 
 def test_hash_is_stable_where_it_must_be_and_differs_where_it_must() -> None:
@@ -134,8 +137,8 @@ def _write_many(url: str, worker: int, count: int) -> int:
     return count
 
 
-def test_concurrent_writers_in_processes_lose_nothing(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "records.sqlite")
+def test_concurrent_writers_in_processes_lose_nothing(db_url: str) -> None:
+    url = db_url
     RecordStore(url)
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         written = pool.starmap(_write_many, [(url, w, 15) for w in range(3)])
@@ -179,7 +182,7 @@ def test_an_older_schema_migrates_in_place(tmp_path: Path) -> None:
     assert old["prompt_text"] == "an old prompt" and old["prompt_source"] == "inline" and old["scores"] is None
     assert store.add_prompt_version("new", "works after the upgrade")["version"] == 1
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0002"
+        assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0003"
 
 
 def test_generation_routes(server, record_service) -> None:
@@ -268,3 +271,51 @@ def test_submit_and_cancel_without_a_comfyui_queue(server) -> None:
     status, body = server.post(f"/atelier/generations/{record['id']}/cancel")
     assert status == 409 and body["field"] == "status"
     assert server.post("/atelier/generations/nope/cancel")[0] == 404
+
+
+def _history(status: str, start_ms: float, end_ms: float, graph: dict | None = None) -> dict:
+    end = "execution_success" if status == "success" else "execution_error"
+    return {"status": {"status_str": status, "messages": [
+        ["execution_start", {"prompt_id": "p", "timestamp": start_ms}],
+        ["execution_cached", {"nodes": ["4"], "prompt_id": "p", "timestamp": start_ms}],
+        [end, {"prompt_id": "p", "timestamp": end_ms}]]},
+        "outputs": {}, "prompt": [0, "p", graph or {}, {}, []]}
+
+
+def test_comfyui_events_time_the_record(store: RecordStore) -> None:
+    queued = store.create("image", "u", PARAMS, prompt="a fox", status="queued")
+    store.set_status(queued["id"], "queued", comfy_prompt_id="p-1")
+    gone = store.create("image", "u", PARAMS, prompt="a wolf", status="queued")
+    store.set_status(gone["id"], "cancelled", comfy_prompt_id="p-1")
+    assert store.mark_running("p-1") == [queued["id"]]  # ComfyUI started it; the cancelled one stays so
+    running = store.get(queued["id"])
+    assert running["status"] == "running" and running["started_at"] is not None
+    assert store.mark_running("p-1") == [] and store.get(gone["id"])["status"] == "cancelled"
+    store.finish_from_history("p-1", _history("success", 1_700_000_000_000, 1_700_000_004_500))
+    done = store.get(queued["id"])
+    assert done["status"] == "completed"
+    assert (done["started_at"], done["finished_at"]) == (1_700_000_000.0, 1_700_000_004.5)  # ComfyUI's clock
+    assert store.telemetry()[0]["p50_s"] == 4.5
+
+
+def test_a_completed_record_with_a_plan_teaches_the_estimator(store: RecordStore, tmp_path: Path) -> None:
+    from atelier.nodes.quality.estimate import CalibrationStore, Estimator
+    from atelier.nodes.records.service import calibrate_from_record
+
+    estimator = Estimator(calibration=CalibrationStore(tmp_path / "calibration.sqlite"), device="cpu")
+    params = {"steps": 20, "cfg": 7.0, "width": 512, "height": 512, "batch_size": 1}
+    graph = {"3": {"class_type": "KSampler", "inputs": {}}, "4": {"class_type": "CheckpointLoaderSimple"}}
+    planned = store.create("image", "u", {"quality": {"preset": "high", "family": "sd15", "category": "image",
+                                                      "params": params}}, prompt="p", status="running")
+    store.set_status(planned["id"], "running", comfy_prompt_id="p-2")
+    plain = store.create("image", "u", PARAMS, prompt="no plan", status="running")
+    store.set_status(plain["id"], "running", comfy_prompt_id="p-3")
+    item = _history("success", 1000, 7000, graph)
+    store.finish_from_history("p-2", item)
+    store.finish_from_history("p-3", item)
+    assert calibrate_from_record(estimator, store.get(planned["id"]), item, "cpu")
+    assert estimator.calibration.samples("image:sd15", "cpu")[0][1] == 6.0
+    assert not calibrate_from_record(estimator, store.get(planned["id"]), item, "cpu")  # once per prompt
+    assert not calibrate_from_record(estimator, store.get(plain["id"]), item, "cpu")  # no plan, nothing learned
+    loaded = _history("success", 1000, 7000, {**graph, "5": {"class_type": "LoraLoader"}})
+    assert not calibrate_from_record(estimator, {**store.get(planned["id"]), "comfy_prompt_id": "p-9"}, loaded, "cpu")

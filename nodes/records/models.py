@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STATUSES = ("pending", "queued", "running", "completed", "failed", "cancelled")
@@ -17,6 +17,8 @@ class Base(DeclarativeBase):
 
 class Record(Base):
     __tablename__ = "atelier_records"
+    __table_args__ = tuple(Index(f"ix_atelier_records_{c}_page", c, "created_at", "id")
+                           for c in ("status", "workspace", "operation_type"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), index=True)

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import AtelierError, Conflict, invalid
+from ..quality.estimate import Estimator
+from ..quality.runs import history_duration
 from ..quality.schema import parse_model
 from .hashing import repro_hash
 from .store import RecordStore, render, sqlite_url
@@ -68,6 +70,24 @@ class RecordService:
         return record
 
 
+def calibrate_from_record(estimator: Estimator, record: dict[str, Any], item: dict[str, Any], device: str) -> bool:
+    """A completed record whose parameters carry a quality plan (family, category, params) teaches the
+    estimator its duration, measured by ComfyUI's execution events in its history ``item``. The same
+    checks as the history observer apply (no cached sampler, no model loaded from disk), and the prompt
+    id dedups the two."""
+    quality = (record.get("parameters") or {}).get("quality") or {}
+    if record.get("status") != "completed" or not {"family", "category", "params"} <= quality.keys():
+        return False
+    seconds, _ = history_duration(item)
+    if seconds is None:
+        return False
+    try:
+        return estimator.record_run(quality["category"], quality["params"], quality["family"], seconds,
+                                    device=device, run_id=record.get("comfy_prompt_id"))
+    except (AtelierError, KeyError, TypeError, ValueError):
+        return False
+
+
 class QueueError(AtelierError):
     """ComfyUI refused the graph (its validation errors are in ``value``)."""
 
@@ -115,4 +135,4 @@ class Submitter:
         return self.service.store.set_status(record_id, "cancelled")
 
 
-__all__ = ["RecordService", "Submitter", "QueueError"]
+__all__ = ["RecordService", "Submitter", "QueueError", "calibrate_from_record"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import time
 import uuid
@@ -16,9 +17,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, tuple_
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from ..errors import Conflict, NotFound, invalid
@@ -28,6 +29,7 @@ from .models import FINAL, STATUSES, Feedback, PromptFamily, PromptVersion, Reco
 MIGRATIONS = Path(__file__).parent / "migrations"
 VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 MAX_PAGE = 500
+SETTABLE = ("comfy_prompt_id", "outputs", "scores", "error", "started_at", "finished_at")
 TRANSITIONS = {"pending": {"queued", "running", "failed", "cancelled"}, "queued": {"running", "failed", "cancelled",
                "completed"}, "running": {"completed", "failed", "cancelled"}}
 
@@ -77,6 +79,12 @@ def render(template: str, variables: dict[str, Any]) -> str:
     return VARIABLE_RE.sub(lambda m: str(variables[m.group(1)]), template)
 
 
+def _event_time(messages: dict[str, dict[str, Any]], kind: str) -> float | None:
+    """The time (epoch seconds) of one of ComfyUI's execution events, as kept in its history."""
+    stamp = messages.get(kind, {}).get("timestamp")
+    return float(stamp) / 1000.0 if isinstance(stamp, (int, float)) else None
+
+
 class RecordStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
@@ -87,21 +95,30 @@ class RecordStore:
     def add_prompt_version(self, family: str, template: str, description: str = "") -> dict[str, Any]:
         if not family or len(family) > 128:
             raise invalid("family", family, "a name of 1-128 characters")
-        for _ in range(5):  # concurrent writers of one family: retry on the unique version
+        for attempt in range(20):
             try:
+                self._ensure_family(family, description)
                 with self.session.begin() as s:
-                    if s.get(PromptFamily, family) is None:
-                        s.add(PromptFamily(name=family, description=description, created_at=time.time()))
-                        s.flush()
+                    s.get(PromptFamily, family, with_for_update=True)  # one writer per family (PostgreSQL)
                     latest = s.scalar(select(func.max(PromptVersion.version)).where(PromptVersion.family == family))
                     version = PromptVersion(id=uuid.uuid4().hex, family=family, version=(latest or 0) + 1,
                                             template=template, created_at=time.time())
                     s.add(version)
                 return {"id": version.id, "family": family, "version": version.version, "template": template,
                         "variables": sorted(set(VARIABLE_RE.findall(template)))}
-            except IntegrityError:
-                continue
+            except (IntegrityError, OperationalError):  # another writer took the number (or the lock): again
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
         raise Conflict(f"prompt family {family!r} is being written by others; retry", field="family", value=family)
+
+    def _ensure_family(self, family: str, description: str) -> None:
+        with self.session() as s:
+            if s.get(PromptFamily, family) is not None:
+                return
+        try:
+            with self.session.begin() as s:
+                s.add(PromptFamily(name=family, description=description, created_at=time.time()))
+        except IntegrityError:
+            pass  # made by another writer meanwhile
 
     def prompt_version(self, family: str, version: int | None = None) -> PromptVersion:
         with self.session() as s:
@@ -174,7 +191,7 @@ class RecordStore:
                 created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
             except (ValueError, TypeError):
                 raise invalid("cursor", cursor, "a next_cursor from a previous page") from None
-            query = query.where((Record.created_at < created) | ((Record.created_at == created) & (Record.id < last_id)))
+            query = query.where(tuple_(Record.created_at, Record.id) < tuple_(created, last_id))  # index-friendly
         query = query.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1)
         with self.session() as s:
             rows = list(s.scalars(query))
@@ -203,10 +220,25 @@ class RecordStore:
             if status in FINAL:
                 record.finished_at = now
             for key, value in fields.items():
-                if key not in ("comfy_prompt_id", "outputs", "scores", "error"):
-                    raise invalid(key, key, ["comfy_prompt_id", "outputs", "scores", "error"])
-                setattr(record, key, value)
+                if key not in SETTABLE:
+                    raise invalid(key, key, list(SETTABLE))
+                if value is not None or key not in ("started_at", "finished_at"):
+                    setattr(record, key, value)
             return _record_dict(record)
+
+    def mark_running(self, comfy_prompt_id: str, started_at: float | None = None) -> list[str]:
+        """ComfyUI started executing a prompt: its pending or queued records become running."""
+        moved = []
+        with self.session() as s:
+            ids = list(s.scalars(select(Record.id).where(Record.comfy_prompt_id == comfy_prompt_id)
+                                 .where(Record.status.in_(("pending", "queued")))))
+        for record_id in ids:
+            try:
+                self.set_status(record_id, "running", started_at=started_at)
+                moved.append(record_id)
+            except Conflict:
+                continue  # cancelled or finished meanwhile
+        return moved
 
     def feedback(self, record_id: str, rating: Any, comment: Any = "") -> dict[str, Any]:
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
@@ -235,12 +267,15 @@ class RecordStore:
             images = [i.get("filename") for i in output.get("images", []) if isinstance(i, dict)]
             if images:
                 outputs[node_id] = images
-        messages = {kind: data for kind, data in (item.get("status") or {}).get("messages", [])
-                    if isinstance(data, dict)}
+        messages = {m[0]: m[1] for m in (item.get("status") or {}).get("messages", [])
+                    if isinstance(m, (list, tuple)) and len(m) == 2 and isinstance(m[1], dict)}
         error = messages.get("execution_error", {}).get("exception_message") if status == "error" else None
+        started, finished = _event_time(messages, "execution_start"), None
+        for kind in ("execution_success", "execution_error", "execution_interrupted"):
+            finished = finished or _event_time(messages, kind)
         done = []
         for record_id in self.open_for_prompt(comfy_prompt_id):
-            fields: dict[str, Any] = {"outputs": outputs}
+            fields: dict[str, Any] = {"outputs": outputs, "started_at": started, "finished_at": finished}
             if error:
                 fields["error"] = str(error)[:5000]
             try:
