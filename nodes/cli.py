@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from .errors import AtelierError
+from .errors import AtelierError, invalid
 from .quality.service import QualityService
 from .runtime import atelier_home
 
@@ -162,6 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--top-k", type=int, default=1)
     score.add_argument("--threshold", type=float, default=30.0)
     score.add_argument("--models", help="a ComfyUI models folder (scorers/, aesthetic/, clip_vision/)")
+
+    curate = sub.add_parser("curate", help="the main job on embedded defaults: a storyboard enhanced, generated "
+                                           "(Atelier's demo renderer), scored, chained; manifest + HTML report")
+    curate.add_argument("--storyboard", help="a JSON file, or lines 'start prompt | end prompt' "
+                                             "(default: the shipped lighthouse storyboard)")
+    curate.add_argument("--tier", default="standard")
+    curate.add_argument("--user", default="default")
+    curate.add_argument("--seed", type=int, default=0)
+    curate.add_argument("--variations", type=int, help="variations per frame (default: the tier's)")
+    curate.add_argument("--out", help="output folder (default: ATELIER_HOME/output/storyboards/<time>)")
+    curate.add_argument("--no-enhance", action="store_true", help="use the prompts as written")
     return parser
 
 
@@ -215,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                            models_dir=models)
             result["files"] = args.images
             printer = _print_scores
+        elif args.command == "curate":
+            result = _curate(service, args)
+            printer = _print_curated
         elif args.command == "presets":
             result = service.list_presets(args.user)
             printer = _print_presets
@@ -271,3 +286,40 @@ def _print_pipelines(result: dict[str, Any]) -> None:
     for pipe in result["pipelines"]:
         stages = " -> ".join(f"{s['id']} ({s['task_type']})" for s in pipe["stages"])
         print(f"{pipe['name']}: {pipe['description']}\n    {stages}")
+
+
+def _curate(service: QualityService, args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from .storyboard.curate import DEFAULT_STORYBOARD, curate, rule_enhancer
+    from .storyboard.spec import Storyboard, chain_settings
+
+    source = Path(args.storyboard) if args.storyboard else DEFAULT_STORYBOARD
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise invalid("storyboard", str(source), "a readable storyboard file", str(exc)) from None
+    storyboard = Storyboard.from_text(text)
+    preset = service.tier(args.user, args.tier)
+    settings = chain_settings(preset.level, {"variations": args.variations})
+    out = Path(args.out) if args.out else atelier_home() / "output" / "storyboards" / time.strftime("%Y%m%d-%H%M%S")
+    enhance = None if args.no_enhance else rule_enhancer(atelier_home() / "data")
+
+    def progress(spec: Any, frame: Any) -> None:
+        if not args.json:
+            best = f"{frame.best_score:5.1f}" if frame.best_score is not None else "  -  "
+            print(f"  {frame.name:<16} {frame.status:<16} best {best}  ({len(frame.attempts)} attempt(s))",
+                  file=sys.stderr)
+
+    return curate(storyboard, settings, out, preset.id, args.seed, enhance, progress)
+
+
+def _print_curated(result: dict[str, Any]) -> None:
+    frames = result["frames"]
+    kept = sum(1 for f in frames if f["status"] != "failed")
+    print(f"storyboard: {len(result['clips'])} clips, {kept}/{len(frames)} frames kept, tier {result['tier']}, "
+          f"{result['duration_s']:.1f} s; status {result['status']}")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}")
+    print(f"manifest: {result['files']['manifest']}")
+    print(f"report:   {result['files']['report']}")

@@ -130,6 +130,10 @@ class QualityService:
         presets = [self._tier(user, i, field="presets") for i in ids]
         return compare(presets, FunctionTemplate.parse(body.get("template")), self.tables, self.estimator)
 
+    def tier(self, user: str, tier: Any, field: str = "tier") -> Preset:
+        """The preset a tier field names (built-in or the user's custom one); unknown is a 400."""
+        return self._tier(user, tier, field)
+
     def _tier(self, user: str, tier: Any, field: str = "tier") -> Preset:
         """A preset named by a tier field: an unknown one is a bad request (400), not a 404."""
         if not isinstance(tier, str) or not tier:

@@ -1,0 +1,125 @@
+"""One frame's outcome: which variations are usable, the one kept, retry or fail; and colour matching.
+
+A variation is unusable when the sampler produced non-finite values (NaN/inf) or a blank image;
+a frame whose variations are all unusable, or whose scoring failed, has failed this attempt. It is
+tried again (``retries`` times, with new seeds), then marked failed and the storyboard goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from ..scoring import ranking
+from ..scoring.images import collect
+from ..scoring.scores import score_variations
+from .spec import FrameSpec
+
+Status = Literal["ok", "below_threshold", "failed"]
+BLANK_STD = 1e-4
+
+
+def unusable(image: torch.Tensor) -> str | None:
+    """Why a generated image [H, W, C] cannot be kept, or None."""
+    if not bool(torch.isfinite(image).all()):
+        return "the sampler produced NaN/inf values"
+    if float(image.float().std()) < BLANK_STD:
+        return "a blank image"
+    return None
+
+
+@dataclass
+class Attempt:
+    seed: int
+    scores: list[float | None]          # overall score per variation (None: unusable)
+    problems: list[str | None]
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class FrameResult:
+    name: str
+    clip: int
+    role: str
+    prompt: str                         # as generated (enhanced)
+    sources: list[str]                  # what it actually started from
+    status: Status = "failed"
+    chosen: int | None = None           # index of the kept variation in the last attempt
+    best_score: float | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    file: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def judge_attempt(images: torch.Tensor, prompt: str, seed: int, scorers: str, threshold: float,
+                  context: dict[str, Any] | None = None) -> tuple[Attempt, int | None, bool]:
+    """Score one attempt's variations: (attempt, index kept or None if it failed, below threshold)."""
+    problems = [unusable(image) for image in images]
+    usable = [i for i, p in enumerate(problems) if p is None]
+    attempt = Attempt(seed, [None] * len(problems), problems)
+    if not usable:
+        attempt.error = f"every variation failed: {problems[0]}"
+        return attempt, None, False
+    try:
+        result = score_variations(collect(images[usable]), prompt, scorers, context=context)
+    except Exception as exc:  # a scorer's own bug: this attempt failed, the storyboard goes on
+        attempt.error = f"scoring failed: {exc}"
+        return attempt, None, False
+    attempt.warnings = list(result.warnings)
+    if result.failed:
+        attempt.error = "scoring failed: " + "; ".join(result.warnings or ["no overall score"])
+        return attempt, None, False
+    for position, index in enumerate(usable):
+        attempt.scores[index] = result.overall[position]
+    selection = ranking.select(result.to_dict(), len(usable), 1, threshold)
+    return attempt, usable[selection.best_index], selection.below_threshold
+
+
+def conclude(frame: FrameResult, attempt: Attempt, chosen: int | None, below: bool, threshold: float) -> None:
+    """Add an attempt's outcome to the frame."""
+    frame.attempts.append(attempt)
+    if chosen is None:
+        frame.status, frame.error = "failed", attempt.error
+        return
+    frame.chosen, frame.best_score, frame.error = chosen, attempt.scores[chosen], None
+    frame.status = "below_threshold" if below else "ok"
+    if below:
+        frame.warnings.append(f"best score {frame.best_score:.2f} is below the threshold {threshold:g}")
+
+
+def new_frame(spec: FrameSpec, prompt: str, sources: tuple[str, ...]) -> FrameResult:
+    return FrameResult(spec.name, spec.clip, spec.role, prompt, list(sources))
+
+
+def color_match(image: torch.Tensor, reference: torch.Tensor, strength: float) -> torch.Tensor:
+    """Pull each channel's mean and spread of ``image`` [B,H,W,C] towards ``reference``'s (Reinhard-style
+    transfer in RGB), by ``strength`` (0 = unchanged, 1 = full transfer)."""
+    if strength <= 0:
+        return image
+    ref = reference[..., :3].float()
+    img = image[..., :3].float()
+    ref_mean, ref_std = ref.mean(dim=(0, 1, 2)), ref.std(dim=(0, 1, 2)).clamp_min(1e-4)
+    mean = img.mean(dim=(1, 2), keepdim=True)
+    std = img.std(dim=(1, 2), keepdim=True).clamp_min(1e-4)
+    matched = (img - mean) / std * ref_std + ref_mean
+    out = (img + strength * (matched - img)).clamp(0.0, 1.0)
+    return torch.cat([out, image[..., 3:]], dim=-1) if image.shape[-1] > 3 else out
+
+
+def blend(first: torch.Tensor, second: torch.Tensor, weight_second: float) -> torch.Tensor:
+    """``first`` mixed with ``second`` (resized to it) at ``weight_second``."""
+    if second.shape[1:3] != first.shape[1:3]:
+        second = torch.nn.functional.interpolate(second.movedim(-1, 1), size=first.shape[1:3], mode="bilinear",
+                                                 align_corners=False).movedim(1, -1)
+    return first * (1.0 - weight_second) + second[: first.shape[0]].expand_as(first) * weight_second

@@ -1,0 +1,140 @@
+"""Storyboards outside ComfyUI: chaining rules, failing frames, the manifest, the main job (curate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from atelier.nodes.errors import InvalidInput
+from atelier.nodes.storyboard.demo import demo_generate, demo_reference
+from atelier.nodes.storyboard.frames import color_match, judge_attempt, unusable
+from atelier.nodes.storyboard.manifest import build_manifest, write_storyboard
+from atelier.nodes.storyboard.runner import StoryboardRunner, frame_seed
+from atelier.nodes.storyboard.spec import (OWN_START, PREVIOUS_END, REFERENCE, Storyboard, chain_settings, frames,
+                                           usable_sources)
+
+BOARD = Storyboard.parse({"clips": [{"start": f"clip {i} opens", "end": f"clip {i} closes"} for i in range(1, 6)]})
+
+
+def test_chaining_rules_with_a_reference_and_reanchoring() -> None:
+    specs = frames(BOARD, has_reference=True, reanchor_every=4)
+    assert [s.filename for s in specs[:4]] == ["clip_001_start.png", "clip_001_end.png", "clip_002_start.png",
+                                               "clip_002_end.png"]
+    assert specs[0].sources == (REFERENCE,)                       # the first start: the reference
+    assert specs[1].sources == (REFERENCE, OWN_START)             # an end: reference + its own clip's start
+    assert specs[2].sources == (REFERENCE, PREVIOUS_END)          # later starts: reference + previous end
+    assert specs[2].source_index(PREVIOUS_END) == 1 and specs[3].source_index(OWN_START) == 2
+    assert specs[8].sources == (REFERENCE,)                       # clip 5 re-anchors on the reference alone
+    assert specs[6].sources == (REFERENCE, PREVIOUS_END)
+
+
+def test_chaining_without_a_reference_and_around_failed_frames() -> None:
+    specs = frames(BOARD, has_reference=False, reanchor_every=4)
+    assert specs[0].sources == () and specs[1].sources == (OWN_START,) and specs[2].sources == (PREVIOUS_END,)
+    with_ref = frames(BOARD, has_reference=True, reanchor_every=0)
+    assert usable_sources(with_ref[2], failed={1}) == (REFERENCE,)  # the previous end failed: reference alone
+    assert usable_sources(specs[2], failed={1}) == ()               # nothing left: text to image
+
+
+def test_storyboards_parse_from_lines_and_bad_ones_name_the_problem() -> None:
+    board = Storyboard.from_text("# my story\na fox wakes | the fox runs\n\nrain falls | the sun returns\n")
+    assert [c.end for c in board.clips] == ["the fox runs", "the sun returns"]
+    with pytest.raises(InvalidInput) as exc:
+        Storyboard.from_text("just one prompt")
+    assert exc.value.field == "storyboard line 1"
+    with pytest.raises(InvalidInput) as exc:
+        Storyboard.parse({"clips": []})
+    assert "clips" in str(exc.value.field)
+    with pytest.raises(InvalidInput) as exc:
+        chain_settings(3, {"variations": 99})
+    assert exc.value.field == "variations"
+    assert chain_settings(1).variations == 2 and chain_settings(2).variations == 4  # per tier, from YAML
+
+
+def test_unusable_variations_and_colour_matching() -> None:
+    good = demo_generate("a lighthouse", "", None, 1.0, 3, 1)[0]
+    assert unusable(good) is None
+    assert "NaN" in unusable(torch.full((32, 32, 3), float("nan")))
+    assert unusable(torch.full((32, 32, 3), 0.5)) == "a blank image"
+    reference = torch.rand(1, 32, 32, 3) * 0.2 + 0.7        # bright
+    dark = torch.rand(2, 32, 32, 3) * 0.2
+    matched = color_match(dark, reference, 1.0)
+    assert abs(float(matched.mean()) - float(reference.mean())) < 0.02  # pulled to the reference's colours
+    assert torch.equal(color_match(dark, reference, 0.0), dark)
+    attempt, chosen, below = judge_attempt(torch.cat([torch.full((1, 32, 32, 3), float("nan")), dark]),
+                                           "x", 1, "technical", 30.0)
+    assert chosen in (1, 2) and attempt.scores[0] is None and attempt.problems[0].startswith("the sampler")
+
+
+def _settings(**kw):
+    return chain_settings(2, {"variations": 3, **kw})
+
+
+def test_a_failing_frame_is_retried_once_then_marked_failed_and_the_storyboard_goes_on() -> None:
+    calls: list[tuple[str, int, bool]] = []
+
+    def generate(prompt, negative, init, denoise, seed, count):
+        calls.append((prompt, seed, init is not None))
+        if prompt.startswith("clip 2 opens"):
+            raise RuntimeError("CUDA out of memory")
+        if prompt.startswith("clip 3 closes") and seed == frame_seed(7, 5, 0):
+            return torch.full((count, 64, 64, 3), float("nan"))  # first attempt unusable, the retry works
+        return demo_generate(prompt, negative, init, denoise, seed, count, size=64)
+
+    runner = StoryboardRunner(generate, _settings())
+    results, images = runner.run(BOARD, demo_reference("x", 0, 64), seed=7)
+    status = {r.name: r.status for r in results}
+    assert status["clip_002_start"] == "failed" and len(results[2].attempts) == 2  # tried twice
+    assert "CUDA out of memory" in results[2].error and images[2] is None
+    assert results[3].sources == [REFERENCE]          # clip 2's end chains from the reference alone
+    assert status["clip_003_end"] != "failed" and len(results[5].attempts) == 2
+    assert "NaN" in results[5].attempts[0].error
+    assert all(status[n] != "failed" for n in status if n != "clip_002_start")
+    seeds = [seed for _, seed, _ in calls]
+    assert len(seeds) == len(set(seeds))              # every attempt of every frame has its own seed
+
+
+def test_scoring_that_fails_is_a_failed_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from atelier.nodes.storyboard import frames as frames_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("scorer crashed")
+
+    monkeypatch.setattr(frames_module, "score_variations", broken)
+    runner = StoryboardRunner(lambda p, n, i, d, s, c: demo_generate(p, n, i, d, s, c, size=48), _settings())
+    results, images = runner.run(Storyboard.parse({"clips": [{"start": "a", "end": "b"}]}))
+    assert [r.status for r in results] == ["failed", "failed"] and images == [None, None]
+    assert results[0].error == "scoring failed: scorer crashed" and len(results[0].attempts) == 2
+
+
+def test_manifest_and_files(tmp_path: Path) -> None:
+    settings = _settings(threshold=99.0)  # every frame below the threshold: kept, with a warning
+    runner = StoryboardRunner(lambda p, n, i, d, s, c: demo_generate(p, n, i, d, s, c, size=48), settings,
+                              enhance=lambda prompt: prompt + ", enhanced")
+    board = Storyboard.parse({"clips": [{"start": "a fox", "end": "a fox asleep"}]})
+    results, images = runner.run(board, seed=3)
+    manifest = build_manifest(board, settings, results, "standard")
+    path = write_storyboard(tmp_path, results, images, manifest)
+    saved = json.loads(path.read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_001_end.png", "clip_001_start.png", "manifest.json"]
+    first = saved["frames"][0]
+    assert first["prompt"] == "a fox, enhanced" and first["file"] == "clip_001_start.png"
+    assert len(first["attempts"][0]["scores"]) == 3 and first["chosen"] in (0, 1, 2)
+    assert first["best_score"] == max(first["attempts"][0]["scores"])
+    assert first["status"] == "below_threshold" and "below the threshold 99" in saved["warnings"][0]
+    assert saved["failed_clips"] == [] and saved["clips"][0]["start"] == "a fox"
+
+
+def test_the_main_job_curates_the_shipped_storyboard(tmp_path: Path) -> None:
+    from atelier.nodes.cli import main
+
+    assert main(["--json", "curate", "--out", str(tmp_path), "--tier", "draft", "--seed", "2"]) == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and len(manifest["frames"]) == 6
+    assert all(len(f["attempts"][-1]["scores"]) == 2 for f in manifest["frames"])  # draft: 2 variations
+    assert manifest["frames"][0]["prompt"] != manifest["clips"][0]["start"]       # enhanced by the rule loop
+    report = (tmp_path / "report.html").read_text()
+    assert report.count("<img ") == 6 and "clip_003_end.png" in report
+    assert main(["curate", "--storyboard", str(tmp_path / "missing.txt")]) == 2
