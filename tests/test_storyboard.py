@@ -12,8 +12,15 @@ from atelier.nodes.storyboard.demo import demo_generate, demo_reference
 from atelier.nodes.storyboard.frames import color_match, judge_attempt, unusable
 from atelier.nodes.storyboard.manifest import build_manifest, write_storyboard
 from atelier.nodes.storyboard.runner import StoryboardRunner, frame_seed
-from atelier.nodes.storyboard.spec import (OWN_START, PREVIOUS_END, REFERENCE, Storyboard, chain_settings, frames,
-                                           usable_sources)
+from atelier.nodes.storyboard.spec import (
+    OWN_START,
+    PREVIOUS_END,
+    REFERENCE,
+    Storyboard,
+    chain_settings,
+    frames,
+    usable_sources,
+)
 
 BOARD = Storyboard.parse({"clips": [{"start": f"clip {i} opens", "end": f"clip {i} closes"} for i in range(1, 6)]})
 
