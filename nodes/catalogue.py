@@ -9,6 +9,7 @@ from .quality_nodes import QualityPreset, QualityStage
 from .records_nodes import RecordGeneration
 from .scoring_nodes import RankSelect, ScorerModels, VariationScore
 from .social_nodes import SocialContext
+from .storyboard_nodes import ChainImage, FrameChain, FrameSelect, StoryboardCollect, StoryboardSave
 
 CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierQualityPreset", QualityPreset, "Quality Preset"),
@@ -19,6 +20,11 @@ CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierPromptEnhance", PromptEnhance, "Prompt Enhance"),
     ("AtelierSocialContext", SocialContext, "Social Context"),
     ("AtelierRecordGeneration", RecordGeneration, "Record Generation"),
+    ("AtelierFrameChain", FrameChain, "Frame Chain (storyboard)"),
+    ("AtelierFrameSelect", FrameSelect, "Frame Select"),
+    ("AtelierChainImage", ChainImage, "Chain Image"),
+    ("AtelierStoryboardCollect", StoryboardCollect, "Storyboard Collect"),
+    ("AtelierStoryboardSave", StoryboardSave, "Storyboard Save"),
 )
 
 

@@ -26,7 +26,7 @@ from conftest import Client
 pytestmark = pytest.mark.comfyui
 REPO = Path(__file__).resolve().parents[1]
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
-CHECKPOINT = "atelier_tiny_sd15.safetensors"
+CHECKPOINT = "atelier_tiny_sd15_v2.safetensors"  # v2: every tensor initialised (finite images)
 POLL_MARGIN_S = 3.0  # Atelier reads ComfyUI's history every 2 s
 
 

@@ -145,3 +145,53 @@ def test_the_main_job_curates_the_shipped_storyboard(tmp_path: Path) -> None:
     report = (tmp_path / "report.html").read_text()
     assert report.count("<img ") == 6 and "clip_003_end.png" in report
     assert main(["curate", "--storyboard", str(tmp_path / "missing.txt")]) == 2
+
+
+def _expansion(reference: bool):
+    from atelier.nodes.storyboard.graph import Sampling, Sources, storyboard_graph
+
+    board = Storyboard.parse({"clips": [{"start": "a", "end": "b"}, {"start": "c", "end": "d"}]})
+    settings = chain_settings(2)
+    specs = frames(board, reference, settings.reanchor_every)
+    sources = Sources(["1", 0], ["1", 1], ["1", 2], ["9", 0] if reference else None)
+    return storyboard_graph(specs, settings, Sampling(512, 512, 20, 7.0, "euler", "normal", 5), sources, "7.fc",
+                            "", {"storyboard": board.model_dump_json(), "settings": "{}", "tier": "standard",
+                                 "filename_prefix": "s"})
+
+
+def test_the_comfyui_expansion_chains_frames_with_core_nodes(object_info) -> None:
+    graph, outputs = _expansion(reference=True)
+    assert outputs == [["7.fc.save", 0], ["7.fc.save", 1]]
+    for node_id, node in graph.items():
+        info = object_info.get(node["class_type"])
+        if info is None:
+            assert node["class_type"].startswith("Atelier"), node_id
+            continue
+        required = set(info["input"]["required"])
+        assert required <= set(node["inputs"]), (node_id, required - set(node["inputs"]))
+        assert set(node["inputs"]) <= required | set(info["input"].get("optional", {})), node_id
+    assert graph["7.fc.clip_001_start.size"]["inputs"]["image"] == ["9", 0]          # from the reference
+    assert graph["7.fc.clip_001_end.chain"]["inputs"]["previous"] == ["7.fc.clip_001_start.select", 0]
+    assert graph["7.fc.clip_002_start.chain"]["inputs"]["previous"] == ["7.fc.clip_001_end.select", 0]
+    assert graph["7.fc.clip_002_start.chain"]["inputs"]["reference"] == ["9", 0]
+    sample = graph["7.fc.clip_002_start.a0.sample"]["inputs"]
+    assert sample["denoise"] == chain_settings(2).denoise and sample["seed"] == frame_seed(5, 2, 0)
+    assert graph["7.fc.clip_002_start.batch"]["inputs"]["amount"] == 4                 # the tier's variations
+    assert graph["7.fc.clip_002_end.collect"]["inputs"]["images"] == ["7.fc.clip_002_start.collect", 0]
+    plain, _ = _expansion(reference=False)
+    assert plain["7.fc.clip_001_start.latent"]["inputs"]["batch_size"] == 4           # text to image
+    assert "reference" not in plain["7.fc.clip_002_start.chain"]["inputs"]
+
+
+def test_a_retry_samples_again_with_the_next_seed() -> None:
+    import json as json_
+
+    from atelier.nodes.storyboard.graph import sampler_nodes
+
+    graph, _ = _expansion(reference=True)
+    recipe = json_.loads(graph["7.fc.clip_001_end.select"]["inputs"]["recipe"])
+    retry = sampler_nodes(recipe["prefix"], recipe, 1)
+    sample = retry["7.fc.clip_001_end.a1.sample"]["inputs"]
+    assert sample["seed"] == frame_seed(5, 1, 1) != graph["7.fc.clip_001_end.a0.sample"]["inputs"]["seed"]
+    assert sample["latent_image"] == ["7.fc.clip_001_end.batch", 0] and sample["positive"] == ["7.fc.clip_001_end.pos", 0]
+    assert not set(retry) & set(graph)  # new, deterministic ids

@@ -6,7 +6,8 @@ Run with ComfyUI's interpreter and ComfyUI's folder as the first argument:
 
 A reduced UNet (model_channels=320 and context_dim=768 are what SD1.5 detection checks),
 ComfyUI's own random CLIP-L text encoder and a TAESD VAE, all built from ComfyUI's model
-classes with random weights (nothing is downloaded), stored in fp16: about 300 MB.
+classes with random weights (nothing is downloaded), stored in fp16: about 300 MB. Every tensor is
+set explicitly, so the images it makes are finite (random-looking, but real pixels).
 """
 
 from __future__ import annotations
@@ -45,8 +46,13 @@ def build(comfy_dir: str, out: str) -> None:
             if not torch.is_floating_point(value):
                 state[prefix + key] = value.contiguous()
                 continue
-            if "weight" in key and value.ndim > 1:
+            # ComfyUI's ops skip weight initialisation (the tensors are torch.empty): set every one.
+            if value.ndim > 1:
                 value = torch.randn_like(value) * 0.02
+            elif key.endswith("weight"):
+                value = torch.ones_like(value)   # norms: identity scale
+            else:
+                value = torch.zeros_like(value)  # biases, shifts
             state[prefix + key] = value.to(torch.float16).contiguous()
     save_file(state, out, metadata={"modelspec.architecture": "stable-diffusion-v1"})
 
