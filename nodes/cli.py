@@ -164,6 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--threshold", type=float, default=30.0)
     score.add_argument("--models", help="a ComfyUI models folder (scorers/, aesthetic/, clip_vision/)")
 
+    run = sub.add_parser("run", help="queue a pipeline or an API workflow file on a running ComfyUI, show its "
+                                      "progress, download its outputs and print the ranking")
+    run.add_argument("target", help="a pipeline (storyboard_generation, shot_generation, sequence_generation) "
+                                    "or an API-format workflow .json")
+    run.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address")
+    run.add_argument("--tier", default="standard")
+    run.add_argument("--checkpoint", help="a checkpoint in ComfyUI's models/checkpoints (pipelines)")
+    run.add_argument("--prompt", default="")
+    run.add_argument("--storyboard", help="a storyboard file (JSON or 'start | end' lines)")
+    run.add_argument("--reference", help="a reference image in ComfyUI's input folder")
+    run.add_argument("--variations", type=int, default=0)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--width", type=int, default=0)
+    run.add_argument("--height", type=int, default=0)
+    run.add_argument("--out", default="atelier_outputs", help="where the outputs are downloaded")
+
     curate = sub.add_parser("curate", help="the main job on embedded defaults: a storyboard enhanced, generated "
                                            "(Atelier's demo renderer), scored, chained; manifest + HTML report")
     curate.add_argument("--storyboard", help="a JSON file, or lines 'start prompt | end prompt' "
@@ -227,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                            models_dir=models)
             result["files"] = args.images
             printer = _print_scores
+        elif args.command == "run":
+            result = _run_remote(args)
+            printer = _print_run
         elif args.command == "curate":
             result = _curate(service, args)
             printer = _print_curated
@@ -323,3 +342,42 @@ def _print_curated(result: dict[str, Any]) -> None:
         print(f"warning: {warning}")
     print(f"manifest: {result['files']['manifest']}")
     print(f"report:   {result['files']['report']}")
+
+
+def _run_remote(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    from .client import ComfyClient, progress_bar
+
+    body: dict[str, Any] = {"tier": args.tier, "prompt": args.prompt, "variations": args.variations,
+                            "seed": args.seed, "width": args.width, "height": args.height}
+    if args.checkpoint:
+        body["checkpoint"] = args.checkpoint
+    if args.reference:
+        body["reference"] = args.reference
+    if args.storyboard:
+        try:
+            body["storyboard"] = Path(args.storyboard).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise invalid("storyboard", args.storyboard, "a readable storyboard file", str(exc)) from None
+    client = ComfyClient(args.server)
+    return asyncio.run(client.run(args.target, body, Path(args.out), None if args.json else progress_bar))
+
+
+def _print_run(result: dict[str, Any]) -> None:
+    print(f"prompt {result['prompt_id']}: {result['status']}")
+    for node_id, output in result["outputs"].items():
+        for text in output.get("text", []) if isinstance(output, dict) else []:
+            if "#1" in text or "overall" in text:  # Rank Select's ranking
+                print(f"ranking (node {node_id}):\n{text}")
+    for manifest in result["manifests"]:
+        kept = [f for f in manifest["frames"] if f["status"] != "failed"]
+        print(f"storyboard {manifest['folder']}: {len(kept)}/{len(manifest['frames'])} frames kept, "
+              f"failed clips {manifest['failed_clips'] or 'none'}")
+        for frame in manifest["frames"]:
+            best = f"{frame['best_score']:.1f}" if frame.get("best_score") is not None else "-"
+            print(f"  {frame['name']:<16} {frame['status']:<16} best {best}")
+    for path in result["files"]:
+        print(f"saved {path}")
+    if result["error"]:
+        print(f"error: {json.dumps(result['error'])[:2000]}")

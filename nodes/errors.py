@@ -66,3 +66,9 @@ def invalid(field: str, value: Any, accepted: Any, why: str = "") -> InvalidInpu
 def node_error(exc: AtelierError) -> ValueError:
     """What a node raises so ComfyUI shows a readable error (no traceback to decode)."""
     return ValueError(f"Atelier: {exc.message}")
+
+
+class Unavailable(AtelierError):
+    """What the request needs is not here (e.g. a standalone server has no ComfyUI queue)."""
+
+    status = 503

@@ -87,7 +87,8 @@ def query_template(request: web.Request) -> dict[str, Any]:
 def build_routes(service: Callable[[], QualityService], user_of: UserResolver = header_user,
                  prefix: str = PREFIX, enhance: Callable[[], Any] | None = None,
                  social: Callable[[], Any] | None = None,
-                 records: Callable[[], Any] | None = None) -> web.RouteTableDef:
+                 records: Callable[[], Any] | None = None,
+                 pipelines: Callable[[], Any] | None = None) -> web.RouteTableDef:
     """The route table; ``service`` is called per request so a server can start before it."""
     routes = web.RouteTableDef()
 
@@ -253,6 +254,20 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
                                        request.match_info["tier"], template)
         return web.json_response(plan)
 
+    if pipelines is not None:
+        @routes.post(f"{prefix}/pipelines/{{name}}/run")
+        @guarded
+        async def run_pipeline(request: web.Request) -> web.Response:
+            """Build the pipeline's graph at a tier, record it and queue it on ComfyUI: the prompt id."""
+            body = await json_body(request)
+            return web.json_response(await pipelines().run(user(request), request.match_info["name"], body))
+
+        @routes.get(f"{prefix}/pipelines/runs/{{prompt_id}}")
+        @guarded
+        async def pipeline_run(request: web.Request) -> web.Response:
+            """Status from ComfyUI's queue and history, the storyboard manifests and the run's records."""
+            return web.json_response(pipelines().status(request.match_info["prompt_id"]))
+
     @routes.post(f"{prefix}/estimate")
     @guarded
     async def estimate(request: web.Request) -> web.Response:
@@ -287,13 +302,15 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
 
 
 def standalone_app(service: QualityService, user_of: UserResolver = header_user,
-                   enhance: Any = None, social: Any = None, records: Any = None) -> web.Application:
+                   enhance: Any = None, social: Any = None, records: Any = None,
+                   pipelines: Any = None) -> web.Application:
     """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     enhancer = (lambda: enhance) if enhance is not None else None
     socials = (lambda: social) if social is not None else None
     recorder = (lambda: records) if records is not None else None
+    runner = (lambda: pipelines) if pipelines is not None else None
     for prefix in (PREFIX, f"/api{PREFIX}"):
         app.add_routes(build_routes(lambda: service, user_of, prefix=prefix, enhance=enhancer, social=socials,
-                                    records=recorder))
+                                    records=recorder, pipelines=runner))
     return app

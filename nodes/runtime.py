@@ -231,6 +231,37 @@ def record_service() -> Any:
     return _lazy("records", lambda: RecordService(users_directory() / "atelier", *_comfy_queue()))
 
 
+def pipeline_service() -> Any:
+    """Pipelines queued on this ComfyUI, reported from its queue and history."""
+    from .storyboard.service import PipelineService
+
+    def check_tier(user: str, tier: str) -> Any:
+        return service().tier(user, tier)
+
+    return _lazy("pipelines", lambda: PipelineService(record_service(), output_directory(), check_tier,
+                                                      *_comfy_history()))
+
+
+def _comfy_history() -> tuple[Any, Any]:
+    """ComfyUI's history of one prompt and the ids it is running and has queued (what /history and /queue serve)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None, None
+    server = getattr(PromptServer, "instance", None)
+    if server is None:
+        return None, None
+
+    def history(prompt_id: str) -> dict[str, Any] | None:
+        return server.prompt_queue.get_history(prompt_id=prompt_id).get(prompt_id)
+
+    def queue_state() -> tuple[list[str], list[str]]:
+        running, pending = server.prompt_queue.get_current_queue_volatile()
+        return [str(e[1]) for e in running], [str(e[1]) for e in pending]
+
+    return history, queue_state
+
+
 def _comfy_queue() -> tuple[Any, Any]:
     """Queue and cancel through ComfyUI's own HTTP API on loopback (POST /prompt, /queue, /interrupt)."""
     try:
@@ -247,9 +278,10 @@ def _comfy_queue() -> tuple[Any, Any]:
     def base() -> str:
         return f"http://127.0.0.1:{server.port}"
 
-    async def queue(graph: dict[str, Any]) -> str:
+    async def queue(graph: dict[str, Any], client_id: str | None = None) -> str:
+        payload = {"prompt": graph, **({"client_id": client_id} if client_id else {})}
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            async with session.post(f"{base()}/prompt", json={"prompt": graph}) as response:
+            async with session.post(f"{base()}/prompt", json=payload) as response:
                 body = await response.json(content_type=None)
                 if response.status != 200:
                     errors = body.get("node_errors") or body.get("error")
@@ -312,7 +344,7 @@ def register_server(prompt_server: Any) -> None:
 
     register_model_folders()
     for route in build_routes(service, request_user(prompt_server), enhance=enhance_service, social=social_service,
-                              records=record_service):
+                              records=record_service, pipelines=pipeline_service):
         if isinstance(route, RouteDef):  # ComfyUI mirrors these under /api when it starts
             prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
     loop = getattr(prompt_server, "loop", None)

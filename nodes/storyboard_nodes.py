@@ -160,7 +160,7 @@ class StoryboardSave(io.ComfyNode):
         _record(manifest, folder, cls.hidden.prompt)
         subfolder = str(Path("atelier") / "storyboards" / folder_name)
         saved = [ui.SavedResult(f["file"], subfolder, io.FolderType.output) for f in manifest["frames"] if f["file"]]
-        return io.NodeOutput(images, json.dumps(manifest), ui=ui.SavedImages(saved))
+        return io.NodeOutput(images, json.dumps(manifest), ui={"images": saved, "storyboard": [subfolder]})
 
 
 def _record(manifest: dict[str, Any], folder: Path, prompt: dict[str, Any] | None) -> None:
@@ -214,6 +214,7 @@ class FrameChain(io.ComfyNode):
             ],
             outputs=[io.Image.Output("frames"), io.String.Output("manifest")],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
+            is_output_node=True,  # it saves the storyboard: a graph may end here
             enable_expand=True)
 
     @classmethod

@@ -121,7 +121,14 @@ def record_service(tmp_path: Path):
 
 
 @pytest.fixture
-def server(service: QualityService, enhance_service, social_service, record_service):
+def pipeline_service(service: QualityService, record_service, tmp_path: Path):
+    from atelier.nodes.storyboard.service import PipelineService
+
+    return PipelineService(record_service, tmp_path / "output", service.tier)
+
+
+@pytest.fixture
+def server(service: QualityService, enhance_service, social_service, record_service, pipeline_service):
     """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
@@ -129,7 +136,7 @@ def server(service: QualityService, enhance_service, social_service, record_serv
 
     async def start() -> None:
         runner = web.AppRunner(standalone_app(service, enhance=enhance_service, social=social_service,
-                                              records=record_service))
+                                              records=record_service, pipelines=pipeline_service))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -14,25 +14,42 @@ METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2") 
 
 REPO = Path(__file__).resolve().parents[1]
 UI_FILES = sorted((REPO / "workflows").glob("*.json"))
-USER_FILE_INPUTS = {"ckpt_name"}  # the user picks their own checkpoint in the widget
+USER_FILE_INPUTS = {"ckpt_name", "image"}  # the user picks their own checkpoint in the widget
 
 # Atelier's node schemas without ComfyUI: inputs and output types, in socket order.
+_PLAN_TYPES = [{"steps": "INT", "cfg": "FLOAT", "sampler_name": "SAMPLER_COMBO", "scheduler": "SCHEDULER_COMBO",
+                "denoise": "FLOAT", "hires_enabled": "BOOLEAN", "hires_scale": "FLOAT", "hires_denoise": "FLOAT"}.get(n, "INT")
+               for n in IMAGE_OUTPUTS]
 ATELIER_NODES: dict[str, dict[str, Any]] = {
     "AtelierQualityPreset": {
         "inputs": ["tier", "model_family", "checkpoint", "width", "height", "batch_size"],
-        "outputs": ["QUALITY_PRESET"] + [{"steps": "INT", "cfg": "FLOAT", "sampler_name": "SAMPLER_COMBO",
-                                          "scheduler": "SCHEDULER_COMBO", "denoise": "FLOAT", "hires_enabled": "BOOLEAN",
-                                          "hires_scale": "FLOAT", "hires_denoise": "FLOAT"}.get(n, "INT")
-                                         for n in IMAGE_OUTPUTS],
+        "outputs": ["QUALITY_PRESET", *_PLAN_TYPES],
     },
-    "AtelierQualityStage": {"inputs": ["quality_preset", "stage"], "outputs": []},
+    "AtelierQualityStage": {"inputs": ["quality_preset", "stage"], "outputs": _PLAN_TYPES},
     "AtelierVariationScore": {"inputs": ["images", "prompt", "scorers", "weights"],
                               "outputs": ["SCORES", "FLOAT", *(["FLOAT"] * len(METRIC_OUTPUTS))]},
     "AtelierRankSelect": {"inputs": ["images", "scores", "top_k", "threshold", "below_threshold", "latent", "mask"],
                           "outputs": ["IMAGE", "LATENT", "MASK", "INT", "STRING"]},
+    "AtelierPromptEnhance": {"inputs": ["prompt", "negative", "backend", "endpoint", "model", "model_family",
+                                        "threshold", "iterations", "seed", "temperature", "keep_trace",
+                                        "keep_llm_loaded", "quality_preset"],
+                             "outputs": ["STRING", "STRING", "FLOAT", "INT", "STRING"]},
+    "AtelierFrameChain": {"inputs": ["model", "clip", "vae", "quality_preset", "storyboard", "negative", "variations",
+                                     "threshold", "seed", "enhance", "scorers", "filename_prefix", "reference"],
+                          "outputs": ["IMAGE", "STRING"]},
+    "AtelierFrameSelect": {"inputs": ["images", "prompt", "recipe", "attempt", "previous_attempts", "fallback"],
+                           "outputs": ["IMAGE", "STRING"]},
+    "AtelierChainImage": {"inputs": ["previous", "previous_report", "anchor", "color_match", "reference"],
+                          "outputs": ["IMAGE"]},
+    "AtelierStoryboardCollect": {"inputs": ["image", "report", "images", "reports"], "outputs": ["IMAGE", "STRING"]},
+    "AtelierStoryboardSave": {"inputs": ["images", "reports", "storyboard", "settings", "tier", "filename_prefix"],
+                              "outputs": ["IMAGE", "STRING"]},
+    "AtelierTierGrid": {"inputs": ["images", "labels", "columns"], "outputs": ["IMAGE"]},
 }
 ATELIER_INPUT_TYPES = {"images": "IMAGE", "scores": "SCORES", "quality_preset": "QUALITY_PRESET", "latent": "LATENT",
-                       "mask": "MASK"}
+                       "mask": "MASK", "model": "MODEL", "clip": "CLIP", "vae": "VAE", "reference": "IMAGE",
+                       "previous": "IMAGE", "image": "IMAGE", "fallback": "IMAGE", "prompt": "STRING",
+                       "report": "STRING", "reports": "STRING", "previous_report": "STRING", "labels": "STRING"}
 
 
 def _input_type(object_info: dict[str, Any], class_type: str, name: str) -> Any:
@@ -51,9 +68,9 @@ def _output_type(object_info: dict[str, Any], class_type: str, slot: int) -> Any
     return object_info[class_type]["output"][slot]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "workflows" / "api").glob("*.json")), ids=lambda p: p.name)
-def test_api_workflow_is_valid(path: Path, object_info: dict[str, Any], service: QualityService) -> None:
-    graph = json.loads(path.read_text())
+def check_api_graph(graph: dict[str, Any], object_info: dict[str, Any], label: str = "graph",
+                    tiers: Any = ("draft", "standard", "high", "ultra")) -> None:
+    """Node types, input names, link types and combo values of an API-format graph."""
     for node_id, node in graph.items():
         class_type = node["class_type"]
         assert class_type in object_info or class_type in ATELIER_NODES, class_type
@@ -67,18 +84,23 @@ def test_api_workflow_is_valid(path: Path, object_info: dict[str, Any], service:
                 else:
                     expected = _input_type(object_info, class_type, name)
                 if expected is not None:
-                    assert received == expected, f"{path.name} node {node_id}.{name}: {received} -> {expected}"
+                    assert received == expected, f"{label} node {node_id}.{name}: {received} -> {expected}"
             elif class_type in ATELIER_NODES:
-                assert name in ATELIER_NODES[class_type]["inputs"], name
+                assert name in ATELIER_NODES[class_type]["inputs"], (class_type, name)
                 if name == "tier":
-                    assert value in service.tables.tiers
+                    assert value in tiers
             else:
                 kind = _input_type(object_info, class_type, name)
                 if isinstance(kind, list) and name not in USER_FILE_INPUTS:
-                    assert value in kind, f"{path.name} node {node_id}.{name}={value!r}"
+                    assert value in kind, f"{label} node {node_id}.{name}={value!r}"
         if class_type in object_info:
             missing = set(object_info[class_type]["input"]["required"]) - set(node["inputs"])
-            assert not missing, f"{path.name} node {node_id} lacks {missing}"
+            assert not missing, f"{label} node {node_id} lacks {missing}"
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "workflows" / "api").glob("*.json")), ids=lambda p: p.name)
+def test_api_workflow_is_valid(path: Path, object_info: dict[str, Any], service: QualityService) -> None:
+    check_api_graph(json.loads(path.read_text()), object_info, path.name, service.tables.tiers)
 
 
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)

@@ -106,7 +106,8 @@ class Submitter:
         self.queue = queue
         self.cancel_fn = cancel
 
-    async def submit(self, user: str, body: Any) -> dict[str, Any]:
+    async def submit(self, user: str, body: Any, client_id: str | None = None) -> dict[str, Any]:
+        """Record the config; queue its ``graph`` (ComfyUI sends its events to ``client_id``'s websocket)."""
         if not isinstance(body, dict):
             raise invalid("body", type(body).__name__, "a generation config with an API-format graph")
         body = dict(body)
@@ -119,7 +120,7 @@ class Submitter:
         if graph is None:
             return record
         try:
-            prompt_id = await self.queue(graph)
+            prompt_id = await (self.queue(graph, client_id) if client_id else self.queue(graph))
         except QueueError as exc:
             self.service.store.set_status(record["id"], "failed", error=exc.message)
             raise

@@ -251,6 +251,13 @@ class RecordStore:
             s.add(Feedback(record_id=record_id, rating=rating, comment=comment, created_at=time.time()))
         return self.get(record_id)
 
+    def for_prompt(self, comfy_prompt_id: str) -> list[dict[str, Any]]:
+        """Every record of a ComfyUI prompt, oldest first."""
+        with self.session() as s:
+            rows = s.scalars(select(Record).where(Record.comfy_prompt_id == comfy_prompt_id)
+                             .order_by(Record.created_at))
+            return [_record_dict(r) for r in rows]
+
     def open_for_prompt(self, comfy_prompt_id: str) -> list[str]:
         """Records of a ComfyUI prompt that have not finished yet."""
         with self.session() as s:

@@ -1,0 +1,68 @@
+"""Runnable pipelines: their graphs (validated against ComfyUI 0.3.64's catalogue), the run and status
+routes, and their errors. Queueing on a real ComfyUI is in the opt-in integration suite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from atelier.nodes.storyboard.pipelines import BUILDERS, pipeline_graph
+from test_workflows import check_api_graph
+
+RUN = {"tier": "high", "checkpoint": "mine.safetensors", "prompt": "a lighthouse at dusk",
+       "storyboard": "a lighthouse at dusk | its beam over the sea\nstorm at night | waves below the light"}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_every_pipeline_graph_is_valid_for_comfyui(name: str, object_info: dict[str, Any]) -> None:
+    run, graph = pipeline_graph(name, RUN)
+    check_api_graph(graph, object_info, name)
+    assert graph["ckpt"]["inputs"]["ckpt_name"] == "mine.safetensors"     # the caller's checkpoint, no default
+    assert graph["quality"]["inputs"]["tier"] == "high"
+
+
+def test_pipeline_runs_are_recorded_and_queued(pipeline_service, record_service) -> None:
+    queued: list[dict[str, Any]] = []
+
+    async def queue(graph: dict[str, Any]) -> str:
+        queued.append(graph)
+        return "prompt-1"
+
+    record_service.submitter.queue = queue
+    answer = asyncio.run(pipeline_service.run("default", "shot_generation", {**RUN, "variations": 3}))
+    assert answer["prompt_id"] == "prompt-1" and queued[0]["latent"]["class_type"] == "EmptyLatentImage"
+    assert queued[0]["quality"]["inputs"]["batch_size"] == 3
+    record = record_service.store.get(answer["record_id"])
+    assert record["status"] == "queued" and record["operation_type"] == "shot_generation"
+    assert pipeline_service.status("prompt-1")["status"] == "queued"  # from the record while ComfyUI has no trace
+
+
+def test_status_reads_comfyui_history_and_the_storyboard_manifest(pipeline_service, tmp_path: Path) -> None:
+    folder = tmp_path / "output" / "atelier" / "storyboards" / "s_1"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"status": "completed_with_failures", "failed_clips": [2]}))
+    pipeline_service.history = lambda pid: {"status": {"status_str": "success"}, "outputs": {
+        "3.fc.save": {"images": [], "storyboard": ["atelier/storyboards/s_1"]},
+        "x": {"storyboard": ["atelier/storyboards/../../../etc"]}}} if pid == "p" else None
+    status = pipeline_service.status("p")
+    assert status["status"] == "completed" and status["manifests"][0]["failed_clips"] == [2]
+    assert len(status["manifests"]) == 1  # a folder outside output/atelier/storyboards is never read
+
+
+def test_pipeline_routes_answer_errors_by_name(server) -> None:
+    for path, body, code, field in [
+        ("/atelier/pipelines/nope/run", RUN, 404, "name"),
+        ("/atelier/pipelines/shot_generation/run", {**RUN, "tier": "mythic"}, 400, "tier"),
+        ("/atelier/pipelines/shot_generation/run", {"tier": "high"}, 400, "checkpoint"),
+        ("/atelier/pipelines/shot_generation/run", {**RUN, "prompt": ""}, 400, "prompt"),
+        ("/atelier/pipelines/storyboard_generation/run", {**RUN, "storyboard": "no separator"}, 400,
+         "storyboard line 1"),
+        ("/atelier/pipelines/shot_generation/run", {**RUN, "variations": 99}, 400, "variations"),
+        ("/atelier/pipelines/shot_generation/run", RUN, 503, "name"),  # a standalone server has no queue
+        ("/api/atelier/pipelines/runs/unknown", None, 404, "prompt_id"),
+    ]:
+        status, answer = server.request("POST" if body is not None else "GET", path, body)
+        assert status == code and answer["field"] == field, (path, answer)
