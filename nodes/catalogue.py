@@ -9,7 +9,7 @@ from .quality_nodes import QualityPreset, QualityStage
 from .records_nodes import RecordGeneration
 from .scoring_nodes import RankSelect, ScorerModels, VariationScore
 from .social_nodes import SocialContext
-from .storyboard_nodes import ChainImage, FrameChain, FrameSelect, StoryboardCollect, StoryboardSave
+from .storyboard_nodes import ChainImage, FrameChain, FrameSelect, StoryboardCollect, StoryboardSave, TierGrid
 
 CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierQualityPreset", QualityPreset, "Quality Preset"),
@@ -25,6 +25,7 @@ CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierChainImage", ChainImage, "Chain Image"),
     ("AtelierStoryboardCollect", StoryboardCollect, "Storyboard Collect"),
     ("AtelierStoryboardSave", StoryboardSave, "Storyboard Save"),
+    ("AtelierTierGrid", TierGrid, "Tier Comparison Grid"),
 )
 
 

@@ -117,7 +117,7 @@ class ComfyClient:
                                       {**body, "client_id": self.client_id})
         return str(answer["prompt_id"])
 
-    async def _follow(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, prompt_id: str,
+    async def _follow(self, session: aiohttp.ClientSession, ws: Any, prompt_id: str,
                       progress: Progress | None) -> str:
         """ComfyUI's events for this prompt until it ends: completed, failed or interrupted. Every few quiet
         seconds its history is checked too, so an event missed (or sent to another client) cannot hang us."""
@@ -151,7 +151,7 @@ class ComfyClient:
     async def _ended(self, session: aiohttp.ClientSession, prompt_id: str) -> str | None:
         history = await self._json(session, "GET", f"/history/{prompt_id}")
         status = (history.get(prompt_id) or {}).get("status") or {}
-        return {"success": "completed", "error": "failed"}.get(status.get("status_str"))
+        return {"success": "completed", "error": "failed"}.get(str(status.get("status_str")))
 
     async def _download(self, session: aiohttp.ClientSession, outputs: dict[str, Any], out_dir: Path) -> list[str]:
         saved: list[str] = []

@@ -259,5 +259,40 @@ class FrameChain(io.ComfyNode):
         return io.NodeOutput(*outputs, expand=graph)
 
 
-NODES = [FrameChain, FrameSelect, ChainImage, StoryboardCollect, StoryboardSave]
-__all__ = ["NODES"]
+
+
+class TierGrid(io.ComfyNode):
+    """One prompt and seed rendered at several tiers, side by side with each tier's settings and time."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        pairs = []
+        for slot in "abcd":
+            pairs += [io.Image.Input(f"image_{slot}", optional=slot != "a"),
+                      QualityPresetType.Input(f"preset_{slot}", optional=slot != "a")]
+        return io.Schema(
+            node_id="AtelierTierGrid", display_name="Tier Comparison Grid", category="Atelier/Quality",
+            description="A labelled grid of the images of up to four tiers: each labelled with its tier, steps, size "
+                        "and estimated time (calibrated from this machine's runs when there are enough).",
+            inputs=[*pairs, io.Int.Input("columns", default=2, min=1, max=4)],
+            outputs=[io.Image.Output("grid")])
+
+    @classmethod
+    def execute(cls, columns: int, **inputs: Any) -> io.NodeOutput:
+        from .storyboard.grid import labelled_grid
+
+        images, labels = [], []
+        for slot in "abcd":
+            image, plan = inputs.get(f"image_{slot}"), inputs.get(f"preset_{slot}")
+            if image is None:
+                continue
+            label = slot
+            if plan:
+                p, e = plan["params"], plan["estimate"]
+                label = (f"{plan['preset']['display_name']}: {p['steps']} steps, {p['width']}x{p['height']}, "
+                         f"~{e['time_s']['expected']:.1f}s" + (" calibrated" if e['calibrated'] else " est."))
+            images.append(image)
+            labels.append(label)
+        grid = labelled_grid(images, labels, columns)
+        return io.NodeOutput(grid, ui=ui.PreviewText("\n".join(labels)))
+

@@ -119,6 +119,17 @@ def _graph(preset: str, width: int = 64, height: int = 64, batch: int = 1, seed:
     return graph
 
 
+def _shipped(name: str, **preset: Any) -> dict[str, Any]:
+    """A shipped API workflow on the test checkpoint, its Quality Presets at 64x64 (and ``preset``)."""
+    from atelier.nodes.client import use_checkpoint
+
+    graph = use_checkpoint(json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text()), CHECKPOINT)
+    for node in graph.values():
+        if node["class_type"] == "AtelierQualityPreset":
+            node["inputs"].update(width=64, height=64, **preset)
+    return graph
+
+
 def _run(comfy: Client, graph: dict[str, Any], timeout: float = 300) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     status, body = comfy.post("/prompt", {"prompt": graph, "client_id": str(uuid.uuid4())})
@@ -259,10 +270,8 @@ def test_quality_stage_drives_a_hires_fix_pass(comfy: Client) -> None:
 
 
 def _best_of_n(preset: str, threshold: float = 30.0, below: str = "warn", seed: int = 5) -> dict[str, Any]:
-    graph = json.loads((REPO / "workflows" / "api" / "atelier_best_of_n.json").read_text())
-    graph["1"]["inputs"]["ckpt_name"] = CHECKPOINT
-    graph["4"]["inputs"].update(tier=preset, checkpoint=CHECKPOINT, width=64, height=64, batch_size=4)
-    graph["6"]["inputs"]["seed"] = seed
+    graph = _shipped("atelier_best_of_n", tier=preset, batch_size=4)  # 7 KSampler, 9 score, 10 rank, 11 save
+    graph["7"]["inputs"]["seed"] = seed
     graph["10"]["inputs"].update(threshold=threshold, below_threshold=below)
     return graph
 
@@ -276,7 +285,7 @@ def test_best_of_n_workflow_scores_ranks_and_saves_the_best(comfy: Client) -> No
     assert "image 3: overall" in item["outputs"]["9"]["text"][0]
     selection = item["outputs"]["10"]["atelier_selection"][0]
     assert selection["best_index"] == max(range(4), key=lambda i: (scores["overall"][i], -i))
-    assert len(item["outputs"]["8"]["images"]) == 1
+    assert len(item["outputs"]["11"]["images"]) == 1
 
 
 def test_rank_select_blocks_only_the_downstream_branch(comfy: Client) -> None:
@@ -284,7 +293,7 @@ def test_rank_select_blocks_only_the_downstream_branch(comfy: Client) -> None:
     item, _ = _run(comfy, _best_of_n("ci-tiny", threshold=100.0, below="block", seed=6))
     assert item["status"]["status_str"] == "success", item["status"]  # the queue item is not aborted
     assert item["outputs"]["10"]["atelier_selection"][0]["below_threshold"]
-    assert "8" not in item["outputs"]  # SaveImage, downstream of the block, did not run
+    assert "11" not in item["outputs"]  # SaveImage, downstream of the block, did not run
 
 
 def test_model_scorers_run_inside_comfyui(comfy: Client) -> None:
@@ -300,7 +309,7 @@ def test_model_scorers_run_inside_comfyui(comfy: Client) -> None:
     assert scores["weights"]["pickscore"] == 2.0 and len(scores["overall"]) == 4
     # a scorer whose model is absent is left out with a message naming the folder; the rest goes on
     graph["9"]["inputs"].update(scorers="technical,hpsv2", weights="")
-    graph["6"]["inputs"]["seed"] = 9
+    graph["7"]["inputs"]["seed"] = 9
     item, _ = _run(comfy, graph)
     scores = item["outputs"]["9"]["atelier_scores"][0]
     assert "hpsv2" not in scores["metrics"] and len(scores["overall"]) == 4
@@ -429,3 +438,116 @@ def test_generations_are_queued_and_cancelled_through_comfyui(comfy: Client) -> 
     assert status == 400 and body["field"] == "graph" and "ComfyUI refused the graph" in body["error"]
     failed = comfy.get("/atelier/generations?workspace=queue-test&status=failed")[1]["items"]
     assert failed and failed[0]["error"].startswith("ComfyUI refused the graph")
+
+
+def test_atelier_node_schemas_match_the_static_table(comfy: Client) -> None:
+    """The table CI validates workflows with (tests/test_workflows.py) is what ComfyUI serves."""
+    from test_workflows import ATELIER_NODES
+
+    info = comfy.get("/object_info")[1]
+    for class_type, expected in ATELIER_NODES.items():
+        spec = info[class_type]["input"]
+        assert set(expected["inputs"]) == set(spec["required"]) | set(spec.get("optional", {})), class_type
+        assert len(expected["outputs"]) == len(info[class_type]["output"]), class_type
+
+
+def _wait_run(comfy: Client, prompt_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, run = comfy.get(f"/atelier/pipelines/runs/{prompt_id}")
+        if status == 200 and run["status"] in ("completed", "failed"):
+            return run
+        time.sleep(0.5)
+    pytest.fail(f"pipeline run {prompt_id} did not finish")
+
+
+@pytest.mark.parametrize("name", ["atelier_best_of_n", "atelier_quality_comparison", "atelier_storyboard",
+                                  "atelier_shot", "atelier_sequence"])
+def test_every_shipped_workflow_runs(comfy: Client, name: str) -> None:
+    graph = _shipped(name) if name == "atelier_quality_comparison" else _shipped(name, tier="draft")
+    for node in graph.values():
+        if node["class_type"] == "AtelierFrameChain":
+            node["inputs"].update(variations=2)
+    item, seconds = _run(comfy, graph, timeout=600)
+    print(f"\n{name}: {seconds:.1f} s")
+    assert item["status"]["status_str"] == "success", item["status"]
+    outputs = item["outputs"]
+    saved = [i for o in outputs.values() for i in o.get("images", []) if i.get("type") == "output"]
+    if name in ("atelier_storyboard", "atelier_sequence"):
+        folder = next(o["storyboard"][0] for o in outputs.values() if "storyboard" in o)
+        manifest = json.loads((Path(comfy.base_dir) / "output" / folder / "manifest.json").read_text())  # type: ignore[attr-defined]
+        clips = 3  # the shipped storyboard (tools/build_workflows.py)
+        assert len(manifest["frames"]) == 2 * clips and manifest["status"] == "completed"
+        assert all(len(f["attempts"][0]["scores"]) == 2 for f in manifest["frames"])
+        assert manifest["frames"][1]["sources"] == ["own_start"]  # no reference: the end chains from its start
+        frames_saved = [i["filename"] for i in saved if i["filename"].startswith("clip_")]
+        assert frames_saved[:2] == ["clip_001_start.png", "clip_001_end.png"]
+    if name == "atelier_sequence":
+        assert any(i["filename"].endswith(".webp") for o in outputs.values() for i in o.get("images", []))
+    if name == "atelier_quality_comparison":
+        grid = Path(comfy.base_dir) / "output" / saved[0]["filename"]  # type: ignore[attr-defined]
+        from struct import unpack
+        width, height = unpack(">II", grid.read_bytes()[16:24])
+        assert width >= 2 * 48 and height >= 2 * (48 + 28)  # 2x2 tiers (draft is 48 px at 64: its scale) + labels
+    if name in ("atelier_best_of_n", "atelier_shot"):
+        assert len(saved) == 1
+
+
+def test_pipelines_run_on_comfyuis_queue_with_a_reference_and_records(comfy: Client) -> None:
+    import io
+    import urllib.request
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 120, 40)).save(buffer, format="PNG")
+    boundary = "atelierboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"ref.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + buffer.getvalue() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(comfy.base + "/upload/image", data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert json.loads(urllib.request.urlopen(request).read())["name"] == "ref.png"
+    status, run = comfy.post("/atelier/pipelines/storyboard_generation/run", {
+        "tier": "draft", "checkpoint": CHECKPOINT, "width": 64, "height": 64, "variations": 2, "reference": "ref.png",
+        "storyboard": "a fox wakes | the fox runs\nthe fox sleeps | night falls"})
+    assert status == 200, run
+    done = _wait_run(comfy, run["prompt_id"])
+    assert done["status"] == "completed"
+    manifest = done["manifests"][0]
+    assert [f["sources"] for f in manifest["frames"]] == [["reference"], ["reference", "own_start"],
+                                                         ["reference", "previous_end"], ["reference", "own_start"]]
+    time.sleep(POLL_MARGIN_S)
+    kinds = {r["operation_type"]: r["status"] for r in comfy.get(f"/atelier/pipelines/runs/{run['prompt_id']}")[1]
+             ["records"]}
+    assert kinds == {"storyboard_generation": "completed", "storyboard": "completed"}  # the run and the storyboard
+    status, bad = comfy.post("/atelier/pipelines/storyboard_generation/run", {
+        "tier": "draft", "checkpoint": "missing.safetensors", "storyboard": "a | b"})
+    assert status == 400 and "ComfyUI refused the graph" in bad["error"]
+
+
+def test_a_frame_that_fails_is_retried_then_marked_failed_and_the_storyboard_goes_on(comfy: Client) -> None:
+    graph = _shipped("atelier_storyboard", tier="draft")
+    chain = next(n for n in graph.values() if n["class_type"] == "AtelierFrameChain")
+    chain["inputs"].update(variations=2, scorers="hpsv2", storyboard="a fox | a fox asleep", seed=77)  # no HPS model
+    item, _ = _run(comfy, graph)
+    assert item["status"]["status_str"] == "success", item["status"]
+    assert any(".a1.select" in node for node in item["outputs"])  # the retry was expanded into the graph
+    folder = next(o["storyboard"][0] for o in item["outputs"].values() if "storyboard" in o)
+    manifest = json.loads((Path(comfy.base_dir) / "output" / folder / "manifest.json").read_text())  # type: ignore[attr-defined]
+    assert manifest["status"] == "completed_with_failures" and manifest["failed_clips"] == [1]
+    assert all(len(f["attempts"]) == 2 and f["error"].startswith("scoring failed") for f in manifest["frames"])
+
+
+def test_cli_run_follows_progress_and_downloads(comfy: Client, tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "atelier", "run", "shot_generation", "--server", comfy.base,
+                          "--checkpoint", CHECKPOINT, "--tier", "draft", "--prompt", "a red fox", "--width", "64",
+                          "--height", "64", "--variations", "2", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=REPO.parent)
+    assert out.returncode == 0, out.stderr
+    assert "completed" in out.stdout and "<- chosen" in out.stdout and "saved" in out.stdout
+    assert "[" in out.stderr and "/" in out.stderr  # the progress bar from ComfyUI's websocket
+    assert list(tmp_path.glob("atelier_shot_*.png"))
+    gone = subprocess.run([sys.executable, "-m", "atelier", "run", "shot_generation", "--server",
+                           "http://127.0.0.1:9", "--checkpoint", CHECKPOINT], capture_output=True, text=True,
+                          cwd=REPO.parent)
+    assert gone.returncode == 2 and "cannot reach ComfyUI at http://127.0.0.1:9" in gone.stderr

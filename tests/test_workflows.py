@@ -26,7 +26,7 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
         "outputs": ["QUALITY_PRESET", *_PLAN_TYPES],
     },
     "AtelierQualityStage": {"inputs": ["quality_preset", "stage"], "outputs": _PLAN_TYPES},
-    "AtelierVariationScore": {"inputs": ["images", "prompt", "scorers", "weights"],
+    "AtelierVariationScore": {"inputs": ["images", "prompt", "scorers", "weights", "models"],
                               "outputs": ["SCORES", "FLOAT", *(["FLOAT"] * len(METRIC_OUTPUTS))]},
     "AtelierRankSelect": {"inputs": ["images", "scores", "top_k", "threshold", "below_threshold", "latent", "mask"],
                           "outputs": ["IMAGE", "LATENT", "MASK", "INT", "STRING"]},
@@ -44,12 +44,14 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
     "AtelierStoryboardCollect": {"inputs": ["image", "report", "images", "reports"], "outputs": ["IMAGE", "STRING"]},
     "AtelierStoryboardSave": {"inputs": ["images", "reports", "storyboard", "settings", "tier", "filename_prefix"],
                               "outputs": ["IMAGE", "STRING"]},
-    "AtelierTierGrid": {"inputs": ["images", "labels", "columns"], "outputs": ["IMAGE"]},
+    "AtelierTierGrid": {"inputs": [f"{kind}_{slot}" for slot in "abcd" for kind in ("image", "preset")] + ["columns"],
+                        "outputs": ["IMAGE"]},
 }
 ATELIER_INPUT_TYPES = {"images": "IMAGE", "scores": "SCORES", "quality_preset": "QUALITY_PRESET", "latent": "LATENT",
                        "mask": "MASK", "model": "MODEL", "clip": "CLIP", "vae": "VAE", "reference": "IMAGE",
                        "previous": "IMAGE", "image": "IMAGE", "fallback": "IMAGE", "prompt": "STRING",
-                       "report": "STRING", "reports": "STRING", "previous_report": "STRING", "labels": "STRING"}
+                       "report": "STRING", "reports": "STRING", "previous_report": "STRING", "models": "SCORER_MODELS",
+                       **{f"image_{s}": "IMAGE" for s in "abcd"}, **{f"preset_{s}": "QUALITY_PRESET" for s in "abcd"}}
 
 
 def _input_type(object_info: dict[str, Any], class_type: str, name: str) -> Any:
@@ -123,3 +125,24 @@ def test_every_workflow_has_its_twin() -> None:
     ui = {p.name for p in UI_FILES}
     api = {p.name for p in (REPO / "workflows" / "api").glob("*.json")}
     assert ui == api and ui
+
+
+def test_api_twins_are_built_from_the_pipeline_graphs_and_name_no_checkpoint() -> None:
+    """workflows/api/ is what tools/build_workflows.py writes from the pipelines (run it after changing them)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_workflows", REPO / "tools" / "build_workflows.py")
+    assert spec and spec.loader
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from atelier.nodes.storyboard.pipelines import WORKFLOWS, PipelineRun
+
+    run = PipelineRun(**{**tool.DEFAULTS, "checkpoint": "x"}).model_copy(update={"checkpoint": ""})
+    for name, build in WORKFLOWS.items():
+        shipped = json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text())
+        assert shipped == tool.numbered(build(run)), f"{name}: run python tools/build_workflows.py"
+    for path in UI_FILES:
+        ui = json.loads(path.read_text())
+        for node in ui["nodes"]:
+            if node["type"] == "CheckpointLoaderSimple":
+                assert node["widgets_values"][0] == "", f"{path.name} names a checkpoint the user may not have"

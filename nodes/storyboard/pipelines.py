@@ -134,8 +134,53 @@ def shot_graph(run: PipelineRun) -> Graph:
     return graph
 
 
+def best_of_n_graph(run: PipelineRun) -> Graph:
+    """Prompt → enhance → N variations → score → rank → save (the shot without its refinement pass)."""
+    graph = shot_graph(run)
+    for node in ("refine_stage", "refine_encode", "refine", "refine_decode"):
+        del graph[node]
+    graph["save"]["inputs"].update(images=["rank", 0], filename_prefix="atelier_best_of_n")
+    return graph
+
+
+def comparison_graph(run: PipelineRun) -> Graph:
+    """One prompt and seed at the four tiers → a labelled grid (tier, steps, size, estimated time)."""
+    if not run.prompt.strip():
+        raise invalid("prompt", run.prompt, "the prompt to compare tiers with")
+    graph: Graph = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": run.checkpoint}},
+        "positive": {"class_type": "CLIPTextEncode", "inputs": {"text": run.prompt, "clip": ["ckpt", 1]}},
+        "negative": {"class_type": "CLIPTextEncode", "inputs": {"text": run.negative, "clip": ["ckpt", 1]}},
+    }
+    grid: dict[str, Any] = {"columns": 2}
+    for slot, tier in zip("abcd", ("draft", "standard", "high", "ultra"), strict=True):
+        graph[f"quality_{tier}"] = {"class_type": "AtelierQualityPreset", "inputs": {
+            "tier": tier, "model_family": run.model_family, "checkpoint": run.checkpoint, "width": run.width,
+            "height": run.height, "batch_size": 1}}
+        q = f"quality_{tier}"
+        graph[f"latent_{tier}"] = {"class_type": "EmptyLatentImage", "inputs": {
+            "width": [q, 5], "height": [q, 6], "batch_size": [q, 7]}}
+        graph[f"sample_{tier}"] = {"class_type": "KSampler", "inputs": {
+            "model": ["ckpt", 0], "positive": ["positive", 0], "negative": ["negative", 0],
+            "latent_image": [f"latent_{tier}", 0], "seed": run.seed, "steps": [q, 1], "cfg": [q, 2],
+            "sampler_name": [q, 3], "scheduler": [q, 4], "denoise": [q, 8]}}
+        graph[f"decode_{tier}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"sample_{tier}", 0],
+                                                                         "vae": ["ckpt", 2]}}
+        grid.update({f"image_{slot}": [f"decode_{tier}", 0], f"preset_{slot}": [q, 0]})
+    graph["grid"] = {"class_type": "AtelierTierGrid", "inputs": grid}
+    graph["save"] = {"class_type": "SaveImage", "inputs": {"images": ["grid", 0],
+                                                           "filename_prefix": "atelier_quality_comparison"}}
+    return graph
+
+
 BUILDERS: dict[str, Callable[[PipelineRun], Graph]] = {
     "storyboard_generation": storyboard_graph, "shot_generation": shot_graph, "sequence_generation": sequence_graph}
+
+
+# The shipped workflows (workflows/ and workflows/api/), built from the same graphs by tools/build_workflows.py.
+WORKFLOWS: dict[str, Callable[[PipelineRun], Graph]] = {
+    "atelier_best_of_n": best_of_n_graph, "atelier_quality_comparison": comparison_graph,
+    "atelier_storyboard": storyboard_graph, "atelier_shot": shot_graph, "atelier_sequence": sequence_graph}
 
 
 def pipeline_graph(name: str, body: Any) -> tuple[PipelineRun, Graph]:
