@@ -242,33 +242,36 @@ def pipeline_service() -> Any:
                                                       *_comfy_history()))
 
 
-def _comfy_history() -> tuple[Any, Any]:
-    """ComfyUI's history of one prompt and the ids it is running and has queued (what /history and /queue serve)."""
+def _prompt_server() -> Any:
+    """ComfyUI's running PromptServer, or None outside ComfyUI (CLI, tests)."""
     try:
         from server import PromptServer
     except ImportError:
-        return None, None
-    server = getattr(PromptServer, "instance", None)
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
+def _queue_ids(server: Any) -> tuple[list[str], list[str]]:
+    """The prompt ids ComfyUI is running and has queued (what /queue serves)."""
+    running, pending = server.prompt_queue.get_current_queue_volatile()
+    return [str(e[1]) for e in running], [str(e[1]) for e in pending]
+
+
+def _comfy_history() -> tuple[Any, Any]:
+    """ComfyUI's history of one prompt and the ids it is running and has queued (what /history and /queue serve)."""
+    server = _prompt_server()
     if server is None:
         return None, None
 
     def history(prompt_id: str) -> dict[str, Any] | None:
         return server.prompt_queue.get_history(prompt_id=prompt_id).get(prompt_id)
 
-    def queue_state() -> tuple[list[str], list[str]]:
-        running, pending = server.prompt_queue.get_current_queue_volatile()
-        return [str(e[1]) for e in running], [str(e[1]) for e in pending]
-
-    return history, queue_state
+    return history, lambda: _queue_ids(server)
 
 
 def _comfy_queue() -> tuple[Any, Any]:
     """Queue and cancel through ComfyUI's own HTTP API on loopback (POST /prompt, /queue, /interrupt)."""
-    try:
-        from server import PromptServer
-    except ImportError:
-        return None, None
-    server = getattr(PromptServer, "instance", None)
+    server = _prompt_server()
     if server is None:
         return None, None
     import aiohttp
@@ -303,12 +306,7 @@ def _comfy_queue() -> tuple[Any, Any]:
 
 def current_prompt_id() -> str | None:
     """The prompt ComfyUI is executing (set by its worker before running a prompt)."""
-    try:
-        from server import PromptServer
-    except ImportError:
-        return None
-    instance = getattr(PromptServer, "instance", None)
-    return getattr(instance, "last_prompt_id", None) if instance else None
+    return getattr(_prompt_server(), "last_prompt_id", None)
 
 
 _finished: OrderedDict[str, None] = OrderedDict()
@@ -329,11 +327,10 @@ def _finish_records(prompt_id: str, item: dict[str, Any]) -> None:
 
 def _mark_running(prompt_server: Any) -> None:
     """Records of the prompt ComfyUI is executing become running (its /queue data)."""
-    running, _ = prompt_server.prompt_queue.get_current_queue_volatile()
+    running, _ = _queue_ids(prompt_server)
     store = record_service().store
-    for entry in running:
-        if isinstance(entry, (list, tuple)) and len(entry) > 1:
-            store.mark_running(str(entry[1]))
+    for prompt_id in running:
+        store.mark_running(prompt_id)
 
 
 def register_server(prompt_server: Any) -> None:

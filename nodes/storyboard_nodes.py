@@ -22,6 +22,7 @@ from .storyboard.frames import Attempt, FrameResult, blend, conclude, judge_atte
 from .storyboard.frames import color_match as match_colours
 from .storyboard.graph import Sampling, Sources, sampler_nodes, select_node, storyboard_graph
 from .storyboard.manifest import build_manifest, write_storyboard
+from .storyboard.runner import frame_seed
 from .storyboard.spec import ChainSettings, Storyboard, chain_settings, frames
 
 GREY = 0.5
@@ -83,7 +84,7 @@ class FrameSelect(io.ComfyNode):
         plan = json.loads(recipe)
         frame = FrameResult(plan["name"], plan["clip"], plan["role"], prompt, list(plan["sources"]))
         frame.attempts = [Attempt(**a) for a in (json.loads(previous_attempts) if previous_attempts else [])]
-        seed = int(plan["seed"]) + int(plan["index"]) * 1000 + attempt * 100
+        seed = frame_seed(int(plan["seed"]), int(plan["index"]), attempt)
         if any(name in plan["scorers"] for name in MODEL_SCORERS):
             runtime.scoring_models()
         result, chosen, below = judge_attempt(images, prompt, seed, plan["scorers"], plan["threshold"])

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import atomic_write_bytes
 from ..quality.tables import PRESETS_DIR
 from .demo import demo_generate, demo_reference
 from .frames import FrameResult
-from .manifest import build_manifest, write_storyboard
+from .manifest import build_manifest, png_bytes, write_storyboard
 from .report import write_report
 from .runner import StoryboardRunner
 from .spec import ChainSettings, FrameSpec, Storyboard
@@ -48,9 +49,6 @@ def curate(storyboard: Storyboard, settings: ChainSettings, out_dir: Path, tier:
     manifest = build_manifest(storyboard, settings, frames, tier, {"generator": "atelier demo renderer",
                                                                    "seed": seed})
     manifest["duration_s"] = round(time.perf_counter() - started, 3)
-    from ..fsutil import atomic_write_bytes
-    from .manifest import png_bytes
-
     atomic_write_bytes(out_dir / "reference.png", png_bytes(reference[0]))
     path = write_storyboard(out_dir, frames, images, manifest)
     report = write_report(out_dir, manifest)
