@@ -6,6 +6,7 @@
     python -m atelier compare --family sdxl                        # the four tiers side by side
     python -m atelier recommend print
     python -m atelier presets                                     # built-in and custom presets
+    python -m atelier serve --storyboards atelier_demo             # the Atelier panel at /atelier/ui/
 
 Custom presets and calibration data are read from ``ATELIER_HOME`` (default ``~/.atelier``).
 """
@@ -190,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     curate.add_argument("--variations", type=int, help="variations per frame (default: the tier's)")
     curate.add_argument("--out", help="output folder (default: ATELIER_HOME/output/storyboards/<time>)")
     curate.add_argument("--no-enhance", action="store_true", help="use the prompts as written")
+
+    serve = sub.add_parser("serve", help="Atelier's routes and its panel (/atelier/ui/) without ComfyUI: presets, "
+                                         "tier comparison, records, social context, storyboards")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8189)
+    serve.add_argument("--storyboards", help="a folder of storyboards, or one storyboard folder (default: where "
+                                             "curate writes, ATELIER_HOME/output/storyboards)")
     return parser
 
 
@@ -246,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             result = _run_remote(args)
             printer = _print_run
+        elif args.command == "serve":
+            return _serve(service, args)
         elif args.command == "curate":
             result = _curate(service, args)
             printer = _print_curated
@@ -305,6 +315,25 @@ def _print_pipelines(result: dict[str, Any]) -> None:
     for pipe in result["pipelines"]:
         stages = " -> ".join(f"{s['id']} ({s['task_type']})" for s in pipe["stages"])
         print(f"{pipe['name']}: {pipe['description']}\n    {stages}")
+
+
+def _serve(service: QualityService, args: argparse.Namespace) -> int:
+    """Atelier's routes on a standalone aiohttp server (no ComfyUI queue: pipeline runs answer 503)."""
+    from aiohttp import web
+
+    from . import runtime
+    from .routes import standalone_app
+    from .storyboard.library import StoryboardLibrary
+
+    if not 0 < args.port < 65536:
+        raise invalid("--port", args.port, "a port number 1-65535")
+    folder = Path(args.storyboards) if args.storyboards else atelier_home() / "output" / "storyboards"
+    app = standalone_app(service, enhance=runtime.enhance_service(), social=runtime.social_service(),
+                         records=runtime.record_service(), pipelines=runtime.pipeline_service(),
+                         storyboards=StoryboardLibrary(folder.resolve()))
+    print(f"Atelier panel: http://{args.host}:{args.port}/atelier/ui/  (storyboards from {folder}; Ctrl+C stops)")
+    web.run_app(app, host=args.host, port=args.port, print=None)
+    return 0
 
 
 def _curate(service: QualityService, args: argparse.Namespace) -> dict[str, Any]:

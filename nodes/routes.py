@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from .errors import AtelierError, InvalidInput, invalid
+from .errors import AtelierError, InvalidInput, NotFound, invalid
 from .fsutil import safe_user
 from .quality.service import QualityService
 
 log = logging.getLogger("atelier")
 PREFIX = "/atelier"
 MAX_BODY_BYTES = 1024 * 1024
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+UI_PAGE = WEB_DIR / "ui" / "index.html"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UserResolver = Callable[[web.Request], str]
@@ -88,7 +91,8 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
                  prefix: str = PREFIX, enhance: Callable[[], Any] | None = None,
                  social: Callable[[], Any] | None = None,
                  records: Callable[[], Any] | None = None,
-                 pipelines: Callable[[], Any] | None = None) -> web.RouteTableDef:
+                 pipelines: Callable[[], Any] | None = None,
+                 storyboards: Callable[[], Any] | None = None) -> web.RouteTableDef:
     """The route table; ``service`` is called per request so a server can start before it."""
     routes = web.RouteTableDef()
 
@@ -97,6 +101,45 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
             return safe_user(user_of(request))
         except KeyError as exc:
             raise AtelierError(f"unknown user: {exc}", field="comfy-user") from None
+
+    @routes.get(f"{prefix}/ui")
+    async def ui_redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(f"{request.path}/")
+
+    @routes.get(f"{prefix}/ui/")
+    async def ui_page(request: web.Request) -> web.StreamResponse:
+        """The Atelier panel as a standalone page (the views of the ComfyUI sidebar tab)."""
+        return web.FileResponse(UI_PAGE, headers={"Cache-Control": "no-cache"})
+
+    @routes.get(f"{prefix}/ui/{{path:.+}}")
+    @guarded
+    async def ui_file(request: web.Request) -> web.StreamResponse:
+        """The page's scripts and styles: files under the pack's web/ folder, nothing outside it."""
+        raw = request.match_info["path"]
+        path = (WEB_DIR / raw).resolve()
+        if WEB_DIR not in path.parents or not path.is_file() or path.suffix not in (".js", ".css", ".html", ".svg"):
+            raise NotFound(f"no file {raw!r} in Atelier's web folder", field="path", value=raw)
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    if storyboards is not None:
+        @routes.get(f"{prefix}/storyboards")
+        @guarded
+        async def list_storyboards(request: web.Request) -> web.Response:
+            """Saved storyboards, newest first: id, status, tier, clips, frames kept, failed clips."""
+            return web.json_response({"storyboards": storyboards().list()})
+
+        @routes.get(f"{prefix}/storyboards/{{storyboard_id}}")
+        @guarded
+        async def get_storyboard(request: web.Request) -> web.Response:
+            """A storyboard's manifest: frames in order with every attempt's scores, warnings, failed clips."""
+            return web.json_response(storyboards().get(request.match_info["storyboard_id"]))
+
+        @routes.get(f"{prefix}/storyboards/{{storyboard_id}}/files/{{name}}")
+        @guarded
+        async def storyboard_file(request: web.Request) -> web.StreamResponse:
+            """A frame image the manifest names."""
+            path = storyboards().file(request.match_info["storyboard_id"], request.match_info["name"])
+            return web.FileResponse(path)
 
     if records is not None:
         @routes.get(f"{prefix}/generations")
@@ -207,6 +250,19 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
         body = await json_body(request)
         return web.json_response(service().create_preset(user(request), body), status=201)
 
+    @routes.post(f"{prefix}/presets/validate")
+    @guarded
+    async def validate_preset(request: web.Request) -> web.Response:
+        """Body: a preset as for create (or ?preset=<id> for an edit). Answers {"valid": true, "preset"} with
+        the resolved preset and its estimate, or {"valid": false, "error", "field", "value", "accepted"};
+        nothing is saved (the editor's live validation). A body that is not JSON is still a 400."""
+        body = await json_body(request)
+        try:
+            preset = service().validate_preset(user(request), body, request.query.get("preset"))
+        except AtelierError as exc:
+            return web.json_response({"valid": False, **exc.to_dict()})
+        return web.json_response({"valid": True, "preset": preset})
+
     @routes.get(f"{prefix}/presets/{{preset_id}}")
     @guarded
     async def get_preset(request: web.Request) -> web.Response:
@@ -303,14 +359,15 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
 
 def standalone_app(service: QualityService, user_of: UserResolver = header_user,
                    enhance: Any = None, social: Any = None, records: Any = None,
-                   pipelines: Any = None) -> web.Application:
+                   pipelines: Any = None, storyboards: Any = None) -> web.Application:
     """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     enhancer = (lambda: enhance) if enhance is not None else None
     socials = (lambda: social) if social is not None else None
     recorder = (lambda: records) if records is not None else None
     runner = (lambda: pipelines) if pipelines is not None else None
+    library = (lambda: storyboards) if storyboards is not None else None
     for prefix in (PREFIX, f"/api{PREFIX}"):
         app.add_routes(build_routes(lambda: service, user_of, prefix=prefix, enhance=enhancer, social=socials,
-                                    records=recorder, pipelines=runner))
+                                    records=recorder, pipelines=runner, storyboards=library))
     return app

@@ -242,6 +242,13 @@ def pipeline_service() -> Any:
                                                       *_comfy_history()))
 
 
+def storyboard_library() -> Any:
+    """The storyboards Storyboard Save wrote under output/atelier/storyboards (the viewer's list)."""
+    from .storyboard.library import StoryboardLibrary
+
+    return _lazy("storyboards", lambda: StoryboardLibrary(output_directory() / "atelier" / "storyboards"))
+
+
 def _prompt_server() -> Any:
     """ComfyUI's running PromptServer, or None outside ComfyUI (CLI, tests)."""
     try:
@@ -341,7 +348,8 @@ def register_server(prompt_server: Any) -> None:
 
     register_model_folders()
     for route in build_routes(service, request_user(prompt_server), enhance=enhance_service, social=social_service,
-                              records=record_service, pipelines=pipeline_service):
+                              records=record_service, pipelines=pipeline_service,
+                              storyboards=storyboard_library):
         if isinstance(route, RouteDef):  # ComfyUI mirrors these under /api when it starts
             prompt_server.routes.route(route.method, route.path, **route.kwargs)(route.handler)
     loop = getattr(prompt_server, "loop", None)

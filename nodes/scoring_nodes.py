@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
 from . import runtime
 from .errors import AtelierError, node_error
@@ -25,6 +25,20 @@ MODEL_CHOICES = {  # model key -> ComfyUI folders listed for it
 METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")  # one FLOAT list each
 assert set(METRIC_OUTPUTS) <= set(SCORERS), model_scorers.__name__  # the model scorers registered themselves
 
+
+
+MAX_PREVIEWS = 64
+
+
+def _previews(images: list[torch.Tensor], cls: type[io.ComfyNode]) -> list[dict[str, Any]]:
+    """Temp previews of single images [H, W, C] for the node's scored gallery (web/js/atelier_scores.js).
+
+    Sent as ``atelier_images`` rather than ``images`` so the frontend draws Atelier's DOM gallery
+    (scores, chosen mark, warnings) instead of its own canvas preview."""
+    saved: list[dict[str, Any]] = []
+    for image in images[:MAX_PREVIEWS]:
+        saved.extend(dict(r) for r in ui.PreviewImage(image.unsqueeze(0), cls=cls).values)
+    return saved
 
 
 def _summary(result: dict[str, Any]) -> str:
@@ -88,8 +102,9 @@ class VariationScore(io.ComfyNode):
         for warning in result["warnings"]:
             log.warning("Atelier Variation Score: %s", warning)
         metric_lists = [result["metrics"].get(name, []) for name in METRIC_OUTPUTS]
-        ui = {"text": [_summary(result)], "atelier_scores": [result]}
-        return io.NodeOutput(result, result["overall"], *metric_lists, ui=ui)
+        shown = {"text": [_summary(result)], "atelier_scores": [result],
+                 "atelier_images": _previews(image_set.images, cls)}
+        return io.NodeOutput(result, result["overall"], *metric_lists, ui=shown)
 
 
 def _model_options(kinds: tuple[str, ...]) -> list[str]:
@@ -183,7 +198,8 @@ class RankSelect(io.ComfyNode):
         report = selection.report(overall)
         for warning in selection.warnings:
             log.warning("Atelier Rank Select: %s", warning)
-        ui = {"text": [report], "atelier_selection": [selection.to_dict()]}
+        shown = {"text": [report], "atelier_selection": [{**selection.to_dict(), "overall": overall}],
+                 "atelier_images": _previews(list(images), cls)}
         if chosen_mask is None:  # ComfyUI's empty mask: zeros of the images' size
             chosen_mask = torch.zeros((len(selection.chosen), images.shape[1], images.shape[2]))
         values = (take_images(images, selection.chosen), chosen_latent, chosen_mask, selection.best_index, report)
@@ -191,5 +207,5 @@ class RankSelect(io.ComfyNode):
             message = f"Atelier Rank Select: best score {selection.best_score:.2f} < threshold {threshold:g}"
             log.warning(message)
             if below_threshold == "block":  # stops only the nodes downstream of this one
-                return io.NodeOutput(*values, block_execution=message, ui=ui)
-        return io.NodeOutput(*values, ui=ui)
+                return io.NodeOutput(*values, block_execution=message, ui=shown)
+        return io.NodeOutput(*values, ui=shown)

@@ -128,15 +128,27 @@ def pipeline_service(service: QualityService, record_service, tmp_path: Path):
 
 
 @pytest.fixture
-def server(service: QualityService, enhance_service, social_service, record_service, pipeline_service):
+def storyboard_root(tmp_path: Path) -> Path:
+    """Where the server's storyboard viewer looks (ComfyUI's output/atelier/storyboards)."""
+    root = tmp_path / "output" / "atelier" / "storyboards"
+    root.mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def server(service: QualityService, enhance_service, social_service, record_service, pipeline_service,
+           storyboard_root: Path):
     """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
+    from atelier.nodes.storyboard.library import StoryboardLibrary
+
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, Any] = {}
 
     async def start() -> None:
         runner = web.AppRunner(standalone_app(service, enhance=enhance_service, social=social_service,
-                                              records=record_service, pipelines=pipeline_service))
+                                              records=record_service, pipelines=pipeline_service,
+                                              storyboards=StoryboardLibrary(storyboard_root)))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

@@ -143,3 +143,68 @@ def test_concurrent_writes_over_http(server: Client) -> None:
         t.join()
     assert sorted(results) == [200] + [409] * 9
     assert server.get("/atelier/presets/hot")[1]["revision"] == 2
+
+
+def test_preset_validation_resolves_without_saving_and_names_the_bad_field(server: Client) -> None:
+    status, ok = server.post("/atelier/presets/validate", {"id": "crisp", "extends": "high", "image": {"steps": 50}})
+    assert status == 200 and ok["valid"] and ok["preset"]["image"]["steps"] == 50
+    assert ok["preset"]["image"]["sampler"] == "dpmpp_2m"  # inherited from high
+    assert ok["preset"]["estimate"]["time_s"]["expected"] > 0
+    assert server.get("/atelier/presets/crisp")[0] == 404  # nothing saved
+
+    status, bad = server.post("/atelier/presets/validate", {"id": "crisp", "extends": "high", "image": {"steps": 0}})
+    assert status == 200 and not bad["valid"] and bad["field"] == "image.steps" and bad["value"] == 0
+    assert not server.post("/atelier/presets/validate", {"id": "crisp", "extends": "nope"})[1]["valid"]
+    assert server.post("/atelier/presets", {"id": "crisp", "extends": "high"})[0] == 201
+    taken = server.post("/atelier/presets/validate", {"id": "crisp", "extends": "draft"})[1]
+    assert not taken["valid"] and "already exists" in taken["error"]
+    edit = server.post("/atelier/presets/validate?preset=crisp", {"id": "crisp", "extends": "draft"})[1]
+    assert edit["valid"] and edit["preset"]["extends"] == "draft"
+    builtin = server.post("/atelier/presets/validate?preset=high", {"id": "high"})[1]
+    assert not builtin["valid"] and "built-in" in builtin["error"]
+    status, raw = server.post("/atelier/presets/validate", raw=b"{not json")
+    assert status == 400 and raw["field"] == "body"
+
+
+def test_storyboards_are_listed_read_and_only_their_frames_served(server: Client, storyboard_root) -> None:
+    from atelier.nodes.storyboard.curate import curate
+    from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+
+    assert server.get("/atelier/storyboards") == (200, {"storyboards": []})
+    board = Storyboard.from_text("a fox in snow | the fox runs")
+    curate(board, chain_settings(1, {"variations": 2}), storyboard_root / "fox", "draft")
+    (storyboard_root / "broken").mkdir()
+    (storyboard_root / "broken" / "manifest.json").write_text("{not json")
+    (storyboard_root / "secret.txt").write_text("no")
+
+    status, listing = server.get("/atelier/storyboards")
+    assert status == 200 and [s["id"] for s in listing["storyboards"]] == ["fox"]  # the unreadable one is left out
+    assert listing["storyboards"][0]["kept"] == 2 and listing["storyboards"][0]["failed_clips"] == []
+    status, manifest = server.get("/atelier/storyboards/fox")
+    assert status == 200 and [f["name"] for f in manifest["frames"]] == ["clip_001_start", "clip_001_end"]
+    assert manifest["files"] == ["clip_001_start.png", "clip_001_end.png", "reference.png"]
+    status, png = server.get("/atelier/storyboards/fox/files/clip_001_end.png")
+    assert status == 200 and png.startswith("\ufffdPNG")  # bytes of a PNG (decoded leniently by the client)
+    assert server.get("/atelier/storyboards/fox/files/manifest.json")[0] == 404  # not a frame
+    assert server.get("/atelier/storyboards/fox/files/..%2F..%2Fsecret.txt")[0] == 404
+    assert server.get("/atelier/storyboards/nope")[0] == 404
+    status, bad = server.get("/atelier/storyboards/..%2Fx")
+    assert status in (400, 404)
+
+    # a manifest naming a file outside its folder does not get it served
+    tampered = storyboard_root / "fox" / "manifest.json"
+    tampered.write_text(tampered.read_text().replace('"clip_001_end.png"', '"../secret.txt"'))
+    assert server.get("/atelier/storyboards/fox/files/..%2Fsecret.txt")[0] == 404
+
+
+def test_the_panel_page_and_its_files_are_served_and_nothing_else(server: Client) -> None:
+    status, page = server.get("/atelier/ui/")
+    assert status == 200 and '<main id="atelier"' in page
+    assert server.get("/api/atelier/ui/")[0] == 200  # as ComfyUI mirrors routes under /api
+    status, script = server.get("/atelier/ui/js/panel/panel.js")
+    assert status == 200 and "export function mountPanel" in script
+    assert server.get("/atelier/ui/ui/atelier.css")[0] == 200
+    assert server.get("/atelier/ui")[0] == 200  # redirected to /atelier/ui/
+    assert server.get("/atelier/ui/../__init__.py")[0] == 404
+    assert server.get("/atelier/ui/%2e%2e/__init__.py")[0] == 404
+    assert server.get("/atelier/ui/js/panel/missing.js")[0] == 404

@@ -185,6 +185,16 @@ class PresetLibrary:
         chain = self._chain(spec.id, specs.get, lambda: sorted(specs))
         return self.merge(chain[-1].spec.extends, [s.spec for s in reversed(chain)], owner=user)
 
+    def validate(self, user: str, body: Any, preset_id: str | None = None) -> Preset:
+        """The preset ``body`` would make (create, or update ``preset_id``), resolved but not saved."""
+        if preset_id is not None and self.builtin(preset_id):
+            raise ReadOnly(f"{preset_id!r} is a built-in tier and cannot be changed", field="id", value=preset_id)
+        spec = self._parse_body(body, preset_id)
+        if preset_id is None and self.store.get(user, spec.id, fresh=True) is not None:
+            raise Conflict(f"a custom preset {spec.id!r} already exists; choose another id",
+                           field="id", value=spec.id)
+        return self._check(user, spec)
+
     def create(self, user: str, body: Any) -> Preset:
         spec = self._parse_body(body)
         with self.store.locked(user):

@@ -57,6 +57,10 @@ class QualityService:
     def update_preset(self, user: str, preset_id: str, body: Any) -> dict[str, Any]:
         return self.preset_view(self.library.update(user, preset_id, body))
 
+    def validate_preset(self, user: str, body: Any, preset_id: str | None = None) -> dict[str, Any]:
+        """What saving ``body`` would give (as a new preset, or over ``preset_id``), without saving it."""
+        return self.preset_view(self.library.validate(user, body, preset_id))
+
     def delete_preset(self, user: str, preset_id: str) -> None:
         self.library.delete(user, preset_id)
 

@@ -1,20 +1,34 @@
-// Atelier: shows a Quality Preset node's plan (parameters and time/VRAM/cost estimate) on the node,
-// live while its widgets change (from Atelier's apply route) and as executed (from the node's output).
-// Public frontend API only; a DOM widget, so it works with the newer node renderer.
+// Atelier: on Quality Preset nodes, a tier picker (each tier's time, VRAM and cost, and how it differs
+// from standard), the pipeline summary (stages, workflows, time per stage and in total) and the plan
+// of the chosen tier, live while the widgets change. The tier chosen is remembered per pipeline.
+// Public frontend API only; DOM widgets, so it works with the newer node renderer.
 import { app } from "../../../scripts/app.js";
-import { api } from "../../../scripts/api.js";
+import { client, settings } from "./atelier_panel.js";
 import { showExecutedText, showText } from "./atelier_text.js";
+import { pipelineTable } from "./panel/compare.js";
+import { SETTINGS } from "./panel/client.js";
+import { ensureStylesheet } from "./panel/panel.js";
+import { gigabytes, h, money, replace, seconds } from "./panel/dom.js";
 
 const NODE_ID = "AtelierQualityPreset";
 const WATCHED = ["tier", "model_family", "checkpoint", "width", "height", "batch_size"];
 const NO_CHECKPOINT = "(none)";
+const PIPELINE_PROPERTY = "Atelier pipeline";
+const SINGLE = "image"; // a single image (no pipeline): the key its remembered tier is kept under
+const MAX_TIERS = 12; // what /atelier/compare accepts
+const MIN_WIDTH = 380;
 
-function show(node, text) {
-  showText(node, "atelier_plan", "Atelier quality plan", text);
+function value(node, name) {
+  return node.widgets?.find((w) => w.name === name)?.value;
 }
 
-function seconds(value) {
-  return value >= 120 ? `${(value / 60).toFixed(1)} min` : `${value.toFixed(1)} s`;
+function template(node) {
+  const out = { category: "image", model_family: value(node, "model_family") ?? "auto",
+                width: value(node, "width") ?? 0, height: value(node, "height") ?? 0,
+                batch_size: value(node, "batch_size") ?? 1 };
+  const checkpoint = value(node, "checkpoint");
+  if (checkpoint && checkpoint !== NO_CHECKPOINT) out.checkpoint = checkpoint;
+  return out;
 }
 
 export function summarise(parameters) {
@@ -31,45 +45,185 @@ export function summarise(parameters) {
   ].join("\n");
 }
 
-async function refresh(node) {
-  const value = (name) => node.widgets?.find((w) => w.name === name)?.value;
-  const tier = value("tier");
-  if (!tier || tier.includes("/")) return; // another user's preset: shown once the node runs
-  const template = { category: "image", model_family: value("model_family") ?? "auto",
-                     width: value("width") ?? 0, height: value("height") ?? 0, batch_size: value("batch_size") ?? 1 };
-  const checkpoint = value("checkpoint");
-  if (checkpoint && checkpoint !== NO_CHECKPOINT) template.checkpoint = checkpoint;
+// The pipeline a node belongs to: its saved property, else guessed from the graph's Atelier nodes.
+function pipelineOf(node) {
+  const saved = node.properties?.[PIPELINE_PROPERTY];
+  if (saved) return saved;
+  const types = new Set((app.graph?._nodes ?? app.graph?.nodes ?? []).map((n) => n.comfyClass ?? n.type));
+  if (types.has("AtelierFrameChain")) return types.has("SaveAnimatedWEBP") ? "sequence_generation" : "storyboard_generation";
+  return SINGLE;
+}
+
+function preferredTier(pipeline) {
+  const remembered = settings.get(SETTINGS.preferredTiers) ?? {};
+  return remembered[pipeline] ?? settings.get(SETTINGS.defaultTier) ?? "standard";
+}
+
+async function rememberTier(pipeline, tier) {
+  const remembered = { ...(settings.get(SETTINGS.preferredTiers) ?? {}), [pipeline]: tier };
   try {
-    const response = await api.fetchApi(`/atelier/presets/${encodeURIComponent(tier)}/apply`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ template }),
-    });
-    const body = await response.json();
-    show(node, response.ok ? summarise(body.parameters) : `Atelier: ${body.error}`);
+    await settings.set(SETTINGS.preferredTiers, remembered);
   } catch (error) {
-    show(node, `Atelier: estimate unavailable (${error.message ?? error})`);
+    console.warn("Atelier: could not remember the tier", error);
   }
+}
+
+class TierPicker {
+  constructor(node) {
+    this.node = node;
+    this.pipelines = h("select", { "aria-label": "Pipeline (the preferred tier is remembered per pipeline)" });
+    this.pipelines.addEventListener("change", () => this.setPipeline(this.pipelines.value));
+    this.group = h("div", { role: "radiogroup", "aria-label": "Quality tier", class: "atelier-tiers" });
+    this.group.addEventListener("keydown", (event) => this.onKey(event));
+    this.summary = h("div", { class: "atelier-summary", "aria-live": "polite" });
+    // The content's natural height sizes the widget (the outer element is what the frontend sizes).
+    this.content = h("div", {}, h("label", {}, "Pipeline ", this.pipelines), this.group, this.summary);
+    this.element = h("div", { class: "atelier-node atelier-tier-picker" }, this.content);
+    node.addDOMWidget("atelier_tiers", "atelier_tiers", this.element, {
+      serialize: false,
+      getMinHeight: () => this.height(),
+    });
+    client.pipelines().then(({ pipelines }) => {
+      replace(this.pipelines, h("option", { value: SINGLE }, "single image"),
+        pipelines.map((p) => h("option", { value: p.name }, p.name.replace(/_generation$/, ""))));
+      this.pipelines.value = pipelineOf(node);
+      this.refresh();
+    }).catch(() => {});
+  }
+
+  // The content's height when laid out; an estimate while the node is off-screen (hidden).
+  height() {
+    if (this.content.offsetHeight) return this.content.offsetHeight + 6;
+    const tiers = this.group.querySelectorAll("[role=radio]").length || 4;
+    const stages = this.summary.querySelectorAll("tr").length;
+    return 30 + tiers * 36 + stages * 19 + 6;
+  }
+
+  tierWidget() {
+    return this.node.widgets?.find((w) => w.name === "tier");
+  }
+
+  setPipeline(pipeline) {
+    this.node.properties ??= {};
+    this.node.properties[PIPELINE_PROPERTY] = pipeline;
+    this.choose(preferredTier(pipeline), false);
+  }
+
+  // Sets the node's tier widget, as if the user had picked it in the combo.
+  choose(tier, remember = true) {
+    const w = this.tierWidget();
+    if (!w || !(w.options?.values ?? []).includes(tier)) return;
+    w.value = tier;
+    w.callback?.(tier);
+    if (remember) rememberTier(this.pipelines.value || pipelineOf(this.node), tier);
+    this.node.setDirtyCanvas(true, true);
+  }
+
+  onKey(event) {
+    const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 }[event.key];
+    if (!step) return;
+    event.preventDefault();
+    const buttons = [...this.group.querySelectorAll("[role=radio]")];
+    const index = buttons.findIndex((b) => b.getAttribute("aria-checked") === "true");
+    const next = buttons[(index + step + buttons.length) % buttons.length];
+    if (next) {
+      this.choose(next.dataset.tier);
+      this.group.querySelector(`[data-tier="${CSS.escape(next.dataset.tier)}"]`)?.focus();
+    }
+  }
+
+  async refresh() {
+    const tiers = (this.tierWidget()?.options?.values ?? []).filter((t) => !t.includes("/")).slice(0, MAX_TIERS);
+    const current = this.tierWidget()?.value;
+    if (!tiers.length) return;
+    try {
+      const result = await client.compare(tiers, template(this.node));
+      const hadFocus = this.group.contains(document.activeElement);
+      replace(this.group, result.presets.map((c) => {
+        const e = c.estimate;
+        const vram = c.vs_standard.vram_delta_gb;
+        const diff = c.preset.id === "standard" ? "reference" : `${c.vs_standard.time_ratio}× standard's time, `
+          + `${vram >= 0 ? "+" : ""}${vram} GB`;
+        const on = c.preset.id === current;
+        return h("button", { type: "button", role: "radio", "aria-checked": String(on), tabindex: on ? 0 : -1,
+                             dataset: { tier: c.preset.id }, onclick: () => this.choose(c.preset.id),
+                             title: c.vs_standard.summary },
+          h("strong", {}, c.preset.display_name),
+          h("span", {}, `~${seconds(e.time_s.expected)} · ${gigabytes(e.vram_gb)} · ${money(e.cost_usd)}`),
+          h("span", { class: "atelier-diff" }, diff));
+      }));
+      if (hadFocus) this.group.querySelector("[aria-checked=true]")?.focus();
+      await this.refreshPipeline(current);
+    } catch (error) {
+      replace(this.group, h("p", { class: "atelier-error" }, `Atelier: ${error.message}`));
+    }
+    this.fit();
+  }
+
+  fit() {
+    requestAnimationFrame(() => { // once the new content is laid out
+      const [width, height] = this.node.computeSize();
+      this.node.setSize([Math.max(this.node.size[0], width, MIN_WIDTH), Math.max(this.node.size[1], height)]);
+      this.node.setDirtyCanvas(true, true);
+    });
+  }
+
+  async refreshPipeline(tier) {
+    const pipeline = this.pipelines.value;
+    if (!pipeline || pipeline === SINGLE || !tier || tier.includes("/")) {
+      replace(this.summary);
+      return;
+    }
+    const t = template(this.node);
+    const plan = await client.pipelineSummary(pipeline, tier, { model_family: t.model_family, checkpoint: t.checkpoint,
+                                                                 width: t.width || undefined, height: t.height || undefined });
+    replace(this.summary, pipelineTable(plan, true));
+  }
+}
+
+async function refreshPlan(node) {
+  const tier = value(node, "tier");
+  if (!tier || tier.includes("/")) return; // another user's preset: shown once the node runs
+  try {
+    const body = await client.apply(tier, template(node));
+    showText(node, "atelier_plan", "Atelier quality plan", summarise(body.parameters));
+  } catch (error) {
+    showText(node, "atelier_plan", "Atelier quality plan", `Atelier: ${error.message ?? error}`);
+  }
+  await node.atelierTiers?.refresh();
 }
 
 app.registerExtension({
   name: "atelier.quality",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name !== NODE_ID) return;
+    ensureStylesheet();
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       onNodeCreated?.apply(this, arguments);
       let timer = null;
-      const schedule = () => { clearTimeout(timer); timer = setTimeout(() => refresh(this), 150); };
+      const schedule = () => { clearTimeout(timer); timer = setTimeout(() => refreshPlan(this), 150); };
       for (const widget of this.widgets ?? []) {
         if (!WATCHED.includes(widget.name)) continue;
         const callback = widget.callback;
         widget.callback = function () { const out = callback?.apply(this, arguments); schedule(); return out; };
       }
+      // A new node starts at the tier remembered for its pipeline (a loaded one keeps its own).
+      const tier = this.widgets?.find((w) => w.name === "tier");
+      const preferred = preferredTier(pipelineOf(this));
+      if (tier && (tier.options?.values ?? []).includes(preferred)) tier.value = preferred;
+      this.atelierTiers = new TierPicker(this);
       schedule();
     };
     const onConfigure = nodeType.prototype.onConfigure;
     nodeType.prototype.onConfigure = function () {
       onConfigure?.apply(this, arguments);
-      setTimeout(() => refresh(this), 0); // values loaded from a workflow
+      setTimeout(() => {
+        if (this.atelierTiers && this.properties?.[PIPELINE_PROPERTY]) {
+          this.atelierTiers.pipelines.value = this.properties[PIPELINE_PROPERTY];
+        }
+        refreshPlan(this);
+      }, 0); // values loaded from a workflow
     };
     showExecutedText(nodeType, "atelier_plan", "Atelier quality plan");
   },

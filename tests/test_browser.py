@@ -1,0 +1,317 @@
+"""The Atelier panel in a real browser: Debian's Chromium driven by Playwright (no browser download)
+against Atelier's routes on a real aiohttp server on loopback (the ``server`` fixture), through the
+standalone page /atelier/ui/ — the same views as ComfyUI's Atelier sidebar tab.
+
+Every test fails on a console error or an uncaught page error, and saves a screenshot under
+``test-artifacts/screenshots/``. Without Chromium or the playwright package the tests skip, unless
+``ATELIER_REQUIRE_BROWSER=1`` (set by .ci/run), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from atelier.nodes.storyboard.curate import curate
+from atelier.nodes.storyboard.demo import demo_generate, demo_reference
+from atelier.nodes.storyboard.manifest import build_manifest, write_storyboard
+from atelier.nodes.storyboard.runner import StoryboardRunner
+from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
+
+
+def _chromium() -> str | None:
+    explicit = os.environ.get("ATELIER_CHROMIUM")
+    if explicit:
+        return explicit if Path(explicit).exists() else None
+    for candidate in CHROMIUM_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("ATELIER_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"ATELIER_REQUIRE_BROWSER=1 but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    executable = _chromium()
+    if executable is None:
+        _unavailable("no Chromium here (Debian's chromium package)")
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, server: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh page on the panel; console errors and page errors fail the test; a screenshot is kept."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    tab.base = f"{server.base}/atelier/ui/"
+    yield tab
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{request.node.name}.png"
+    tab.screenshot(path=str(shot), full_page=True)
+    context.close()
+    assert shot.stat().st_size > 5_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not problems, problems
+
+
+def open_view(page: Any, view: str) -> None:
+    page.goto(f"{page.base}?view={view}")
+    page.wait_for_selector(f"#atelier-panel-{view}")
+
+
+def expected(seconds: float) -> str:
+    """How the panel writes an expected time (dom.js seconds())."""
+    if seconds >= 3600:
+        return f"~{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"~{seconds / 60:.1f} min"
+    return f"~{seconds:.1f} s"
+
+
+def test_the_page_is_served_by_atelier_and_its_tabs_work_from_the_keyboard(page: Any, server: Any) -> None:
+    status, body = server.get("/atelier/ui/")
+    assert status == 200 and "mountPanel" in body
+    assert server.get("/atelier/ui/../pyproject.toml")[0] == 404
+    assert server.get("/atelier/ui/js/panel/..%2F..%2F..%2Fpyproject.toml")[0] == 404
+    open_view(page, "presets")
+    tab = page.get_by_role("tab", name="Presets")
+    assert tab.get_attribute("aria-selected") == "true"
+    tab.focus()
+    page.keyboard.press("ArrowRight")
+    compare = page.get_by_role("tab", name="Compare tiers")
+    assert compare.get_attribute("aria-selected") == "true"
+    assert page.evaluate("document.activeElement.id") == "atelier-tab-compare"
+    page.keyboard.press("End")
+    assert page.get_by_role("tab", name="Settings").get_attribute("aria-selected") == "true"
+    assert page.locator("#atelier-panel-compare").is_hidden()
+    # every form control in the panel has a label
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('#atelier input, #atelier select, #atelier textarea')]
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map(el => el.name)""")
+    assert unlabelled == []
+
+
+def test_a_preset_is_created_from_a_base_validated_live_edited_listed_with_its_estimate_and_deleted(
+        page: Any, server: Any) -> None:
+    open_view(page, "presets")
+    form = page.locator("#atelier-panel-presets form")
+    page.get_by_label("Id", exact=True).fill("portrait-hq")
+    form.get_by_label("Base preset").select_option("high")
+    steps = form.get_by_label("Steps", exact=True)
+    steps.fill("-3")
+    alert = page.get_by_test_id("preset-preview").get_by_role("alert")
+    assert "image.steps=-3 is not accepted" in alert.inner_text(timeout=5000)
+    assert steps.get_attribute("aria-invalid") is not None
+    create = form.get_by_role("button", name="Create preset")
+    assert create.is_disabled()
+
+    steps.fill("60")
+    preview = page.get_by_test_id("preset-preview")
+    preview.get_by_text(re.compile("^Valid:")).wait_for()
+    assert steps.get_attribute("aria-invalid") is None
+    validated = server.post("/atelier/presets/validate", {"id": "portrait-hq", "extends": "high",
+                                                         "image": {"steps": 60}})[1]["preset"]
+    assert expected(validated["estimate"]["time_s"]["expected"]) in preview.inner_text()
+    assert server.get("/atelier/presets/portrait-hq")[0] == 404  # validation saves nothing
+    create.click()
+
+    card = page.locator("li[data-preset='portrait-hq']")
+    card.wait_for()
+    saved = server.get("/atelier/presets/portrait-hq")[1]
+    assert saved["extends"] == "high" and saved["image"]["steps"] == 60 and saved["image"]["hires_fix"]["enabled"]
+    assert expected(saved["estimate"]["time_s"]["expected"]) in card.inner_text()
+    assert "extends high" in card.inner_text()
+
+    card.get_by_role("button", name="Edit portrait-hq").click()
+    assert page.get_by_label("Id", exact=True).is_disabled()
+    assert form.get_by_label("Steps", exact=True).input_value() == "60"
+    form.get_by_label("Steps", exact=True).fill("20")
+    form.get_by_label("Hires fix", exact=True).select_option("false")
+    preview.get_by_text(re.compile("^Valid:")).wait_for()
+    form.get_by_role("button", name="Save changes").click()
+    page.get_by_text(re.compile(r"Saved portrait-hq")).wait_for()
+    edited = server.get("/atelier/presets/portrait-hq")[1]
+    assert edited["image"]["steps"] == 20 and not edited["image"]["hires_fix"]["enabled"]
+    assert edited["revision"] == saved["revision"] + 1
+    card = page.locator("li[data-preset='portrait-hq']")
+    page.wait_for_function("t => document.querySelector(\"li[data-preset='portrait-hq']\").innerText.includes(t)",
+                           arg=expected(edited["estimate"]["time_s"]["expected"]))
+    assert edited["estimate"]["time_s"]["expected"] < saved["estimate"]["time_s"]["expected"]
+
+    delete = card.get_by_role("button", name="Delete portrait-hq")
+    delete.click()
+    assert "Confirm delete" in delete.inner_text()  # a second press confirms
+    assert server.get("/atelier/presets/portrait-hq")[0] == 200
+    delete.click()
+    card.wait_for(state="detached")
+    assert server.get("/atelier/presets/portrait-hq")[0] == 404
+
+
+def test_tiers_are_compared_side_by_side_and_a_pipeline_is_summarised(page: Any, server: Any) -> None:
+    open_view(page, "compare")
+    table = page.get_by_test_id("comparison").locator("table")
+    table.wait_for()
+    page.get_by_label("Ultra").uncheck()
+    page.get_by_label("Model family").select_option("sdxl")
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=comparison] thead th').length === 4")
+    page.get_by_test_id("comparison").get_by_text("sdxl").wait_for()
+    api = server.post("/atelier/compare", {"presets": ["draft", "standard", "high"],
+                                           "template": {"model_family": "sdxl"}})[1]
+    headers = table.locator("thead th").all_inner_texts()
+    assert headers == ["Parameter", "Draft", "Standard", "High"]
+    rows = {r.locator("th").inner_text(): r.locator("td").all_inner_texts() for r in table.locator("tbody tr").all()}
+    assert rows["Steps"] == [str(c["parameters"]["steps"]) for c in api["presets"]]
+    assert rows["Size"][1] == "1024×1024"  # SDXL's native size at standard
+    assert rows["vs standard"][1] == api["presets"][1]["vs_standard"]["summary"]
+    assert "the time of standard" in rows["vs standard"][2]
+
+    page.get_by_label("Pipeline", exact=True).select_option("shot_generation")
+    page.get_by_label("Tier", exact=True).select_option("high")
+    summary = page.get_by_test_id("pipeline-summary")
+    page.wait_for_function("() => (document.querySelector('[data-testid=pipeline-summary] table') || {})"
+                           ".getAttribute?.('aria-label') === 'shot_generation at high'")
+    plan = server.get("/atelier/pipelines/shot_generation/summary/high?model_family=sdxl")[1]
+    stages = summary.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.stage)")
+    assert stages == [s["id"] for s in plan["stages"]]
+    workflows = summary.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert workflows == [s["workflow"] for s in plan["stages"]]
+    total = summary.locator("tfoot td").nth(1).inner_text()
+    assert total == expected(plan["totals"]["time_s"]["expected"]).lstrip("~")
+
+
+def test_a_record_is_browsed_with_its_hash_and_given_feedback_from_the_keyboard(
+        page: Any, server: Any, record_service: Any) -> None:
+    done = record_service.create("default", {"operation_type": "txt2img", "prompt": "a red fox in snow",
+                                             "workspace": "studio", "parameters": {"steps": 20, "seed": 7}})
+    record_service.store.set_status(done["id"], "running", started_at=1000.0)
+    record_service.store.set_status(done["id"], "completed", finished_at=1012.5)
+    other = record_service.create("default", {"operation_type": "txt2img", "prompt": "a lighthouse at dusk",
+                                              "workspace": "studio", "parameters": {"steps": 30}})
+    open_view(page, "records")
+    page.locator(f"tr[data-record='{other['id']}']").wait_for()
+    page.get_by_label("Status").select_option("completed")
+    page.get_by_role("button", name="Filter").click()
+    page.locator(f"tr[data-record='{other['id']}']").wait_for(state="detached")
+    assert page.locator("#atelier-panel-records tbody tr").count() == 1
+
+    page.get_by_role("button", name=f"Open record txt2img {done['id']}").click()
+    details = page.get_by_test_id("record-details")
+    details.wait_for()
+    assert details.get_by_test_id("repro-hash").inner_text() == done["repro_hash"]
+    assert "a red fox in snow" in details.inner_text() and "12.5 s" in details.inner_text()
+
+    stars = details.get_by_role("radiogroup", name="Rating")
+    stars.get_by_role("radio", name="1 star", exact=True).focus()
+    page.keyboard.press("ArrowRight")  # 1 -> 2 ... -> 4, as a keyboard user would
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert stars.get_by_role("radio", name="4 stars").get_attribute("aria-checked") == "true"
+    details.get_by_label("Comment").fill("sharp fur")
+    details.get_by_role("button", name="Send feedback").click()
+    page.get_by_text("Thanks: rated 4/5.").wait_for()
+    feedback = server.get(f"/atelier/generations/{done['id']}")[1]["feedback"]
+    assert [(f["rating"], f["comment"]) for f in feedback] == [(4, "sharp fur")]
+    page.get_by_role("list", name="Feedback given").get_by_text("sharp fur").wait_for()
+
+
+def _storyboard_with_a_failed_clip(folder: Path) -> dict[str, Any]:
+    board = Storyboard.from_text("a fox in snow | the fox runs\na river at dawn | fog over the river\n"
+                                 "a cabin at night | lights in the window")
+
+    def generate(prompt: str, negative: str, init: Any, denoise: float, seed: int, count: int) -> torch.Tensor:
+        if prompt.startswith("a river at dawn"):
+            raise RuntimeError("CUDA out of memory")
+        return demo_generate(prompt, negative, init, denoise, seed, count, size=64)
+
+    settings = chain_settings(2, {"variations": 2})
+    frames, images = StoryboardRunner(generate, settings).run(board, demo_reference("x", 0, 64), seed=3)
+    manifest = build_manifest(board, settings, frames, "standard")
+    write_storyboard(folder, frames, images, manifest)
+    return manifest
+
+
+def test_a_storyboard_manifest_is_viewed_frames_in_order_with_scores_and_failed_clips(
+        page: Any, server: Any, storyboard_root: Path) -> None:
+    board = Storyboard.from_text("a lighthouse on a cliff | the beam sweeps the sea\nwaves at night | dawn")
+    good = curate(board, chain_settings(2, {"variations": 2}), storyboard_root / "lighthouse", "standard")
+    failing = _storyboard_with_a_failed_clip(storyboard_root / "river")
+    assert failing["failed_clips"] == [2]
+
+    open_view(page, "storyboards")
+    page.get_by_role("button", name=re.compile("^lighthouse")).click()
+    viewer = page.get_by_test_id("storyboard")
+    viewer.wait_for()
+    names = viewer.locator("figure").evaluate_all("els => els.map(e => e.dataset.frame)")
+    assert names == [f["name"] for f in good["frames"]] == ["clip_001_start", "clip_001_end",
+                                                             "clip_002_start", "clip_002_end"]
+    captions = viewer.locator("figcaption strong").all_inner_texts()
+    assert captions == [f"{f['role']} · score {f['best_score']:.1f}" for f in good["frames"]]
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=storyboard] img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    assert viewer.locator("img").count() == 4
+
+    page.get_by_role("button", name=re.compile("^river")).click()
+    viewer.get_by_text("Failed clips: 2").wait_for()
+    failed = viewer.locator("li[data-clip='2']")
+    assert "atelier-failed" in failed.get_attribute("class")
+    assert "CUDA out of memory" in failed.locator("figure[data-frame='clip_002_start']").inner_text()
+    assert failed.get_by_role("img", name="clip_002_start: no image").count() == 1
+    assert viewer.locator("li[data-clip='3'] figure img").count() == 2  # the storyboard went on
+    assert page.get_by_role("button", name=re.compile("^river")).get_attribute("aria-pressed") == "true"
+
+
+def test_the_social_context_preview_follows_the_sliders_and_the_worlds_maximum(page: Any, server: Any) -> None:
+    open_view(page, "social")
+    rating = page.get_by_test_id("social-rating")
+    rating.wait_for()
+    for name, key in (("Affinity", "End"), ("Trust", "End"), ("Chemistry", "End"), ("Tension", "Home")):
+        page.get_by_label(re.compile(f"^{name}")).press(key)  # sliders, from the keyboard
+    assert page.get_by_label(re.compile("^Affinity")).input_value() == "100"
+    page.wait_for_function("() => document.querySelector('[data-testid=social-tier]')?.textContent === 'partner'")
+    api = server.post("/atelier/social-context/build", {"affinity": 100, "trust": 100, "chemistry": 100,
+                                                        "tension": 0})[1]
+    assert rating.inner_text().startswith(api["rating"])
+    page.get_by_label("Requested rating").select_option("restricted")
+    page.get_by_text("restricted → mature_implied").wait_for()  # clamped to the world's maximum
+
+
+def test_settings_are_kept_and_used_as_the_default_tier(page: Any) -> None:
+    open_view(page, "settings")
+    page.wait_for_selector("#atelier-panel-settings select[name=tier] option[value=ultra]", state="attached")
+    page.get_by_label("Default tier").select_option("high")
+    page.get_by_label("Default weights").fill("technical=1")
+    page.get_by_role("button", name="Save settings").click()
+    page.get_by_text("Settings saved").wait_for()
+    open_view(page, "compare")
+    page.wait_for_function("() => document.querySelector('#atelier-panel-compare select[name=tier]')?.value === 'high'")
+    open_view(page, "settings")
+    assert page.get_by_label("Default weights").input_value() == "technical=1"
+    assert page.evaluate("() => localStorage.getItem('atelier:Atelier.Enhance.Endpoint')") == '""'

@@ -1,0 +1,119 @@
+// Atelier panel: tier comparison — parameters and estimates of several presets side by side, with
+// each one's difference from standard (POST /atelier/compare), and the pipeline summary per tier.
+import { field, gigabytes, h, message, money, replace, select, seconds } from "./dom.js";
+
+const ROWS = [
+  ["Steps", (c) => c.parameters.steps],
+  ["CFG", (c) => c.parameters.cfg],
+  ["Sampler", (c) => `${c.parameters.sampler_name} / ${c.parameters.scheduler}`],
+  ["Size", (c) => `${c.parameters.width}×${c.parameters.height}`],
+  ["Hires fix", (c) => (c.parameters.hires_enabled ? `${c.parameters.hires_width}×${c.parameters.hires_height}, `
+    + `${c.parameters.hires_steps} steps` : "off")],
+  ["Time (expected)", (c) => seconds(c.estimate.time_s.expected)],
+  ["Time (range)", (c) => `${seconds(c.estimate.time_s.min)}–${seconds(c.estimate.time_s.max)}`],
+  ["VRAM", (c) => gigabytes(c.estimate.vram_gb)],
+  ["Cost", (c) => money(c.estimate.cost_usd)],
+  ["vs standard", (c) => c.vs_standard.summary],
+];
+
+export function comparisonTable(result) {
+  const columns = result.presets;
+  return h("table", { class: "atelier-table atelier-compare", "aria-label": "Tier comparison" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Parameter"),
+      columns.map((c) => h("th", { scope: "col", dataset: { preset: c.preset.id } }, c.preset.display_name)))),
+    h("tbody", {}, ROWS.map(([label, value]) => h("tr", {}, h("th", { scope: "row" }, label),
+      columns.map((c) => h("td", {}, String(value(c))))))),
+    h("caption", {}, `Model family ${columns[0]?.family.family ?? "?"} (${columns[0]?.family.source ?? ""}); `
+      + "estimates learn from finished runs"));
+}
+
+// Stages, the workflow each uses, time per stage and in total, for one pipeline at one tier.
+// `compact` (on a node): stage, workflow and expected time only.
+export function pipelineTable(plan, compact = false) {
+  const range = (t) => `${seconds(t.min)}–${seconds(t.max)}`;
+  const columns = compact ? ["Stage", "Workflow", "Expected"] : ["Stage", "Workflow", "Expected", "Range", "VRAM"];
+  return h("table", { class: "atelier-table atelier-pipeline", "aria-label": `${plan.pipeline} at ${plan.tier}` },
+    h("thead", {}, h("tr", {}, columns.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, plan.stages.map((s) => h("tr", { dataset: { stage: s.id } },
+      h("th", { scope: "row" }, s.id, compact ? null : h("div", { class: "atelier-sub" }, s.task_type)),
+      h("td", {}, s.workflow),
+      h("td", {}, seconds(s.estimate.time_s.expected)),
+      compact ? null : [h("td", {}, range(s.estimate.time_s)), h("td", {}, gigabytes(s.estimate.vram_gb))]))),
+    h("tfoot", {}, h("tr", {}, h("th", { scope: "row" }, "Total"), h("td", {}, plan.preset.display_name),
+      h("td", {}, seconds(plan.totals.time_s.expected)),
+      compact ? null : [h("td", {}, range(plan.totals.time_s)),
+        h("td", {}, `${gigabytes(plan.totals.vram_gb)} peak · ${money(plan.totals.cost_usd)}`)])));
+}
+
+export function compareView(ctx) {
+  const { client } = ctx;
+  const boxes = h("fieldset", { class: "atelier-checks" }, h("legend", {}, "Presets to compare"));
+  const family = select([["auto", "auto (SD1.5)"]], "auto", { name: "model_family" });
+  const width = h("input", { type: "number", name: "width", min: 0, step: 8, value: 0 });
+  const height = h("input", { type: "number", name: "height", min: 0, step: 8, value: 0 });
+  const output = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "comparison" });
+  const status = h("div", { class: "atelier-message" });
+
+  const pipeline = select([], undefined, { name: "pipeline" });
+  const tier = select([], undefined, { name: "tier" });
+  const plan = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "pipeline-summary" });
+
+  async function compare(event) {
+    event?.preventDefault();
+    const ids = [...boxes.querySelectorAll("input:checked")].map((b) => b.value);
+    if (!ids.length) return message(status, "Choose at least one preset.", "error");
+    const template = { model_family: family.value, width: Number(width.value) || 0, height: Number(height.value) || 0 };
+    try {
+      replace(output, h("div", { class: "atelier-scroll" }, comparisonTable(await client.compare(ids, template))));
+      message(status, `Compared ${ids.length} preset(s).`);
+    } catch (error) {
+      message(status, `Comparison failed: ${error.message}`, "error");
+    }
+  }
+
+  async function summarise() {
+    if (!pipeline.value || !tier.value) return;
+    try {
+      const query = { model_family: family.value, width: Number(width.value) || undefined,
+                      height: Number(height.value) || undefined };
+      replace(plan, h("div", { class: "atelier-scroll" },
+        pipelineTable(await client.pipelineSummary(pipeline.value, tier.value, query))));
+    } catch (error) {
+      replace(plan, h("p", { class: "atelier-error", role: "alert" }, error.message));
+    }
+  }
+  pipeline.addEventListener("change", summarise);
+  tier.addEventListener("change", summarise);
+
+  (async () => {
+    try {
+      const [presets, families, pipelines] = await Promise.all([client.presets(), client.families(),
+                                                                client.pipelines()]);
+      const chosen = new Set(["draft", "standard", "high", "ultra"]);
+      for (const p of presets.presets) {
+        const box = h("input", { type: "checkbox", value: p.id, id: `atelier-compare-${p.id}` });
+        box.checked = chosen.has(p.id);
+        boxes.append(h("label", { class: "atelier-check", for: box.id }, box, ` ${p.display_name}`));
+      }
+      for (const name of Object.keys(families.families)) family.append(h("option", { value: name }, name));
+      replace(pipeline, pipelines.pipelines.map((p) => h("option", { value: p.name }, p.name)));
+      replace(tier, presets.presets.map((p) => h("option", { value: p.id }, p.display_name)));
+      tier.value = ctx.settings.get(ctx.SETTINGS.defaultTier) || "standard";
+      await compare();
+      await summarise();
+    } catch (error) {
+      message(status, `Unavailable: ${error.message}`, "error");
+    }
+  })();
+
+  return h("section", { class: "atelier-view", "aria-label": "Compare tiers" },
+    h("form", { class: "atelier-form", onsubmit: compare },
+      boxes,
+      h("div", { class: "atelier-grid" }, field("Model family", family), field("Width", width, "0: native"),
+        field("Height", height, "0: native")),
+      h("div", { class: "atelier-actions" }, h("button", { type: "submit", class: "atelier-primary" }, "Compare"))),
+    status, output,
+    h("h3", {}, "Pipeline summary"),
+    h("div", { class: "atelier-grid" }, field("Pipeline", pipeline), field("Tier", tier)),
+    plan);
+}

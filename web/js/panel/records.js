@@ -1,0 +1,154 @@
+// Atelier panel: generation records — filters, pages, details (parameters, reproducibility hash,
+// timings, outputs) and feedback stars (GET/POST /atelier/generations…).
+import { field, h, message, replace, select, seconds, when } from "./dom.js";
+
+const STATUSES = ["", "pending", "queued", "running", "completed", "failed", "cancelled"];
+
+// Five stars as a radio group: arrows move, Enter/Space or a click chooses.
+function stars(initial, onChoose) {
+  let value = initial;
+  const group = h("div", { role: "radiogroup", "aria-label": "Rating", class: "atelier-stars" });
+  const buttons = [1, 2, 3, 4, 5].map((n) => h("button", {
+    type: "button", role: "radio", "aria-label": `${n} star${n > 1 ? "s" : ""}`, dataset: { rating: n },
+    onclick: () => choose(n),
+    onkeydown: (event) => {
+      const step = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      const next = Math.min(5, Math.max(1, (value || 0) + step));
+      choose(next);
+      buttons[next - 1].focus();
+    },
+  }, "★"));
+  function paint() {
+    buttons.forEach((b, i) => {
+      b.setAttribute("aria-checked", String(i + 1 === value));
+      b.tabIndex = (value ? i + 1 === value : i === 0) ? 0 : -1;
+      b.classList.toggle("atelier-on", i < (value || 0));
+    });
+  }
+  function choose(n) {
+    value = n;
+    paint();
+    onChoose(n);
+  }
+  paint();
+  group.append(...buttons);
+  return group;
+}
+
+function details(ctx, record, onChanged, notice) {
+  const { client } = ctx;
+  const status = h("div", { class: "atelier-message" });
+  if (notice) message(status, notice);
+  const comment = h("input", { type: "text", name: "comment", maxlength: 2000, placeholder: "optional" });
+  let rating = record.feedback?.at(-1)?.rating ?? 0;
+  const submit = h("button", { type: "submit", class: "atelier-primary", disabled: !rating }, "Send feedback");
+  const starGroup = stars(rating, (n) => { rating = n; submit.disabled = false; });
+  const copy = h("button", { type: "button", "aria-label": "Copy the reproducibility hash", onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(record.repro_hash);
+      message(status, "Hash copied.");
+    } catch {
+      message(status, `Hash: ${record.repro_hash}`);
+    }
+  } }, "Copy");
+  const duration = record.started_at && record.finished_at ? seconds(record.finished_at - record.started_at) : "–";
+  const feedbackList = (record.feedback ?? []).map((f) => h("li", {},
+    `${"★".repeat(f.rating)}${"☆".repeat(5 - f.rating)} ${f.comment || ""} (${when(f.created_at)})`));
+
+  return h("article", { class: "atelier-details", "aria-label": `Record ${record.id}`, "data-testid": "record-details",
+                        tabindex: -1 },
+    h("h3", {}, `${record.operation_type} · ${record.status}`),
+    h("dl", {},
+      h("dt", {}, "Id"), h("dd", {}, record.id),
+      h("dt", {}, "Reproducibility hash"), h("dd", {}, h("code", { "data-testid": "repro-hash" }, record.repro_hash),
+                                            " ", copy),
+      h("dt", {}, "Prompt"), h("dd", {}, record.prompt_text || "–"),
+      h("dt", {}, "Workspace / user"), h("dd", {}, `${record.workspace} / ${record.user}`),
+      h("dt", {}, "Created"), h("dd", {}, when(record.created_at)),
+      h("dt", {}, "Ran for"), h("dd", {}, duration),
+      h("dt", {}, "ComfyUI prompt"), h("dd", {}, record.comfy_prompt_id ?? "–"),
+      record.error ? [h("dt", {}, "Error"), h("dd", { class: "atelier-error" }, record.error)] : null),
+    h("details", {}, h("summary", {}, "Parameters"), h("pre", {}, JSON.stringify(record.parameters, null, 2))),
+    Object.keys(record.outputs ?? {}).length
+      ? h("details", {}, h("summary", {}, "Outputs"), h("pre", {}, JSON.stringify(record.outputs, null, 2))) : null,
+    Object.keys(record.scores ?? {}).length
+      ? h("details", {}, h("summary", {}, "Scores"), h("pre", {}, JSON.stringify(record.scores, null, 2))) : null,
+    h("form", { class: "atelier-form", onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        const updated = await client.feedback(record.id, rating, comment.value);
+        onChanged(updated, `Thanks: rated ${rating}/5.`);
+      } catch (error) {
+        message(status, `Feedback not saved: ${error.message}`, "error");
+      }
+    } },
+      h("div", { class: "atelier-field" }, h("span", { class: "atelier-label" }, "Your rating"), starGroup),
+      field("Comment", comment), h("div", { class: "atelier-actions" }, submit)),
+    feedbackList.length ? h("ul", { class: "atelier-feedback", "aria-label": "Feedback given" }, feedbackList) : null,
+    status);
+}
+
+export function recordsView(ctx) {
+  const { client } = ctx;
+  const statusFilter = select(STATUSES.map((s) => [s, s || "any"]), "", { name: "status" });
+  const operation = h("input", { type: "text", name: "operation_type", placeholder: "any" });
+  const workspace = h("input", { type: "text", name: "workspace", placeholder: "any" });
+  const tbody = h("tbody");
+  const more = h("button", { type: "button", hidden: true }, "Load more");
+  const status = h("div", { class: "atelier-message" });
+  const detail = h("div", { class: "atelier-output" });
+  let cursor = null;
+
+  function filters() {
+    return { status: statusFilter.value, operation_type: operation.value.trim(), workspace: workspace.value.trim() };
+  }
+
+  async function show(id) {
+    try {
+      const render = (record, notice) => {
+        replace(detail, details(ctx, record, render, notice));
+        detail.firstChild.focus();
+      };
+      render(await client.record(id));
+    } catch (error) {
+      message(status, `Record unavailable: ${error.message}`, "error");
+    }
+  }
+
+  function row(record) {
+    const open = h("button", { type: "button", class: "atelier-link", onclick: () => show(record.id),
+                               "aria-label": `Open record ${record.operation_type} ${record.id}` },
+      record.prompt_text ? record.prompt_text.slice(0, 60) : record.id.slice(0, 12));
+    return h("tr", { dataset: { record: record.id } }, h("td", {}, when(record.created_at)),
+      h("td", {}, record.operation_type), h("td", { class: `atelier-status-${record.status}` }, record.status),
+      h("td", {}, open));
+  }
+
+  async function load(append = false) {
+    try {
+      const page = await client.records(filters(), append ? cursor : undefined);
+      if (!append) tbody.replaceChildren();
+      tbody.append(...page.items.map(row));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      message(status, tbody.children.length ? `${tbody.children.length} record(s)` : "No records match.");
+    } catch (error) {
+      message(status, `Records unavailable: ${error.message}`, "error");
+    }
+  }
+  more.addEventListener("click", () => load(true));
+  load();
+
+  return h("section", { class: "atelier-view", "aria-label": "Generation records" },
+    h("form", { class: "atelier-form", onsubmit: (e) => { e.preventDefault(); load(); } },
+      h("div", { class: "atelier-grid" }, field("Status", statusFilter), field("Operation", operation),
+        field("Workspace", workspace)),
+      h("div", { class: "atelier-actions" }, h("button", { type: "submit", class: "atelier-primary" }, "Filter"))),
+    status,
+    h("div", { class: "atelier-scroll" }, h("table", { class: "atelier-table", "aria-label": "Records" },
+      h("thead", {}, h("tr", {}, ["Created", "Operation", "Status", "Prompt"].map((t) => h("th", { scope: "col" }, t)))),
+      tbody)),
+    more, detail);
+}
