@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from atelier.nodes.routes import standalone_app
 
 TORCHVISION = torchvision_shim.install()
 REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"  # browser tests save theirs here
 OBJECT_INFO = REPO.parent / "shared" / "comfyui" / "object_info.json"
 
 
@@ -62,6 +65,43 @@ def object_info() -> dict[str, Any]:
     if not OBJECT_INFO.exists():
         pytest.skip(f"{OBJECT_INFO} (ComfyUI 0.3.64's /object_info) is not beside the checkout")
     return json.loads(OBJECT_INFO.read_text())
+
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
+
+
+def _chromium() -> str | None:
+    explicit = os.environ.get("ATELIER_CHROMIUM")
+    if explicit:
+        return explicit if Path(explicit).exists() else None
+    for candidate in CHROMIUM_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("ATELIER_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"ATELIER_REQUIRE_BROWSER=1 but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    executable = _chromium()
+    if executable is None:
+        _unavailable("no Chromium here (Debian's chromium package)")
+    with sync_playwright() as playwright:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
 
 
 class Client:

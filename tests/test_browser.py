@@ -9,9 +9,7 @@ Every test fails on a console error or an uncaught page error, and saves a scree
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,43 +21,7 @@ from atelier.nodes.storyboard.demo import demo_generate, demo_reference
 from atelier.nodes.storyboard.manifest import build_manifest, write_storyboard
 from atelier.nodes.storyboard.runner import StoryboardRunner
 from atelier.nodes.storyboard.spec import Storyboard, chain_settings
-
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
-CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
-
-
-def _chromium() -> str | None:
-    explicit = os.environ.get("ATELIER_CHROMIUM")
-    if explicit:
-        return explicit if Path(explicit).exists() else None
-    for candidate in CHROMIUM_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
-
-
-def _unavailable(why: str) -> None:
-    if os.environ.get("ATELIER_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"ATELIER_REQUIRE_BROWSER=1 but {why}")
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed")
-    executable = _chromium()
-    if executable is None:
-        _unavailable("no Chromium here (Debian's chromium package)")
-    with sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
-                                              args=["--no-sandbox", "--disable-gpu"])
-        yield chromium
-        chromium.close()
+from conftest import SCREENSHOTS
 
 
 @pytest.fixture

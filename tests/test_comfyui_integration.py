@@ -551,3 +551,98 @@ def test_cli_run_follows_progress_and_downloads(comfy: Client, tmp_path: Path) -
                            "http://127.0.0.1:9", "--checkpoint", CHECKPOINT], capture_output=True, text=True,
                           cwd=REPO.parent)
     assert gone.returncode == 2 and "cannot reach ComfyUI at http://127.0.0.1:9" in gone.stderr
+
+
+def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, browser: Any) -> None:
+    """ComfyUI's own frontend: Atelier's scripts load without errors; the tier picker, the pipeline summary,
+    the scored galleries and the Atelier sidebar tab work; screenshots under test-artifacts/screenshots/."""
+    from conftest import SCREENSHOTS
+
+    _ci_tiny(comfy)  # a custom preset, listed in the tier combo and the picker
+    workflow = json.loads((REPO / "workflows" / "atelier_best_of_n.json").read_text())
+    for node in workflow["nodes"]:
+        if node["type"] == "CheckpointLoaderSimple":
+            node["widgets_values"] = [CHECKPOINT]
+        if node["type"] == "AtelierQualityPreset":
+            node["widgets_values"][:6] = ["standard", "auto", CHECKPOINT, 64, 64, 3]
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(20_000)
+    atelier_errors: list[str] = []
+    others: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            where = message.location.get("url", "")
+            (atelier_errors if "atelier" in f"{where} {message.text}".lower() else others).append(message.text)
+
+    def page_error(error: Any) -> None:
+        (atelier_errors if "atelier" in f"{error.stack}".lower() else others).append(f"{error}")
+
+    page.on("console", console)
+    page.on("pageerror", page_error)
+    page.on("response", lambda r: atelier_errors.append(f"{r.status} {r.url}")
+            if "atelier" in r.url and r.status >= 400 else None)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    comfy.post("/settings/Comfy.TutorialCompleted", True)  # a new user is otherwise shown the templates dialog
+    try:
+        page.goto(comfy.base + "/")
+        page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60_000)
+        page.wait_for_timeout(1000)
+        while page.locator(".p-dialog-mask").count():
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(300)
+        names = page.evaluate("() => window.app.extensions.map(e => e.name).filter(n => n.startsWith('atelier.'))")
+        assert set(names) >= {"atelier.panel", "atelier.quality", "atelier.scores", "atelier.enhance"}
+        page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
+        page.wait_for_function("() => document.querySelectorAll('.atelier-tiers [role=radio]').length >= 5")
+        tiers = page.eval_on_selector_all(".atelier-tiers [role=radio]", "els => els.map(e => e.dataset.tier)")
+        assert tiers[:4] == ["draft", "standard", "high", "ultra"] and "ci-tiny" in tiers
+        assert "reference" in page.inner_text(".atelier-tiers [data-tier=standard]")
+        assert "× standard's time" in page.inner_text(".atelier-tiers [data-tier=ultra]")
+
+        page.click(".atelier-tiers [data-tier=high]")
+        tier = "() => window.app.graph.getNodeById(2).widgets.find(w => w.name === 'tier').value"
+        page.wait_for_function(f"() => ({tier})() === 'high'")
+        page.wait_for_function("() => window.app.extensionManager.setting.get('Atelier.Quality.PreferredTiers')"
+                               "?.image === 'high'")
+        page.wait_for_function("() => document.querySelector('.atelier-plan')?.textContent.includes('High')")
+        page.focus(".atelier-tiers [data-tier=high]")
+        page.keyboard.press("ArrowDown")  # the picker is a radio group: arrows choose
+        page.wait_for_function(f"() => ({tier})() === 'ultra'")
+
+        page.select_option(".atelier-tier-picker select", "storyboard_generation")
+        page.wait_for_selector(".atelier-tier-picker table[aria-label^='storyboard_generation']")
+        stages = page.eval_on_selector_all(".atelier-tier-picker tbody tr", "rows => rows.map(r => r.dataset.stage)")
+        assert stages == ["script", "keyframes", "chained_frames"]
+        page.evaluate("() => { const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [-20, -200]; "
+                      "window.app.canvas.setDirty(true, true); }")
+        page.screenshot(path=str(SCREENSHOTS / "comfyui_tier_picker.png"))
+
+        page.evaluate("() => { const w = window.app.graph.getNodeById(2).widgets.find(w => w.name === 'tier'); "
+                      "w.value = 'ci-tiny'; w.callback?.(w.value); }")
+        page.evaluate("() => { window.__atelierDone = false; window.app.api.addEventListener("
+                      "'execution_success', () => { window.__atelierDone = true; }); window.app.queuePrompt(0); }")
+        page.wait_for_function("() => window.__atelierDone", timeout=240_000)
+        page.wait_for_function("() => document.querySelectorAll('.atelier-scored figure').length === 6")
+        chosen = page.eval_on_selector_all(".atelier-scored figure.atelier-chosen img", "els => els.map(e => e.alt)")
+        assert len(chosen) == 1 and chosen[0].endswith("rank 1, chosen")
+        node = "window.app.graph.getNodeById(9)"
+        page.evaluate(f"() => {{ const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [-{node}.pos[0] + 80, "
+                      f"-{node}.pos[1] + 80]; window.app.canvas.setDirty(true, true); }}")
+        page.wait_for_function("() => [...document.querySelectorAll('.atelier-scored img')]"
+                               ".every(i => i.complete && i.naturalWidth > 0)")
+        page.screenshot(path=str(SCREENSHOTS / "comfyui_scored_gallery.png"))
+
+        page.locator("button", has=page.locator(".pi-sliders-h")).first.click()
+        page.wait_for_selector(".atelier-panel [role=tab]")
+        page.wait_for_selector(".atelier-panel li[data-preset='ci-tiny']")
+        page.click("#atelier-tab-compare")
+        page.wait_for_selector("#atelier-panel-compare [data-testid=comparison] table")
+        page.click("#atelier-tab-records")
+        page.wait_for_function("() => /record\\(s\\)|No records match/.test("
+                               "document.querySelector('#atelier-panel-records [role=status]')?.textContent)")
+        page.screenshot(path=str(SCREENSHOTS / "comfyui_sidebar.png"))
+    finally:
+        page.close()
+    print(f"\nfrontend console errors not from Atelier ({len(others)}): {others}")
+    assert atelier_errors == []

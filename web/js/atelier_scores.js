@@ -59,7 +59,7 @@ function render(node, images, view) {
     const label = `image ${i}: ${score === undefined ? "no score" : `score ${Number(score).toFixed(1)}`}, rank ${ranks.get(i) ?? "–"}`
       + (chosen.has(i) ? ", chosen" : "");
     return h("figure", { class: chosen.has(i) ? "atelier-chosen" : "", dataset: { index: i } },
-      h("img", { src: imageUrl(image), alt: label, title: detail || label, loading: "lazy" }),
+      h("img", { src: imageUrl(image), alt: label, title: detail || label }),
       h("span", { class: "atelier-badge", "aria-hidden": "true" }, score === undefined ? "–" : Number(score).toFixed(1)),
       h("figcaption", {}, `#${ranks.get(i) ?? "–"}${chosen.has(i) ? " ✓ chosen" : ""}`));
   });
