@@ -285,7 +285,14 @@ def test_best_of_n_workflow_scores_ranks_and_saves_the_best(comfy: Client) -> No
     assert "image 3: overall" in item["outputs"]["9"]["text"][0]
     selection = item["outputs"]["10"]["atelier_selection"][0]
     assert selection["best_index"] == max(range(4), key=lambda i: (scores["overall"][i], -i))
+    assert selection["overall"] == scores["overall"]  # what the scored gallery shows
     assert len(item["outputs"]["11"]["images"]) == 1
+    for node in ("9", "10"):  # previews for the scored galleries, in ComfyUI's temp folder
+        previews = item["outputs"][node]["atelier_images"]
+        assert len(previews) == 4 and {p["type"] for p in previews} == {"temp"}
+        query = "&".join(f"{k}={previews[0][k]}" for k in ("filename", "subfolder", "type"))
+        status, _ = comfy.get(f"/view?{query}")
+        assert status == 200
 
 
 def test_rank_select_blocks_only_the_downstream_branch(comfy: Client) -> None:

@@ -103,19 +103,21 @@ class TierPicker {
     return this.node.widgets?.find((w) => w.name === "tier");
   }
 
+  // Another pipeline: its remembered tier, if it has one; otherwise the current tier stays.
   setPipeline(pipeline) {
     this.node.properties ??= {};
     this.node.properties[PIPELINE_PROPERTY] = pipeline;
-    this.choose(preferredTier(pipeline), false);
+    const remembered = (settings.get(SETTINGS.preferredTiers) ?? {})[pipeline];
+    if (remembered && remembered !== this.tierWidget()?.value) this.choose(remembered);
+    else this.refresh();
   }
 
-  // Sets the node's tier widget, as if the user had picked it in the combo.
-  choose(tier, remember = true) {
+  // Sets the node's tier widget, as if the user had picked it in the combo (which remembers it).
+  choose(tier) {
     const w = this.tierWidget();
     if (!w || !(w.options?.values ?? []).includes(tier)) return;
     w.value = tier;
     w.callback?.(tier);
-    if (remember) rememberTier(this.pipelines.value || pipelineOf(this.node), tier);
     this.node.setDirtyCanvas(true, true);
   }
 
@@ -203,10 +205,16 @@ app.registerExtension({
       onNodeCreated?.apply(this, arguments);
       let timer = null;
       const schedule = () => { clearTimeout(timer); timer = setTimeout(() => refreshPlan(this), 150); };
+      const node = this;
       for (const widget of this.widgets ?? []) {
         if (!WATCHED.includes(widget.name)) continue;
         const callback = widget.callback;
-        widget.callback = function () { const out = callback?.apply(this, arguments); schedule(); return out; };
+        widget.callback = function () {
+          const out = callback?.apply(this, arguments);
+          if (widget.name === "tier") rememberTier(pipelineOf(node), widget.value); // a user's pick
+          schedule();
+          return out;
+        };
       }
       // A new node starts at the tier remembered for its pipeline (a loaded one keeps its own).
       const tier = this.widgets?.find((w) => w.name === "tier");
