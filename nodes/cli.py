@@ -332,7 +332,11 @@ def _serve(service: QualityService, args: argparse.Namespace) -> int:
                          records=runtime.record_service(), pipelines=runtime.pipeline_service(),
                          storyboards=StoryboardLibrary(folder.resolve()))
     print(f"Atelier panel: http://{args.host}:{args.port}/atelier/ui/  (storyboards from {folder}; Ctrl+C stops)")
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None)
+    except OSError as exc:  # e.g. the port is taken
+        raise invalid("--port", args.port, "a free port on this host", f"cannot listen: {exc.strerror or exc}") \
+            from None
     return 0
 
 

@@ -208,3 +208,33 @@ def test_the_panel_page_and_its_files_are_served_and_nothing_else(server: Client
     assert server.get("/atelier/ui/../__init__.py")[0] == 404
     assert server.get("/atelier/ui/%2e%2e/__init__.py")[0] == 404
     assert server.get("/atelier/ui/js/panel/missing.js")[0] == 404
+
+
+def test_one_storyboard_folder_is_a_library_of_itself(tmp_path) -> None:
+    """``atelier serve --storyboards atelier_demo`` shows curate's output folder itself."""
+    from atelier.nodes.storyboard.curate import curate
+    from atelier.nodes.storyboard.library import StoryboardLibrary
+    from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+
+    out = tmp_path / "atelier_demo"
+    curate(Storyboard.from_text("a fox | a river"), chain_settings(1, {"variations": 2}), out, "draft")
+    library = StoryboardLibrary(out)
+    assert [s["id"] for s in library.list()] == ["atelier_demo"]
+    assert library.file("atelier_demo", "clip_001_start.png") == out / "clip_001_start.png"
+
+
+def test_serve_refuses_a_taken_port_in_one_line(tmp_path, capsys, monkeypatch) -> None:
+    import socket
+
+    from atelier.nodes import runtime
+    from atelier.nodes.cli import main
+
+    monkeypatch.setenv("ATELIER_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(runtime, "_singletons", {})  # this test's services, on its own home
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--storyboards", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("atelier: --port=") and "cannot listen" in err and "Traceback" not in err
