@@ -87,8 +87,10 @@ def _unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium through Playwright's sync API, for one test module. Module scope on purpose: while it is
+    open, Playwright runs an event loop in this thread, so ``asyncio.run`` in later modules would fail."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
