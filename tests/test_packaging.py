@@ -83,3 +83,20 @@ def test_no_eval_or_exec_in_pack_code() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in ("eval", "exec"), path
+
+
+def test_web_code_uses_only_the_public_frontend_api() -> None:
+    """ComfyUI extensions import only scripts/app.js and scripts/api.js (never the deprecated scripts/ui.js);
+    the panel's views (web/js/panel/) import nothing of ComfyUI, so the standalone page can load them."""
+    import re
+
+    imports = 0
+    for path in (REPO / "web").rglob("*.js"):
+        text = path.read_text(encoding="utf-8")
+        comfy = set(re.findall(r"""from\s+["'](?:\.\./)+scripts/([\w/]+\.js)["']""", text))
+        imports += len(comfy)
+        if path.parent.name == "panel":
+            assert comfy == set(), (path, comfy)
+        else:
+            assert comfy <= {"app.js", "api.js"}, (path, comfy)
+    assert imports >= 5  # the pattern does find the extensions' imports
