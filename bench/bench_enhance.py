@@ -17,6 +17,7 @@ import time
 
 from atelier.nodes.enhance.loop import Backends, Enhancer, EnhanceRequest
 from atelier.nodes.enhance.rules import Critique
+from stats import pct
 
 PROMPTS = [
     "a red fox in the snow", "Here is the prompt: a castle, a castle, (dragon:2.5), day, night, ((sunset",
@@ -25,10 +26,6 @@ PROMPTS = [
 ]
 FAMILIES = ["sd15", "sdxl", "flux_dev", "sd3"]
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def rule_loop(rounds: int) -> tuple[list[float], list[float]]:
@@ -75,9 +72,9 @@ def main() -> None:
     args = parser.parse_args()
     per_iteration, totals = asyncio.run(rule_loop(args.rounds))
     print(f"rule backend, {args.rounds} loops over {len(PROMPTS)} prompts x {len(FAMILIES)} families (no cache)")
-    print(f"  per iteration: p50 {statistics.median(per_iteration):.3f} ms, p99 {percentile(per_iteration, 0.99):.3f} ms"
+    print(f"  per iteration: p50 {statistics.median(per_iteration):.3f} ms, p99 {pct(per_iteration, 0.99):.3f} ms"
           f"  (target < 5 ms)")
-    print(f"  whole loop:    p50 {statistics.median(totals):.3f} ms, p99 {percentile(totals, 0.99):.3f} ms")
+    print(f"  whole loop:    p50 {statistics.median(totals):.3f} ms, p99 {pct(totals, 0.99):.3f} ms")
     loop, bare = asyncio.run(overhead(args.rounds))
     print(f"loop overhead around an instant backend (4 iterations): loop {loop:.3f} ms vs bare backend calls "
           f"{bare:.3f} ms -> overhead {loop - bare:.3f} ms per enhancement ({(loop - bare) / 4:.3f} ms per iteration)")

@@ -35,6 +35,7 @@ from atelier.nodes.social.service import SocialService
 from atelier.nodes.storyboard.curate import curate
 from atelier.nodes.storyboard.library import StoryboardLibrary
 from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+from stats import pct
 
 
 def serve(app: web.Application) -> str:
@@ -73,10 +74,6 @@ def timed(base: str, method: str, path: str, body: Any, rounds: int) -> list[flo
         out.append((time.perf_counter() - start) * 1000)
     return out
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -25,11 +25,7 @@ from atelier.nodes.records.hashing import repro_hash
 from atelier.nodes.records.models import STATUSES, Record
 from atelier.nodes.records.store import RecordStore, sqlite_url
 from sqlalchemy import insert
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from stats import pct
 
 
 def main() -> None:

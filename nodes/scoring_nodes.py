@@ -102,7 +102,7 @@ class VariationScore(io.ComfyNode):
         for warning in result["warnings"]:
             log.warning("Atelier Variation Score: %s", warning)
         metric_lists = [result["metrics"].get(name, []) for name in METRIC_OUTPUTS]
-        shown = {"text": [_summary(result)], "atelier_scores": [result],
+        shown = {"text": [_summary(result)], "atelier_scores": [{**result, "order": ranking.rank(result["overall"])}],
                  "atelier_images": _previews(image_set.images, cls)}
         return io.NodeOutput(result, result["overall"], *metric_lists, ui=shown)
 

@@ -87,7 +87,7 @@ class TierPicker {
       replace(this.pipelines, h("option", { value: SINGLE }, "single image"),
         pipelines.map((p) => h("option", { value: p.name }, p.name.replace(/_generation$/, ""))));
       this.pipelines.value = pipelineOf(node);
-      this.refresh();
+      node.atelierRefresh?.();
     }).catch(() => {});
   }
 
@@ -109,7 +109,7 @@ class TierPicker {
     this.node.properties[PIPELINE_PROPERTY] = pipeline;
     const remembered = (settings.get(SETTINGS.preferredTiers) ?? {})[pipeline];
     if (remembered && remembered !== this.tierWidget()?.value) this.choose(remembered);
-    else this.refresh();
+    else this.node.atelierRefresh?.();
   }
 
   // Sets the node's tier widget, as if the user had picked it in the combo (which remembers it).
@@ -205,6 +205,7 @@ app.registerExtension({
       onNodeCreated?.apply(this, arguments);
       let timer = null;
       const schedule = () => { clearTimeout(timer); timer = setTimeout(() => refreshPlan(this), 150); };
+      this.atelierRefresh = schedule; // one debounced refresh for creation, configure and the picker
       const node = this;
       for (const widget of this.widgets ?? []) {
         if (!WATCHED.includes(widget.name)) continue;
@@ -226,12 +227,10 @@ app.registerExtension({
     const onConfigure = nodeType.prototype.onConfigure;
     nodeType.prototype.onConfigure = function () {
       onConfigure?.apply(this, arguments);
-      setTimeout(() => {
-        if (this.atelierTiers && this.properties?.[PIPELINE_PROPERTY]) {
-          this.atelierTiers.pipelines.value = this.properties[PIPELINE_PROPERTY];
-        }
-        refreshPlan(this);
-      }, 0); // values loaded from a workflow
+      if (this.atelierTiers && this.properties?.[PIPELINE_PROPERTY]) {
+        this.atelierTiers.pipelines.value = this.properties[PIPELINE_PROPERTY];
+      }
+      this.atelierRefresh?.(); // values loaded from a workflow
     };
     showExecutedText(nodeType, "atelier_plan", "Atelier quality plan");
   },

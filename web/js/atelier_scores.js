@@ -10,7 +10,7 @@ const NODES = {
   AtelierVariationScore: (output) => {
     const scores = output.atelier_scores?.[0];
     if (!scores) return null;
-    return { overall: scores.overall, chosen: [], order: rankOf(scores.overall), warnings: scores.warnings,
+    return { overall: scores.overall, chosen: [], order: scores.order ?? [], warnings: scores.warnings,
              failed: scores.failed, detail: scores.normalised };
   },
   AtelierRankSelect: (output) => {
@@ -25,10 +25,6 @@ const NODES = {
 };
 
 const THUMB = 80; // px, as in atelier.css
-
-function rankOf(overall) {
-  return [...overall.keys()].sort((a, b) => overall[b] - overall[a] || a - b);
-}
 
 function imageUrl(image) {
   const query = new URLSearchParams({ filename: image.filename, subfolder: image.subfolder ?? "", type: image.type ?? "temp" });
