@@ -19,7 +19,7 @@ log = logging.getLogger("atelier")
 
 async def comfy_entrypoint():  # noqa: ANN201 - returns comfy_api.latest.ComfyExtension
     """ComfyUI's V3 entry point: the extension that lists Atelier's nodes."""
-    from .nodes.catalogue import AtelierExtension
+    from .nodes.comfy.catalogue import AtelierExtension
 
     return AtelierExtension()
 
@@ -29,7 +29,7 @@ def _register_routes() -> None:
     prompt_server = getattr(getattr(server, "PromptServer", None), "instance", None)
     if prompt_server is None:
         return
-    from .nodes.runtime import register_server
+    from .nodes.comfy.runtime import register_server
 
     try:
         register_server(prompt_server)

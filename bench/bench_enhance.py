@@ -15,8 +15,8 @@ import asyncio
 import statistics
 import time
 
-from atelier.nodes.enhance.loop import Backends, Enhancer, EnhanceRequest
-from atelier.nodes.enhance.rules import Critique
+from atelier.nodes.core.enhance.loop import Backends, Enhancer, EnhanceRequest
+from atelier.nodes.core.enhance.rules import Critique
 from stats import pct
 
 PROMPTS = [

@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from atelier.nodes.quality.service import QualityService
-from atelier.nodes.records.service import RecordService
-from atelier.nodes.routes import standalone_app
-from atelier.nodes.social.service import SocialService
-from atelier.nodes.storyboard.curate import curate
-from atelier.nodes.storyboard.library import StoryboardLibrary
-from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+from atelier.nodes.core.quality.service import QualityService
+from atelier.nodes.core.records.service import RecordService
+from atelier.nodes.core.social.service import SocialService
+from atelier.nodes.core.storyboard.curate import curate
+from atelier.nodes.core.storyboard.library import StoryboardLibrary
+from atelier.nodes.core.storyboard.spec import Storyboard, chain_settings
+from atelier.nodes.server.routes import standalone_app
 from stats import pct
 
 

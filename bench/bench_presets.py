@@ -18,13 +18,13 @@ import tracemalloc
 from pathlib import Path
 
 import yaml
-from atelier.nodes.quality import presets as presets_module
-from atelier.nodes.quality import tables as tables_module
-from atelier.nodes.quality.apply import FunctionTemplate, check_compatibility
-from atelier.nodes.quality.presets import PresetLibrary
-from atelier.nodes.quality.schema import CustomPresetSpec
-from atelier.nodes.quality.service import QualityService
-from atelier.nodes.quality.store import PresetStore, dump_spec
+from atelier.nodes.core.quality import presets as presets_module
+from atelier.nodes.core.quality import tables as tables_module
+from atelier.nodes.core.quality.apply import FunctionTemplate, check_compatibility
+from atelier.nodes.core.quality.presets import PresetLibrary
+from atelier.nodes.core.quality.schema import CustomPresetSpec
+from atelier.nodes.core.quality.service import QualityService
+from atelier.nodes.core.quality.store import PresetStore, dump_spec
 
 TEMPLATE = {"category": "image", "model_family": "sdxl", "inputs": ["steps", "cfg", "sampler_name", "width"]}
 

@@ -21,9 +21,9 @@ import time
 import uuid
 from pathlib import Path
 
-from atelier.nodes.records.hashing import repro_hash
-from atelier.nodes.records.models import STATUSES, Record
-from atelier.nodes.records.store import RecordStore, sqlite_url
+from atelier.nodes.core.records.hashing import repro_hash
+from atelier.nodes.core.records.models import STATUSES, Record
+from atelier.nodes.core.records.store import RecordStore, sqlite_url
 from sqlalchemy import insert
 from stats import pct
 

@@ -26,10 +26,10 @@ import torchvision_shim  # noqa: E402  (a CUDA-linked torchvision on a CPU torch
 torchvision_shim.install()
 
 import open_clip  # noqa: E402
-from atelier.nodes.scoring import model_scorers  # noqa: E402
-from atelier.nodes.scoring.images import collect  # noqa: E402
-from atelier.nodes.scoring.models import ModelFolders, ModelManager  # noqa: E402
-from atelier.nodes.scoring.scores import score_variations  # noqa: E402
+from atelier.nodes.core.scoring import model_scorers  # noqa: E402
+from atelier.nodes.core.scoring.images import collect  # noqa: E402
+from atelier.nodes.core.scoring.models import ModelFolders, ModelManager  # noqa: E402
+from atelier.nodes.core.scoring.scores import score_variations  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
@@ -61,7 +61,7 @@ class Naive:
     """The reference: PIL round-trip, one image at a time, one forward per metric."""
 
     def __init__(self, folder: Path, head_path: Path, device: torch.device) -> None:
-        from atelier.nodes.scoring.models import aesthetic_head, load_state_dict
+        from atelier.nodes.core.scoring.models import aesthetic_head, load_state_dict
 
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}", device=device)
         self.model.eval()

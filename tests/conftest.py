@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import torchvision_shim
 from aiohttp import web
-from atelier.nodes.quality.service import QualityService
-from atelier.nodes.routes import standalone_app
+from atelier.nodes.core.quality.service import QualityService
+from atelier.nodes.server.routes import standalone_app
 
 TORCHVISION = torchvision_shim.install()
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def postgres_admin() -> Any:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh records database: a SQLite file, and a new database on the test PostgreSQL server."""
     if request.param == "sqlite":
-        from atelier.nodes.records.store import sqlite_url
+        from atelier.nodes.core.records.store import sqlite_url
 
         return sqlite_url(tmp_path / "records.sqlite")
     from postgres import fresh_database
@@ -143,28 +143,28 @@ class Client:
 
 @pytest.fixture
 def enhance_service(tmp_path: Path):
-    from atelier.nodes.enhance.service import EnhanceService
+    from atelier.nodes.core.enhance.service import EnhanceService
 
     return EnhanceService(tmp_path / "data", tmp_path / "traces")
 
 
 @pytest.fixture
 def social_service(tmp_path: Path):
-    from atelier.nodes.social.service import SocialService
+    from atelier.nodes.core.social.service import SocialService
 
     return SocialService(tmp_path / "social")
 
 
 @pytest.fixture
 def record_service(tmp_path: Path):
-    from atelier.nodes.records.service import RecordService
+    from atelier.nodes.core.records.service import RecordService
 
     return RecordService(tmp_path / "records")
 
 
 @pytest.fixture
 def pipeline_service(service: QualityService, record_service, tmp_path: Path):
-    from atelier.nodes.storyboard.service import PipelineService
+    from atelier.nodes.core.storyboard.service import PipelineService
 
     return PipelineService(record_service, tmp_path / "output", service.tier)
 
@@ -181,7 +181,7 @@ def storyboard_root(tmp_path: Path) -> Path:
 def server(service: QualityService, enhance_service, social_service, record_service, pipeline_service,
            storyboard_root: Path):
     """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
-    from atelier.nodes.storyboard.library import StoryboardLibrary
+    from atelier.nodes.core.storyboard.library import StoryboardLibrary
 
     loop = asyncio.new_event_loop()
     started = threading.Event()

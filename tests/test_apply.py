@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from atelier.nodes.errors import InvalidInput
-from atelier.nodes.quality.apply import FunctionTemplate, apply_preset, check_compatibility
-from atelier.nodes.quality.service import QualityService
-from atelier.nodes.quality.tables import load_tables
+from atelier.nodes.core.base.errors import InvalidInput
+from atelier.nodes.core.quality.apply import FunctionTemplate, apply_preset, check_compatibility
+from atelier.nodes.core.quality.service import QualityService
+from atelier.nodes.core.quality.tables import load_tables
 
 T = load_tables()
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import torch
-from atelier.nodes.storyboard.curate import curate
-from atelier.nodes.storyboard.demo import demo_generate, demo_reference
-from atelier.nodes.storyboard.manifest import build_manifest, write_storyboard
-from atelier.nodes.storyboard.runner import StoryboardRunner
-from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+from atelier.nodes.core.storyboard.curate import curate
+from atelier.nodes.core.storyboard.demo import demo_generate, demo_reference
+from atelier.nodes.core.storyboard.manifest import build_manifest, write_storyboard
+from atelier.nodes.core.storyboard.runner import StoryboardRunner
+from atelier.nodes.core.storyboard.spec import Storyboard, chain_settings
 from conftest import SCREENSHOTS
 
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from atelier.nodes.errors import InvalidInput, NotFound
-from atelier.nodes.quality import plan as planning
-from atelier.nodes.quality.service import QualityService
+from atelier.nodes.core.base.errors import InvalidInput, NotFound
+from atelier.nodes.core.quality import plan as planning
+from atelier.nodes.core.quality.service import QualityService
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def test_cli_scores_and_ranks_image_files(tmp_path: Path) -> None:
 
 def test_python_api_scores_tensors() -> None:
     torch = pytest.importorskip("torch")
-    from atelier.nodes.scoring.api import score
+    from atelier.nodes.core.scoring.api import score
     from imagegen import blurred, scene
 
     sharp = scene(seed=4)

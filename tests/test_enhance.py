@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from atelier.nodes.enhance import rules
-from atelier.nodes.enhance.llm import llm_backends
-from atelier.nodes.enhance.loop import Enhancer, EnhanceRequest
-from atelier.nodes.errors import InvalidInput
+from atelier.nodes.core.base.errors import InvalidInput
+from atelier.nodes.core.enhance import rules
+from atelier.nodes.core.enhance.llm import llm_backends
+from atelier.nodes.core.enhance.loop import Enhancer, EnhanceRequest
 from llm_servers import ScriptedLLM, is_critic
 
 GOOD_CRITIQUE = json.dumps({"score": 91, "feedback": "good", "checks": []})
@@ -211,7 +211,7 @@ def test_enhance_route_validates_and_answers(server, enhance_service, tmp_path) 
 
 
 def test_configured_endpoints_supply_url_model_and_key(llm, tmp_path, monkeypatch) -> None:
-    from atelier.nodes.enhance.service import EnhanceService
+    from atelier.nodes.core.enhance.service import EnhanceService
 
     def reply(body, request):
         return judged(body) if is_critic(body) else "a fox in the snow, oil painting, moonlight, wide shot, detailed"
@@ -237,7 +237,7 @@ def test_configured_endpoints_supply_url_model_and_key(llm, tmp_path, monkeypatc
 
 
 def test_trace_files_are_removed_unless_kept(tmp_path) -> None:
-    from atelier.nodes.enhance.service import EnhanceService
+    from atelier.nodes.core.enhance.service import EnhanceService
 
     service = EnhanceService(tmp_path / "data", tmp_path / "traces")
     gone = asyncio.run(service.enhance({"prompt": "a bare castle"}))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from atelier.nodes.quality.apply import FunctionTemplate, apply_preset
-from atelier.nodes.quality.estimate import CalibrationStore, Estimator, work_units
-from atelier.nodes.quality.runs import PlannedRun, RunObserver
-from atelier.nodes.quality.tables import load_tables
+from atelier.nodes.core.quality.apply import FunctionTemplate, apply_preset
+from atelier.nodes.core.quality.estimate import CalibrationStore, Estimator, work_units
+from atelier.nodes.core.quality.runs import PlannedRun, RunObserver
+from atelier.nodes.core.quality.tables import load_tables
 
 T = load_tables()
 

@@ -7,7 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from atelier.nodes.quality.families import detect_family, detect_file, read_safetensors_header
+from atelier.nodes.core.quality.families import detect_family, detect_file, read_safetensors_header
 
 
 def write_safetensors(path: Path, tensors: list[str], metadata: dict[str, str] | None = None) -> Path:

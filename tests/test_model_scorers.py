@@ -12,11 +12,11 @@ pytest.importorskip("open_clip")
 pytest.importorskip("transformers")
 
 import open_clip  # noqa: E402
-from atelier.nodes.scoring import model_scorers  # noqa: E402
-from atelier.nodes.scoring.clip import center_crop, letterbox  # noqa: E402
-from atelier.nodes.scoring.images import collect  # noqa: E402
-from atelier.nodes.scoring.models import ModelFolders, ModelManager, aesthetic_head  # noqa: E402
-from atelier.nodes.scoring.scores import score_variations  # noqa: E402
+from atelier.nodes.core.scoring import model_scorers  # noqa: E402
+from atelier.nodes.core.scoring.clip import center_crop, letterbox  # noqa: E402
+from atelier.nodes.core.scoring.images import collect  # noqa: E402
+from atelier.nodes.core.scoring.models import ModelFolders, ModelManager, aesthetic_head  # noqa: E402
+from atelier.nodes.core.scoring.scores import score_variations  # noqa: E402
 from PIL import Image  # noqa: E402
 from tiny_models import (  # noqa: E402
     aesthetic_state,
@@ -260,7 +260,7 @@ def test_models_are_found_in_the_local_hugging_face_cache(models, tmp_path) -> N
     """org/name entries are read from the hub cache layout (refs/main -> snapshots/<rev>), offline."""
     import shutil
 
-    from atelier.nodes.scoring.models import locate
+    from atelier.nodes.core.scoring.models import locate
 
     repo = tmp_path / "hub" / "models--yuvalkirstain--PickScore_v1"
     shutil.copytree(models["pickscore"], repo / "snapshots" / "abc123")

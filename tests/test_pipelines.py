@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from atelier.nodes.errors import InvalidInput, NotFound
-from atelier.nodes.quality.estimate import Estimator
-from atelier.nodes.quality.pipelines import PipelineRequest, configure_pipeline
-from atelier.nodes.quality.service import QualityService
-from atelier.nodes.quality.tables import load_tables
+from atelier.nodes.core.base.errors import InvalidInput, NotFound
+from atelier.nodes.core.quality.estimate import Estimator
+from atelier.nodes.core.quality.pipelines import PipelineRequest, configure_pipeline
+from atelier.nodes.core.quality.service import QualityService
+from atelier.nodes.core.quality.tables import load_tables
 
 PIPELINES = ("storyboard_generation", "shot_generation", "sequence_generation")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from atelier.nodes.storyboard.pipelines import BUILDERS, pipeline_graph
+from atelier.nodes.core.storyboard.pipelines import BUILDERS, pipeline_graph
 from test_workflows import check_api_graph
 
 RUN = {"tier": "high", "checkpoint": "mine.safetensors", "prompt": "a lighthouse at dusk",

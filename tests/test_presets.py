@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from atelier.nodes.errors import Conflict, InvalidInput, NotFound, ReadOnly
-from atelier.nodes.quality.service import QualityService
+from atelier.nodes.core.base.errors import Conflict, InvalidInput, NotFound, ReadOnly
+from atelier.nodes.core.quality.service import QualityService
 
 
 def test_inheritance_any_depth_merges_per_function_type(service: QualityService) -> None:

@@ -17,9 +17,9 @@ import pytest
 pytest.importorskip("sqlalchemy")
 pytest.importorskip("alembic")
 
-from atelier.nodes.errors import Conflict, InvalidInput, NotFound  # noqa: E402
-from atelier.nodes.records.hashing import repro_hash  # noqa: E402
-from atelier.nodes.records.store import RecordStore, make_engine, migrate, sqlite_url  # noqa: E402
+from atelier.nodes.core.base.errors import Conflict, InvalidInput, NotFound  # noqa: E402
+from atelier.nodes.core.records.hashing import repro_hash  # noqa: E402
+from atelier.nodes.core.records.store import RecordStore, make_engine, migrate, sqlite_url  # noqa: E402
 
 PARAMS = {"steps": 20, "cfg": 7.0, "sampler_name": "euler", "seed": 123456789012345, "width": 512}
 
@@ -151,7 +151,7 @@ def test_a_process_killed_mid_write_leaves_a_consistent_database(tmp_path: Path)
     db = tmp_path / "records.sqlite"
     url = sqlite_url(db)
     RecordStore(url)
-    script = (f"from atelier.nodes.records.store import RecordStore\nstore = RecordStore({url!r})\n"
+    script = (f"from atelier.nodes.core.records.store import RecordStore\nstore = RecordStore({url!r})\n"
               "i = 0\nwhile True:\n    r = store.create('image', 'k', {'seed': i}, prompt='x' * 5000)\n"
               "    store.set_status(r['id'], 'queued')\n    i += 1\n")
     child = subprocess.Popen([sys.executable, "-c", script])
@@ -299,8 +299,8 @@ def test_comfyui_events_time_the_record(store: RecordStore) -> None:
 
 
 def test_a_completed_record_with_a_plan_teaches_the_estimator(store: RecordStore, tmp_path: Path) -> None:
-    from atelier.nodes.quality.estimate import CalibrationStore, Estimator
-    from atelier.nodes.records.service import calibrate_from_record
+    from atelier.nodes.core.quality.estimate import CalibrationStore, Estimator
+    from atelier.nodes.core.records.service import calibrate_from_record
 
     estimator = Estimator(calibration=CalibrationStore(tmp_path / "calibration.sqlite"), device="cpu")
     params = {"steps": 20, "cfg": 7.0, "width": 512, "height": 512, "batch_size": 1}

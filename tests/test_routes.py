@@ -167,8 +167,8 @@ def test_preset_validation_resolves_without_saving_and_names_the_bad_field(serve
 
 
 def test_storyboards_are_listed_read_and_only_their_frames_served(server: Client, storyboard_root) -> None:
-    from atelier.nodes.storyboard.curate import curate
-    from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+    from atelier.nodes.core.storyboard.curate import curate
+    from atelier.nodes.core.storyboard.spec import Storyboard, chain_settings
 
     assert server.get("/atelier/storyboards") == (200, {"storyboards": []})
     board = Storyboard.from_text("a fox in snow | the fox runs")
@@ -212,9 +212,9 @@ def test_the_panel_page_and_its_files_are_served_and_nothing_else(server: Client
 
 def test_one_storyboard_folder_is_a_library_of_itself(tmp_path) -> None:
     """``atelier serve --storyboards atelier_demo`` shows curate's output folder itself."""
-    from atelier.nodes.storyboard.curate import curate
-    from atelier.nodes.storyboard.library import StoryboardLibrary
-    from atelier.nodes.storyboard.spec import Storyboard, chain_settings
+    from atelier.nodes.core.storyboard.curate import curate
+    from atelier.nodes.core.storyboard.library import StoryboardLibrary
+    from atelier.nodes.core.storyboard.spec import Storyboard, chain_settings
 
     out = tmp_path / "atelier_demo"
     curate(Storyboard.from_text("a fox | a river"), chain_settings(1, {"variations": 2}), out, "draft")
@@ -226,8 +226,8 @@ def test_one_storyboard_folder_is_a_library_of_itself(tmp_path) -> None:
 def test_serve_refuses_a_taken_port_in_one_line(tmp_path, capsys, monkeypatch) -> None:
     import socket
 
-    from atelier.nodes import runtime
     from atelier.nodes.cli import main
+    from atelier.nodes.comfy import runtime
 
     monkeypatch.setenv("ATELIER_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(runtime, "_singletons", {})  # this test's services, on its own home

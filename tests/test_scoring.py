@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from atelier.nodes.errors import InvalidInput
-from atelier.nodes.scoring import ranking, scores
-from atelier.nodes.scoring.images import collect
-from atelier.nodes.scoring.scores import ScorerSpec, score_variations
-from atelier.nodes.scoring.select import take_latent, take_mask
-from atelier.nodes.scoring.technical import score_image
+from atelier.nodes.core.base.errors import InvalidInput
+from atelier.nodes.core.scoring import ranking, scores
+from atelier.nodes.core.scoring.images import collect
+from atelier.nodes.core.scoring.scores import ScorerSpec, score_variations
+from atelier.nodes.core.scoring.select import take_latent, take_mask
+from atelier.nodes.core.scoring.technical import score_image
 from imagegen import noisy, scene, variants
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from atelier.nodes.errors import Forbidden, InvalidInput
-from atelier.nodes.social.context import ContextRequest, build_context, enforce, worlds
-from atelier.nodes.social.service import SocialService
+from atelier.nodes.core.base.errors import Forbidden, InvalidInput
+from atelier.nodes.core.social.context import ContextRequest, build_context, enforce, worlds
+from atelier.nodes.core.social.service import SocialService
 
 WORLDS = worlds()
 WORLD = WORLDS["default"]

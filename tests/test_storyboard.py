@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from atelier.nodes.errors import InvalidInput
-from atelier.nodes.storyboard.demo import demo_generate, demo_reference
-from atelier.nodes.storyboard.frames import color_match, judge_attempt, unusable
-from atelier.nodes.storyboard.manifest import build_manifest, write_storyboard
-from atelier.nodes.storyboard.runner import StoryboardRunner, frame_seed
-from atelier.nodes.storyboard.spec import (
+from atelier.nodes.core.base.errors import InvalidInput
+from atelier.nodes.core.storyboard.demo import demo_generate, demo_reference
+from atelier.nodes.core.storyboard.frames import color_match, judge_attempt, unusable
+from atelier.nodes.core.storyboard.manifest import build_manifest, write_storyboard
+from atelier.nodes.core.storyboard.runner import StoryboardRunner, frame_seed
+from atelier.nodes.core.storyboard.spec import (
     OWN_START,
     PREVIOUS_END,
     REFERENCE,
@@ -104,7 +104,7 @@ def test_a_failing_frame_is_retried_once_then_marked_failed_and_the_storyboard_g
 
 
 def test_scoring_that_fails_is_a_failed_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
-    from atelier.nodes.storyboard import frames as frames_module
+    from atelier.nodes.core.storyboard import frames as frames_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("scorer crashed")
@@ -148,7 +148,7 @@ def test_the_main_job_curates_the_shipped_storyboard(tmp_path: Path) -> None:
 
 
 def _expansion(reference: bool):
-    from atelier.nodes.storyboard.graph import Sampling, Sources, storyboard_graph
+    from atelier.nodes.core.storyboard.graph import Sampling, Sources, storyboard_graph
 
     board = Storyboard.parse({"clips": [{"start": "a", "end": "b"}, {"start": "c", "end": "d"}]})
     settings = chain_settings(2)
@@ -186,7 +186,7 @@ def test_the_comfyui_expansion_chains_frames_with_core_nodes(object_info) -> Non
 def test_a_retry_samples_again_with_the_next_seed() -> None:
     import json as json_
 
-    from atelier.nodes.storyboard.graph import sampler_nodes
+    from atelier.nodes.core.storyboard.graph import sampler_nodes
 
     graph, _ = _expansion(reference=True)
     recipe = json_.loads(graph["7.fc.clip_001_end.select"]["inputs"]["recipe"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier.nodes.quality.apply import FunctionTemplate, apply_preset
-from atelier.nodes.quality.estimate import Estimator
-from atelier.nodes.quality.tables import load_tables
+from atelier.nodes.core.quality.apply import FunctionTemplate, apply_preset
+from atelier.nodes.core.quality.estimate import Estimator
+from atelier.nodes.core.quality.tables import load_tables
 
 T = load_tables()
 
@@ -17,7 +17,7 @@ def _ksampler(object_info: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def test_shipped_name_lists_are_comfyuis(object_info: dict[str, Any]) -> None:
-    from atelier.nodes.quality.tables import PRESETS_DIR, read_yaml
+    from atelier.nodes.core.quality.tables import PRESETS_DIR, read_yaml
 
     names = read_yaml(PRESETS_DIR / "comfyui_names.yaml")
     samplers, schedulers = _ksampler(object_info)

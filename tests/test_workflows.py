@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from atelier.nodes.quality.plan import IMAGE_OUTPUTS
-from atelier.nodes.quality.service import QualityService
+from atelier.nodes.core.quality.plan import IMAGE_OUTPUTS
+from atelier.nodes.core.quality.service import QualityService
 
 METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")  # as in nodes/scoring_nodes.py
 
@@ -135,7 +135,7 @@ def test_api_twins_are_built_from_the_pipeline_graphs_and_name_no_checkpoint() -
     assert spec and spec.loader
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    from atelier.nodes.storyboard.pipelines import WORKFLOWS, PipelineRun
+    from atelier.nodes.core.storyboard.pipelines import WORKFLOWS, PipelineRun
 
     run = PipelineRun(**{**tool.DEFAULTS, "checkpoint": "x"}).model_copy(update={"checkpoint": ""})
     for name, build in WORKFLOWS.items():

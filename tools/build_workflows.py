@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO.parent))
 
-from atelier.nodes.storyboard.pipelines import WORKFLOWS, PipelineRun  # noqa: E402
+from atelier.nodes.core.storyboard.pipelines import WORKFLOWS, PipelineRun  # noqa: E402
 
 DEFAULTS = {"checkpoint": "", "tier": "standard", "prompt": "a lighthouse on a cliff at dusk, oil painting",
             "storyboard": "a lighthouse on a cliff at dusk | the lighthouse beam sweeping over the sea\n"

@@ -1,0 +1,5 @@
+"""The command line: ``python -m atelier`` (see ``main``)."""
+
+from .main import main
+
+__all__ = ["main"]

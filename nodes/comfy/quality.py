@@ -1,0 +1,143 @@
+"""ComfyUI V3 nodes for quality presets (adapter over ``nodes.quality``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from comfy_api.latest import io, ui
+
+from ..core.base.errors import AtelierError, node_error
+from ..core.quality import plan as planning
+from . import runtime
+
+QualityPresetType = io.Custom("QUALITY_PRESET")
+NO_CHECKPOINT = runtime.NO_CHECKPOINT
+
+
+def _sampler_lists() -> tuple[list[str], list[str]]:
+    """The running ComfyUI's names: a socket of this exact type links into KSampler."""
+    import comfy.samplers as samplers  # the only source of KSampler's combo type
+
+    return list(samplers.KSampler.SAMPLERS), list(samplers.KSampler.SCHEDULERS)
+
+
+def _checkpoints() -> list[str]:
+    import folder_paths
+
+    return [NO_CHECKPOINT, *folder_paths.get_filename_list("checkpoints")]
+
+
+def _image_outputs() -> list[io.Output]:
+    """Sockets in the order of ``planning.IMAGE_OUTPUTS``; ids get ``_out`` (V3 wants ids unique
+    across inputs and outputs), the names people see do not."""
+    samplers, schedulers = _sampler_lists()
+    kinds = {"cfg": io.Float, "denoise": io.Float, "hires_scale": io.Float, "hires_denoise": io.Float,
+             "hires_enabled": io.Boolean}
+    outputs: list[io.Output] = []
+    for name in planning.IMAGE_OUTPUTS:
+        if name in ("sampler_name", "scheduler"):
+            options = samplers if name == "sampler_name" else schedulers
+            outputs.append(io.Combo.Output(f"{name}_out", display_name=name, options=options))
+        else:
+            outputs.append(kinds.get(name, io.Int).Output(f"{name}_out", display_name=name))
+    return outputs
+
+
+
+class QualityPreset(io.ComfyNode):
+    """One quality tier sets every sampling parameter; outputs wire into KSampler and EmptyLatentImage."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        service = runtime.service()
+        families = ["auto", *service.tables.families.families]
+        return io.Schema(
+            node_id="AtelierQualityPreset",
+            display_name="Quality Preset",
+            category="Atelier/Quality",
+            description="Pick a quality tier (or your custom preset): steps, cfg, sampler, scheduler, size and "
+                        "hires-fix settings follow, adapted to the model family, with time/VRAM/cost estimates.",
+            inputs=[
+                io.Combo.Input("tier", options=planning.tier_options(service), default="standard",
+                               tooltip="Built-in tiers draft/standard/high/ultra, then your custom presets."),
+                io.Combo.Input("model_family", options=families, default="auto",
+                               tooltip="auto: read from the checkpoint's metadata or name."),
+                io.Combo.Input("checkpoint", options=_checkpoints(), default=NO_CHECKPOINT,
+                               tooltip="Only used to detect the model family when model_family is auto."),
+                io.Int.Input("width", default=0, min=0, max=16384, step=8,
+                             tooltip="Base width before the tier's resolution scale; 0 = family native."),
+                io.Int.Input("height", default=0, min=0, max=16384, step=8,
+                             tooltip="Base height before the tier's resolution scale; 0 = family native."),
+                io.Int.Input("batch_size", default=1, min=1, max=256),
+            ],
+            outputs=[QualityPresetType.Output("quality_preset", display_name="QUALITY_PRESET"), *_image_outputs()],
+        )
+
+    @classmethod
+    def _plan(cls, tier: str, model_family: str, checkpoint: str | None, width: int, height: int,
+              batch_size: int) -> dict[str, Any]:
+        try:
+            return planning.build_plan(runtime.service(), tier, model_family, checkpoint,
+                                       runtime.checkpoint_header(checkpoint), width, height, batch_size)
+        except AtelierError as exc:
+            raise node_error(exc) from None
+
+    @classmethod
+    def validate_inputs(cls, tier: str | None = None, model_family: str | None = None, **_: Any) -> bool | str:
+        """Refuse an unknown tier or family when the prompt is queued (ComfyUI does not check V3 combos)."""
+        service = runtime.service()
+        if tier is not None:
+            user, preset_id = planning.split_option(tier)
+            try:
+                service.library.get(user, preset_id)
+            except AtelierError as exc:
+                return f"tier: {exc.message}"
+        if model_family is not None and model_family != "auto" and model_family not in service.tables.families.families:
+            return f"model_family: {model_family!r} is not a known family; accepted: auto, " + \
+                ", ".join(service.tables.families.families)
+        return True
+
+    @classmethod
+    def fingerprint_inputs(cls, tier: str, model_family: str = "auto", checkpoint: str | None = None,
+                           width: int = 0, height: int = 0, batch_size: int = 1) -> str:
+        user, preset_id = planning.split_option(tier)
+        try:
+            preset = runtime.service().library.get(user, preset_id).model_dump(mode="json")
+        except AtelierError as exc:
+            return f"error:{exc.message}"
+        inputs = {"tier": tier, "model_family": model_family, "checkpoint": checkpoint,
+                  "width": width, "height": height, "batch_size": batch_size}
+        return planning.fingerprint(inputs, preset)
+
+    @classmethod
+    def execute(cls, tier: str, model_family: str = "auto", checkpoint: str | None = None, width: int = 0,
+                height: int = 0, batch_size: int = 1) -> io.NodeOutput:
+        plan = cls._plan(tier, model_family, checkpoint, width, height, batch_size)
+        return io.NodeOutput(plan, *planning.outputs(plan), ui=ui.PreviewText(planning.summary_text(plan)))
+
+
+class QualityStage(io.ComfyNode):
+    """The same tier for another sampling pass: the hires-fix pass or a refinement pass."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AtelierQualityStage",
+            display_name="Quality Stage",
+            category="Atelier/Quality",
+            description="Parameters of one pass of a multi-pass graph (base, hires fix, refinement) at the tier "
+                        "chosen by a Quality Preset node, so every KSampler follows one choice.",
+            inputs=[
+                QualityPresetType.Input("quality_preset"),
+                io.Combo.Input("stage", options=list(planning.STAGES), default="hires_fix"),
+            ],
+            outputs=_image_outputs(),
+        )
+
+    @classmethod
+    def execute(cls, quality_preset: dict[str, Any], stage: str) -> io.NodeOutput:
+        try:
+            values = planning.outputs(quality_preset, stage)
+        except AtelierError as exc:
+            raise node_error(exc) from None
+        return io.NodeOutput(*values)

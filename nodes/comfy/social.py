@@ -1,0 +1,64 @@
+"""ComfyUI V3 node for social context (adapter over ``nodes.social``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from comfy_api.latest import io, ui
+
+from ..core.base.errors import AtelierError, node_error
+from . import runtime
+
+SocialContextType = io.Custom("SOCIAL_CONTEXT")
+SERVER_MAXIMUM = "(server maximum)"
+RATINGS = ["sfw", "romantic", "mature_implied", "restricted"]
+
+
+class SocialContext(io.ComfyNode):
+    """Relationship values -> tier, intimacy band and a content rating clamped by the world and user maxima."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        worlds = list(runtime.social_service().worlds()) or ["default"]
+        value = {"default": 0, "min": 0, "max": 100, "step": 1, "display_mode": io.NumberDisplay.slider}
+        return io.Schema(
+            node_id="AtelierSocialContext",
+            display_name="Social Context",
+            category="Atelier/Social",
+            description="Builds the social context of a scene: relationship tier, intimacy band and the content "
+                        "rating it allows, clamped by the world's and the user's (server-side) maximum. A requested "
+                        "rating above it is clamped, or refused with enforcement=reject.",
+            inputs=[
+                io.Int.Input("affinity", **value), io.Int.Input("trust", **value),
+                io.Int.Input("chemistry", **value), io.Int.Input("tension", **value),
+                io.String.Input("npc_id", default=""),
+                io.Combo.Input("world", options=worlds, default=worlds[0]),
+                io.Combo.Input("max_rating", options=[SERVER_MAXIMUM, *RATINGS], default=SERVER_MAXIMUM,
+                               tooltip="Can only lower the maximum the server allows for this user"),
+                io.Combo.Input("requested_rating", options=RATINGS, default="sfw"),
+                io.Combo.Input("enforcement", options=["clamp", "reject"], default="clamp"),
+            ],
+            outputs=[
+                SocialContextType.Output("social_context", display_name="SOCIAL_CONTEXT"),
+                io.String.Output("rating"),
+                io.String.Output("prompt_addition"),
+                io.String.Output("negative_addition"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, affinity: int, trust: int, chemistry: int, tension: int, npc_id: str, world: str,
+                max_rating: str, requested_rating: str, enforcement: str) -> io.NodeOutput:
+        body: dict[str, Any] = {"affinity": affinity, "trust": trust, "chemistry": chemistry, "tension": tension,
+                                "npc_id": npc_id, "world_id": world, "requested_rating": requested_rating,
+                                "enforcement": enforcement}
+        if max_rating != SERVER_MAXIMUM:
+            body["max_rating"] = max_rating
+        try:
+            context = runtime.social_service().build("default", body)
+        except AtelierError as exc:
+            raise node_error(exc) from None
+        text = (f"{context['tier']} · intimacy {context['band']} · rating {context['allowed_rating']}"
+                + "".join(f"\nwarning: {w}" for w in context["warnings"]))
+        return io.NodeOutput(context, context["allowed_rating"], context["prompt_addition"],
+                             context["negative_addition"], ui=ui.PreviewText(text))

@@ -1,0 +1,72 @@
+"""Named LLM endpoints, from a JSON file outside the graph (so API keys never reach widgets,
+workflow JSON or PNG metadata):
+
+    {"endpoints": {"local-ollama": {"backend": "ollama", "url": "http://127.0.0.1:11434", "model": "qwen3:8b"},
+                   "lmstudio": {"backend": "openai", "url": "http://127.0.0.1:1234", "model": "qwen3-8b",
+                                "api_key_env": "LMSTUDIO_API_KEY"}}}
+
+The file is ``ATELIER_LLM_CONFIG``, else ``llm.json`` in Atelier's data folder. A key is read from the
+endpoint's ``api_key_env`` variable, its ``api_key`` entry, or ATELIER_OPENAI_API_KEY / OPENAI_API_KEY.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import invalid
+
+DEFAULT_ENDPOINT = "(backend default)"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    backend: str
+    url: str
+    model: str
+    api_key_env: str | None = None
+    api_key: str | None = None
+
+    def key(self) -> str | None:
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return os.environ[self.api_key_env]
+        return self.api_key or os.environ.get("ATELIER_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": self.backend, "url": self.url, "model": self.model}
+
+
+def config_path(data_dir: Path | None) -> Path | None:
+    if os.environ.get("ATELIER_LLM_CONFIG"):
+        return Path(os.environ["ATELIER_LLM_CONFIG"])
+    return data_dir / "llm.json" if data_dir else None
+
+
+def load_endpoints(data_dir: Path | None) -> dict[str, Endpoint]:
+    path = config_path(data_dir)
+    if path is None or not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8")).get("endpoints", {})
+    except (OSError, ValueError, AttributeError) as exc:
+        raise invalid("llm config", str(path), 'a JSON file {"endpoints": {name: {...}}}', str(exc)) from None
+    out: dict[str, Endpoint] = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict) or spec.get("backend") not in ("ollama", "openai", "transformers"):
+            raise invalid(f"llm config endpoints.{name}.backend", (spec or {}).get("backend"),
+                          ["ollama", "openai", "transformers"])
+        out[name] = Endpoint(name, spec["backend"], str(spec.get("url", "")), str(spec.get("model", "")),
+                             spec.get("api_key_env"), spec.get("api_key"))
+    return out
+
+
+def key_for(url: str, data_dir: Path | None) -> str | None:
+    """The API key of the endpoint serving ``url`` (or the environment's), never from a request."""
+    for endpoint in load_endpoints(data_dir).values():
+        if endpoint.url.rstrip("/") == url.rstrip("/"):
+            return endpoint.key()
+    return os.environ.get("ATELIER_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")

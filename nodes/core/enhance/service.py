@@ -1,0 +1,62 @@
+"""One facade over prompt enhancement for the node, the route and the CLI.
+
+Requests name an endpoint from Atelier's configuration (or the backend's default address); a URL or
+an API key in a request is refused, so graphs and requests never carry secrets or reach arbitrary
+hosts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import invalid
+from . import llm
+from .config import DEFAULT_ENDPOINT, load_endpoints
+from .loop import Enhancer, EnhanceRequest
+
+
+class EnhanceService:
+    def __init__(self, data_dir: Path | None = None, trace_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
+        self.trace_dir = trace_dir
+        llm.KEY_DATA_DIR[0] = data_dir
+        self.enhancer = Enhancer(llm.llm_backends())
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        return [e.public() for e in load_endpoints(self.data_dir).values()]
+
+    def endpoint_names(self) -> list[str]:
+        return [DEFAULT_ENDPOINT, *load_endpoints(self.data_dir)]
+
+    def request(self, body: Any) -> EnhanceRequest:
+        """A validated request; ``endpoint`` is a configured name (its backend, URL and model apply)."""
+        if not isinstance(body, dict):
+            raise invalid("body", type(body).__name__, "a JSON object with at least a prompt")
+        body = dict(body)
+        for secret in ("api_key", "key", "token"):
+            if secret in body:
+                raise invalid(secret, "(hidden)", "nothing: keys live in the environment or the LLM config file")
+        name = body.pop("endpoint", DEFAULT_ENDPOINT) or DEFAULT_ENDPOINT
+        if name != DEFAULT_ENDPOINT:
+            endpoints = load_endpoints(self.data_dir)
+            if name not in endpoints:
+                raise invalid("endpoint", name, self.endpoint_names())
+            chosen = endpoints[name]
+            body.setdefault("backend", chosen.backend)
+            if body["backend"] != chosen.backend:
+                raise invalid("backend", body["backend"], [chosen.backend], f"endpoint {name!r} is {chosen.backend}")
+            body["endpoint"] = chosen.url
+            if not body.get("model"):
+                body["model"] = chosen.model
+        return EnhanceRequest.parse(body)
+
+    async def enhance(self, body: Any, keep_trace: bool = False) -> dict[str, Any]:
+        request = self.request(body)
+        trace_file = None
+        if self.trace_dir is not None:
+            name = hashlib.sha256(request.cache_key().encode()).hexdigest()[:16]
+            trace_file = self.trace_dir / f"enhance_{name}.json"
+        result = await self.enhancer.run(request, trace_file, keep_trace)
+        return result.to_dict()

@@ -1,0 +1,90 @@
+"""Tier recommendations by use case, and side-by-side comparison of presets.
+
+Trade-offs are computed from the applied parameters and estimates of each preset on the
+same template, so they stay true when tables or calibration change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..base.errors import invalid
+from .apply import Applied, FunctionTemplate, apply_preset
+from .estimate import Estimate, Estimator
+from .schema import Preset
+from .tables import Tables
+
+REFERENCE_TIER = "standard"
+
+
+def _ratio(value: float, reference: float) -> float:
+    return round(value / reference, 2) if reference else 0.0
+
+
+def differences(applied: dict[str, Any], reference: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Parameters whose value differs from the reference's: {name: {"value", "reference"}}."""
+    return {k: {"value": v, "reference": reference.get(k)} for k, v in applied.items() if reference.get(k) != v}
+
+
+def trade_off(estimate: Estimate, reference: Estimate, params: dict[str, Any],
+              reference_params: dict[str, Any]) -> dict[str, Any]:
+    changed = differences(params, reference_params)
+    time_ratio = _ratio(estimate.time_expected_s, reference.time_expected_s)
+    vram_delta = round(estimate.vram_gb - reference.vram_gb, 2)
+    notes = [f"{time_ratio}x the time of {REFERENCE_TIER}"]
+    if vram_delta:
+        notes.append(f"{vram_delta:+.1f} GB VRAM")
+    for key in ("steps", "sampler_name", "width", "hires_enabled", "refinement"):
+        if key in changed:
+            notes.append(f"{key} {changed[key]['reference']} -> {changed[key]['value']}")
+    return {"time_ratio": time_ratio, "cost_ratio": _ratio(estimate.cost_usd, reference.cost_usd),
+            "vram_delta_gb": vram_delta, "changed": changed, "summary": "; ".join(notes)}
+
+
+def evaluate(presets: list[Preset], template: FunctionTemplate, tables: Tables,
+             estimator: Estimator) -> list[tuple[Preset, Applied, Estimate]]:
+    out = []
+    for preset in presets:
+        applied = apply_preset(preset, template, tables)
+        out.append((preset, applied, estimator.estimate(template.category, applied.params, applied.family.family)))
+    return out
+
+
+def compare(presets: list[Preset], template: FunctionTemplate, tables: Tables,
+            estimator: Estimator) -> dict[str, Any]:
+    """Each preset's parameters and estimate side by side, with its trade-off against standard."""
+    rows = evaluate([tables.tiers[REFERENCE_TIER], *presets], template, tables, estimator)
+    _, ref_applied, ref_estimate = rows[0]
+    columns: list[dict[str, Any]] = []
+    for preset, applied, estimate in rows[1:]:
+        columns.append({"preset": preset.summary(), "family": applied.family.to_dict(),
+                        "parameters": applied.params, "estimate": estimate.to_dict(),
+                        "multipliers": preset.multipliers.model_dump(),
+                        "vs_standard": trade_off(estimate, ref_estimate, applied.params, ref_applied.params),
+                        "warnings": applied.warnings})
+    keys = list(rows[0][1].params)
+    varying = [k for k in keys if len({repr(c["parameters"].get(k)) for c in columns}) > 1]
+    return {"template": template.model_dump(), "presets": columns, "differing_parameters": varying}
+
+
+def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimator: Estimator) -> dict[str, Any]:
+    spec = tables.use_cases.get(use_case.strip().lower().replace("-", "_").replace(" ", "_"))
+    if spec is None:
+        raise invalid("use_case", use_case, list(tables.use_cases))
+    chosen = tables.tiers[spec.tier]
+    rows = evaluate([tables.tiers[REFERENCE_TIER], chosen,
+                     *(tables.tiers[a] for a in spec.alternatives)], template, tables, estimator)
+    _, ref_applied, ref_estimate = rows[0]
+    _, applied, estimate = rows[1]
+    alternatives = []
+    for preset, alt_applied, alt_estimate in rows[2:]:
+        direction = "faster" if alt_estimate.time_expected_s < estimate.time_expected_s else "higher quality"
+        alternatives.append({
+            "tier": preset.id, "direction": direction,
+            "time_ratio_vs_recommended": _ratio(alt_estimate.time_expected_s, estimate.time_expected_s),
+            "estimate": alt_estimate.to_dict(),
+            "vs_standard": trade_off(alt_estimate, ref_estimate, alt_applied.params, ref_applied.params)})
+    return {"use_case": use_case, "tier": chosen.id, "confidence": spec.confidence,
+            "reasoning": spec.why, "parameters": applied.params, "estimate": estimate.to_dict(),
+            "trade_offs": trade_off(estimate, ref_estimate, applied.params, ref_applied.params),
+            "alternatives": alternatives}

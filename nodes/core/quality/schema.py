@@ -1,0 +1,263 @@
+"""Validated shapes of quality presets and of the YAML tables behind them.
+
+A preset sets parameters per function type (image, video, audio, text). Names of samplers
+and schedulers are checked against ComfyUI's (``presets/comfyui_names.yaml`` plus the names
+of the running ComfyUI, when there is one).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from ..base.errors import InvalidInput, invalid
+
+CATEGORIES = ("image", "video", "audio", "text")
+Category = Literal["image", "video", "audio", "text"]
+QualityWord = Literal["low", "medium", "high", "ultra"]
+SAMPLE_RATES = (16000, 22050, 24000, 32000, 44100, 48000)
+
+PRESET_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+_names: dict[str, set[str]] = {"samplers": set(), "schedulers": set()}
+
+
+def register_comfy_names(samplers: list[str] | tuple[str, ...] = (),
+                         schedulers: list[str] | tuple[str, ...] = ()) -> None:
+    """Accept more sampler/scheduler names (those of the running ComfyUI)."""
+    _names["samplers"].update(samplers)
+    _names["schedulers"].update(schedulers)
+
+
+def comfy_names(kind: str) -> list[str]:
+    return sorted(_names[kind])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HiresFix(_Strict):
+    enabled: bool
+    scale: Annotated[float, Field(ge=1.0, le=4.0)]
+    steps: Annotated[int, Field(ge=0, le=150)]
+    denoise: Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ImageParams(_Strict):
+    steps: Annotated[int, Field(ge=1, le=200)]
+    cfg: Annotated[float, Field(ge=0.0, le=30.0)]
+    sampler: str
+    scheduler: str
+    denoise: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    resolution_scale: Annotated[float, Field(ge=0.25, le=4.0)]
+    hires_fix: HiresFix
+    refinement: bool
+    attention_slicing: bool = True
+    vae_slicing: bool = True
+
+    @field_validator("sampler", "scheduler")
+    @classmethod
+    def _known_comfy_name(cls, value: str, info: ValidationInfo) -> str:
+        kind = f"{info.field_name}s"
+        if _names[kind] and value not in _names[kind]:
+            raise ValueError(f"unknown ComfyUI {info.field_name} {value!r}; accepted: {comfy_names(kind)}")
+        return value
+
+
+class VideoParams(_Strict):
+    fps: Annotated[int, Field(ge=1, le=120)]
+    frames: Annotated[int, Field(ge=1, le=2000)]
+    resolution_scale: Annotated[float, Field(ge=0.25, le=4.0)]
+    motion_quality: QualityWord
+    interpolation: bool
+
+
+class AudioParams(_Strict):
+    sample_rate: int
+    bitrate_kbps: Annotated[int, Field(ge=32, le=512)]
+    processing_quality: QualityWord
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _known_rate(cls, value: int) -> int:
+        if value not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate must be one of {list(SAMPLE_RATES)}")
+        return value
+
+
+class TextParams(_Strict):
+    max_tokens: Annotated[int, Field(ge=16, le=32768)]
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)]
+
+
+class Multipliers(_Strict):
+    time: Annotated[float, Field(gt=0.0, le=100.0)]
+    resource: Annotated[float, Field(gt=0.0, le=100.0)]
+    cost: Annotated[float, Field(gt=0.0, le=100.0)]
+
+
+PARAM_MODELS: dict[str, type[_Strict]] = {
+    "image": ImageParams, "video": VideoParams, "audio": AudioParams, "text": TextParams,
+}
+
+
+class _Parts(_Strict):
+    """What every preset sets: multipliers and the parameters of each function type."""
+
+    multipliers: Multipliers
+    image: ImageParams
+    video: VideoParams
+    audio: AudioParams
+    text: TextParams
+
+
+class Preset(_Parts):
+    """A fully resolved preset: a built-in tier, or a custom one after inheritance."""
+
+    id: str
+    display_name: str
+    level: Annotated[int, Field(ge=1, le=4)]
+    description: str = ""
+    builtin: bool = False
+    extends: str | None = None
+    lineage: tuple[str, ...] = ()
+    overridden: tuple[str, ...] = ()  # "image.sampler", … set explicitly by a custom preset
+    owner: str | None = None
+    revision: int = 0
+    aliases: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "display_name": self.display_name, "level": self.level,
+                "builtin": self.builtin, "extends": self.extends, "description": self.description}
+
+
+class CustomPresetSpec(_Strict):
+    """What a user writes: an id, a parent and partial overrides per function type."""
+
+    id: Annotated[str, Field(pattern=PRESET_ID_PATTERN)]
+    extends: str = "standard"
+    display_name: Annotated[str, Field(max_length=80)] | None = None
+    description: Annotated[str, Field(max_length=2000)] = ""
+    level: Annotated[int, Field(ge=1, le=4)] | None = None
+    multipliers: dict[str, Any] = Field(default_factory=dict)
+    image: dict[str, Any] = Field(default_factory=dict)
+    video: dict[str, Any] = Field(default_factory=dict)
+    audio: dict[str, Any] = Field(default_factory=dict)
+    text: dict[str, Any] = Field(default_factory=dict)
+    revision: Annotated[int, Field(ge=0)] = 0
+
+    def overrides(self) -> dict[str, Any]:
+        """The keys this preset sets itself (for display and for merging)."""
+        body: dict[str, Any] = {c: getattr(self, c) for c in CATEGORIES if getattr(self, c)}
+        if self.multipliers:
+            body["multipliers"] = self.multipliers
+        return body
+
+
+# --- YAML tables -----------------------------------------------------------------------------
+
+class TierSpec(_Parts):
+    level: Annotated[int, Field(ge=1, le=4)]
+    display_name: str
+    description: str
+    aliases: tuple[str, ...] = ()
+
+
+LevelMap = dict[int, str]
+
+
+class FamilyMatch(_Strict):
+    names: tuple[str, ...] = ()
+    architectures: tuple[str, ...] = ()
+
+
+class FamilySpec(_Strict):
+    display_name: str
+    base: str
+    distilled: bool
+    native_resolution: Annotated[int, Field(ge=128, le=4096)]
+    resolution_multiple: Annotated[int, Field(ge=1, le=128)]
+    cfg: tuple[float, float]
+    cfg_offset: float = 0.0
+    steps_scale: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
+    steps_by_level: dict[int, Annotated[int, Field(ge=1, le=200)]] | None = None
+    samplers: LevelMap
+    schedulers: LevelMap
+    hires_fix: bool
+    cost: Annotated[float, Field(gt=0.0)]
+    weights_gb: Annotated[float, Field(gt=0.0)]
+    match: FamilyMatch
+
+
+class TensorSignature(_Strict):
+    family: str
+    prefixes: tuple[str, ...]
+
+
+class FamiliesTable(_Strict):
+    version: int
+    families: dict[str, FamilySpec]
+    tensor_signatures: tuple[TensorSignature, ...] = ()
+    default_family: str
+
+
+class StageSpec(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    task_type: str
+    prompt_suffix: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class PipelineSpec(_Strict):
+    description: str
+    stages: tuple[StageSpec, ...]
+
+
+class TaskTypeSpec(_Strict):
+    category: Category
+
+
+class PipelinesTable(_Strict):
+    version: int
+    task_types: dict[str, TaskTypeSpec]
+    workflows: dict[str, dict[str, str]]
+    pipelines: dict[str, PipelineSpec]
+
+
+class UseCaseSpec(_Strict):
+    tier: str
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)]
+    why: str
+    alternatives: tuple[str, ...] = ()
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], data: Any, accepted: str, field: str = "body", prefix: str = "") -> M:
+    """``data`` (a JSON object) as ``model``, or an InvalidInput naming the field, the value and the rule."""
+    if not isinstance(data, dict):
+        raise invalid(field, type(data).__name__, accepted)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix) from None
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> InvalidInput:
+    """Turn pydantic's first error into an InvalidInput naming field, value and rule."""
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "body")
+    value = first.get("input")
+    if isinstance(value, (dict, list)):
+        value = None
+    message = first.get("msg", "invalid value")
+    accepted = message.removeprefix("Value error, ")
+    count = len(exc.errors())
+    more = f" (and {count - 1} more problem{'s' if count > 2 else ''})" if count > 1 else ""
+    shown = f"={value!r}" if value is not None else ""
+    return InvalidInput(f"{field}{shown} is not accepted: {accepted}{more}",
+                        field=field, value=value, accepted=accepted)

@@ -1,0 +1,139 @@
+"""The records facade for the routes (and, next, the record node and the pipelines).
+
+The database is SQLite in ComfyUI's user directory (``atelier/records.sqlite``) unless
+``ATELIER_DATABASE_URL`` names another SQLAlchemy URL (e.g. PostgreSQL shared by many workers).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..base.errors import AtelierError, Conflict, invalid
+from ..quality.estimate import Estimator
+from ..quality.runs import history_duration
+from ..quality.schema import parse_model
+from .hashing import repro_hash
+from .store import RecordStore, render, sqlite_url
+
+
+class GenerationConfig(BaseModel):
+    """What a client asks to record: the operation, its parameters and its prompt (inline or versioned)."""
+
+    model_config = ConfigDict(extra="forbid")
+    operation_type: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+    workspace: Annotated[str, Field(min_length=1, max_length=128)] = "default"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    prompt: Annotated[str, Field(max_length=20000)] | None = None
+    prompt_family: Annotated[str, Field(max_length=128)] | None = None
+    prompt_version: Annotated[int, Field(ge=1)] | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, data: Any) -> GenerationConfig:
+        config = parse_model(cls, data, "a JSON object with operation_type and parameters")
+        if config.prompt is not None and config.prompt_family is not None:
+            raise invalid("prompt_family", config.prompt_family, "either prompt or prompt_family, not both")
+        return config
+
+
+class RecordService:
+    def __init__(self, data_dir: Path, queue: Any = None, cancel: Any = None) -> None:
+        url = os.environ.get("ATELIER_DATABASE_URL") or sqlite_url(data_dir / "records.sqlite")
+        self.store = RecordStore(url)
+        self.submitter = Submitter(self, queue, cancel)
+
+    def _prompt(self, config: GenerationConfig) -> str:
+        if config.prompt_family:
+            template = self.store.prompt_version(config.prompt_family, config.prompt_version).template
+        else:
+            template = config.prompt or ""
+        return render(template, config.variables)
+
+    def validate(self, body: Any) -> dict[str, Any]:
+        """Checks a config (prompt variables included) without writing; names identical earlier runs."""
+        config = GenerationConfig.parse(body)
+        text = self._prompt(config)
+        digest = repro_hash({**config.parameters, "prompt": text})
+        return {"valid": True, "prompt": text, "repro_hash": digest, "identical": self.store.identical(digest)}
+
+    def create(self, user: str, body: Any, status: str = "pending",
+               comfy_prompt_id: str | None = None) -> dict[str, Any]:
+        config = GenerationConfig.parse(body)
+        record = self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
+                                   config.prompt_family, config.prompt_version, config.variables, status=status)
+        if comfy_prompt_id:
+            record = self.store.set_status(record["id"], record["status"], comfy_prompt_id=comfy_prompt_id)
+        return record
+
+
+def calibrate_from_record(estimator: Estimator, record: dict[str, Any], item: dict[str, Any], device: str) -> bool:
+    """A completed record whose parameters carry a quality plan (family, category, params) teaches the
+    estimator its duration, measured by ComfyUI's execution events in its history ``item``. The same
+    checks as the history observer apply (no cached sampler, no model loaded from disk), and the prompt
+    id dedups the two."""
+    quality = (record.get("parameters") or {}).get("quality") or {}
+    if record.get("status") != "completed" or not {"family", "category", "params"} <= quality.keys():
+        return False
+    seconds, _ = history_duration(item)
+    if seconds is None:
+        return False
+    try:
+        return estimator.record_run(quality["category"], quality["params"], quality["family"], seconds,
+                                    device=device, run_id=record.get("comfy_prompt_id"))
+    except (AtelierError, KeyError, TypeError, ValueError):
+        return False
+
+
+class QueueError(AtelierError):
+    """ComfyUI refused the graph (its validation errors are in ``value``)."""
+
+    status = 400
+
+
+class Submitter:
+    """Records a generation and puts its graph on ComfyUI's queue; cancels it again.
+
+    ``queue(graph) -> prompt_id`` and ``cancel(prompt_id) -> None`` are ComfyUI's (the adapters use its
+    HTTP API on loopback); without them a generation is only recorded.
+    """
+
+    def __init__(self, service: RecordService, queue: Any = None, cancel: Any = None) -> None:
+        self.service = service
+        self.queue = queue
+        self.cancel_fn = cancel
+
+    async def submit(self, user: str, body: Any, client_id: str | None = None) -> dict[str, Any]:
+        """Record the config; queue its ``graph`` (ComfyUI sends its events to ``client_id``'s websocket)."""
+        if not isinstance(body, dict):
+            raise invalid("body", type(body).__name__, "a generation config with an API-format graph")
+        body = dict(body)
+        graph = body.pop("graph", None)
+        if graph is not None and (not isinstance(graph, dict) or not graph):
+            raise invalid("graph", type(graph).__name__, "an API-format graph: {node id: {class_type, inputs}}")
+        if graph is not None and self.queue is None:
+            raise invalid("graph", "(a graph)", "no graph here: this server has no ComfyUI queue")
+        record = self.service.create(user, body)
+        if graph is None:
+            return record
+        try:
+            prompt_id = await (self.queue(graph, client_id) if client_id else self.queue(graph))
+        except QueueError as exc:
+            self.service.store.set_status(record["id"], "failed", error=exc.message)
+            raise
+        return self.service.store.set_status(record["id"], "queued", comfy_prompt_id=prompt_id)
+
+    async def cancel(self, record_id: str) -> dict[str, Any]:
+        record = self.service.store.get(record_id)
+        if record["status"] not in ("pending", "queued", "running"):
+            raise Conflict(f"record {record_id} is {record['status']}; only pending, queued or running ones "
+                           f"can be cancelled", field="status", value=record["status"])
+        if record["comfy_prompt_id"] and self.cancel_fn is not None:
+            await self.cancel_fn(record["comfy_prompt_id"])
+        return self.service.store.set_status(record_id, "cancelled")
+
+
+__all__ = ["RecordService", "Submitter", "QueueError", "calibrate_from_record"]

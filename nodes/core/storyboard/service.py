@@ -1,0 +1,79 @@
+"""Running pipelines on ComfyUI's queue and reporting on them (for the routes).
+
+``run`` builds the pipeline's API graph, records it (operation type = the pipeline) and puts it on
+ComfyUI's prompt queue, where ComfyUI validates it; ``status`` answers from ComfyUI's queue and
+history, with the storyboard manifest written by Storyboard Save and the run's records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..base.errors import NotFound, Unavailable, invalid
+from ..records.service import RecordService
+from .pipelines import pipeline_graph
+
+History = Callable[[str], "dict[str, Any] | None"]
+QueueState = Callable[[], "tuple[list[str], list[str]]"]  # (running prompt ids, pending prompt ids)
+
+
+class PipelineService:
+    def __init__(self, records: RecordService, output_dir: Path, check_tier: Callable[[str, str], Any],
+                 history: History | None = None, queue_state: QueueState | None = None) -> None:
+        self.records = records
+        self.output_dir = output_dir
+        self.check_tier = check_tier
+        self.history = history
+        self.queue_state = queue_state
+
+    async def run(self, user: str, name: str, body: Any) -> dict[str, Any]:
+        """``body``: the pipeline's parameters, and optionally ``client_id`` (the websocket that gets its events)."""
+        client_id = body.pop("client_id", None) if isinstance(body, dict) else None
+        if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 128):
+            raise invalid("client_id", client_id, "a websocket client id of 1-128 characters")
+        run, graph = pipeline_graph(name, body)
+        self.check_tier(user, run.tier)
+        if self.records.submitter.queue is None:
+            raise Unavailable("this Atelier server has no ComfyUI queue: run pipelines on a ComfyUI server",
+                              field="name", value=name)
+        record = await self.records.submitter.submit(user, {
+            "operation_type": name, "workspace": "pipelines", "prompt": run.prompt or run.storyboard[:20000],
+            "parameters": {"run": run.model_dump(), "quality": {"preset": run.tier}}, "graph": graph}, client_id)
+        return {"prompt_id": record["comfy_prompt_id"], "record_id": record["id"], "pipeline": name,
+                "tier": run.tier, "nodes": len(graph), "graph": graph}
+
+    def status(self, prompt_id: str) -> dict[str, Any]:
+        records = self.records.store.for_prompt(prompt_id)
+        item = self.history(prompt_id) if self.history else None
+        if item is not None:
+            state = (item.get("status") or {}).get("status_str") or "unknown"
+            status = {"success": "completed", "error": "failed"}.get(state, state)
+        else:
+            running, pending = self.queue_state() if self.queue_state else ([], [])
+            status = "running" if prompt_id in running else "queued" if prompt_id in pending else None
+            if status is None and not records:
+                raise NotFound(f"ComfyUI knows no prompt {prompt_id!r}", field="prompt_id", value=prompt_id)
+            status = status or records[-1]["status"]
+        outputs = (item or {}).get("outputs") or {}
+        return {"prompt_id": prompt_id, "status": status, "outputs": outputs,
+                "manifests": self._manifests(outputs), "records": records}
+
+    def _manifests(self, outputs: dict[str, Any]) -> list[dict[str, Any]]:
+        """The manifest.json of every storyboard a prompt saved (found from its saved frames)."""
+        found: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        root = self.output_dir.resolve()
+        for output in outputs.values():
+            if not isinstance(output, dict):
+                continue
+            for sub in [str(s) for s in output.get("storyboard", [])]:
+                if not sub.startswith("atelier/storyboards/") or sub in seen:
+                    continue
+                seen.add(sub)
+                path = (root / sub / "manifest.json").resolve()
+                if root in path.parents and path.is_file():
+                    found.append({"folder": sub, **json.loads(path.read_text(encoding="utf-8"))})
+        return found
