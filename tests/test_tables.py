@@ -17,7 +17,7 @@ def _ksampler(object_info: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def test_shipped_name_lists_are_comfyuis(object_info: dict[str, Any]) -> None:
-    from atelier.nodes.core.quality.tables import PRESETS_DIR, read_yaml
+    from atelier.nodes.core.base.data import PRESETS_DIR, read_yaml
 
     names = read_yaml(PRESETS_DIR / "comfyui_names.yaml")
     samplers, schedulers = _ksampler(object_info)

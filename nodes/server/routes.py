@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..core.base.errors import AtelierError, InvalidInput, NotFound, invalid
-from ..core.base.files import safe_user
+from ..core.base.ids import user_id
 from ..core.quality.service import QualityService
 
 log = logging.getLogger("atelier")
@@ -98,7 +98,7 @@ def build_routes(service: Callable[[], QualityService], user_of: UserResolver = 
 
     def user(request: web.Request) -> str:
         try:
-            return safe_user(user_of(request))
+            return user_id(user_of(request))
         except KeyError as exc:
             raise AtelierError(f"unknown user: {exc}", field="comfy-user") from None
 

@@ -1,15 +1,10 @@
-"""Small filesystem helpers shared by every store: atomic writes and safe path parts."""
+"""Atomic writes: readers see the old file or the new one, never a part."""
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
-
-from .errors import invalid
-
-USER_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -33,11 +28,3 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-
-
-def safe_user(user: str | None) -> str:
-    """A user id usable as a folder name (ComfyUI's user ids), else an InvalidInput."""
-    user = user or "default"
-    if not USER_ID_RE.match(user) or ".." in user:
-        raise invalid("user", user, "letters, digits, '_', '-', '.' (1-128, no '..')")
-    return user

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..base.files import atomic_write_text
-from ..quality.schema import parse_model
+from ..base.validation import parse_model
 from . import rules
 from .rules import Critique, Style
 

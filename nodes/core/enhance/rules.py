@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..quality.tables import PRESETS_DIR, read_yaml
+from ..base.data import PRESETS_DIR, read_yaml
 
 ASPECTS = ("style", "lighting", "composition", "detail")
 WEIGHT_RE = re.compile(r"\(([^():]+):\s*([^()]*?)\)")

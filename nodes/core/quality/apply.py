@@ -14,8 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..base.validation import parse_model
 from .families import Detection, detect_family
-from .schema import Category, Preset, parse_model
+from .schema import Category, Preset
 from .tables import Tables, load_tables
 
 # Parameter names each category can fill (ComfyUI's input names where ComfyUI has one).

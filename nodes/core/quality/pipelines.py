@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..base.errors import InvalidInput, NotFound, invalid
+from ..base.validation import parse_model, validation_error
 from .apply import CATEGORY_INPUTS, FunctionTemplate, apply_preset, round_to_multiple
 from .estimate import Estimate, Estimator
-from .schema import Preset, QualityWord, comfy_names, parse_model, validation_error
+from .schema import Preset, QualityWord, comfy_names
 from .tables import Tables
 
 _Steps = Annotated[int, Field(ge=1, le=200)]

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..base.errors import Conflict, InvalidInput, NotFound, ReadOnly, invalid
-from .schema import PARAM_MODELS, CustomPresetSpec, Multipliers, Preset, validation_error
+from ..base.validation import validation_error
+from .schema import PARAM_MODELS, CustomPresetSpec, Multipliers, Preset
 from .store import PresetStore, Problem, StoredSpec
 from .tables import Tables, load_tables
 

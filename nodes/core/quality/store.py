@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from filelock import FileLock
 from pydantic import ValidationError
 
+from ..base.data import YAMLError, parse_yaml
 from ..base.errors import Conflict, NotFound
-from ..base.files import atomic_write_text, safe_user
-from .schema import CustomPresetSpec, validation_error
-from .tables import parse_yaml
+from ..base.files import atomic_write_text
+from ..base.ids import user_id
+from ..base.validation import validation_error
+from .schema import CustomPresetSpec
 
 SUFFIX = ".yaml"
 
@@ -55,7 +56,7 @@ class PresetStore:
 
     # --- paths -------------------------------------------------------------------------------
     def folder(self, user: str) -> Path:
-        return self.users_dir / safe_user(user) / "atelier" / "presets"
+        return self.users_dir / user_id(user) / "atelier" / "presets"
 
     def users(self) -> list[str]:
         """Users that have a presets folder."""
@@ -113,7 +114,7 @@ class PresetStore:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
             data = _load_text(text)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, YAMLError) as exc:
             return Problem(name, f"cannot read YAML: {exc}".splitlines()[0])
         if not isinstance(data, dict):
             return Problem(name, "expected a mapping of preset fields")

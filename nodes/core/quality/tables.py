@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from ..base.data import PRESETS_DIR, read_yaml
 from ..base.errors import invalid
+from ..base.validation import validation_error
 from .schema import (
     FamiliesTable,
     PipelinesTable,
@@ -22,25 +23,9 @@ from .schema import (
     TierSpec,
     UseCaseSpec,
     register_comfy_names,
-    validation_error,
 )
 
-PRESETS_DIR = Path(__file__).resolve().parents[3] / "presets"
-TIER_ORDER = ("draft", "standard", "high", "ultra")
-
-try:  # the C loader is ~10x faster; PyYAML wheels ship it
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - pure-Python PyYAML
-    _Loader = yaml.SafeLoader
-
-
-def read_yaml(path: Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - Safe loader
-
-
-def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - Safe loader
+LEVELS = (1, 2, 3, 4)
 
 
 def _validated(model: Any, data: Any, source: Path) -> Any:
@@ -91,8 +76,9 @@ def load_tables(presets_dir: Path = PRESETS_DIR) -> Tables:
                                 **spec.model_dump(exclude={"aliases"}), aliases=spec.aliases)
         for alias in spec.aliases:
             aliases[alias] = tier_id
-    if tuple(sorted(tiers, key=lambda t: tiers[t].level)) != TIER_ORDER:
-        raise RuntimeError(f"{tiers_file}: expected tiers {TIER_ORDER} at levels 1-4")
+    if sorted(t.level for t in tiers.values()) != list(LEVELS):
+        raise RuntimeError(f"{tiers_file}: expected one tier per level {list(LEVELS)}")
+    tiers = dict(sorted(tiers.items(), key=lambda item: item[1].level))  # draft, standard, high, ultra
 
     families_file = presets_dir / "families.yaml"
     families: FamiliesTable = _validated(FamiliesTable, read_yaml(families_file), families_file)

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..base.errors import AtelierError, Conflict, invalid
+from ..base.validation import parse_model
 from ..quality.estimate import Estimator
 from ..quality.runs import history_duration
-from ..quality.schema import parse_model
 from .hashing import repro_hash
 from .store import RecordStore, render, sqlite_url
 

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..base.data import PRESETS_DIR, read_yaml
 from ..base.errors import NotFound
-from ..quality.tables import PRESETS_DIR, read_yaml
 from .clip import Backbone, load_backbone
 
 PrepareHook = Callable[[nn.Module], None]

@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..base.data import PRESETS_DIR, read_yaml
 from ..base.errors import Forbidden, InvalidInput, invalid
-from ..quality.schema import parse_model, validation_error
-from ..quality.tables import PRESETS_DIR, read_yaml
+from ..base.validation import parse_model, validation_error
 
 VALUES = ("affinity", "trust", "chemistry", "tension")
 Value = Annotated[float, Field(ge=0.0, le=100.0)]

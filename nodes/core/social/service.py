@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..base.data import read_yaml
 from ..base.errors import invalid
-from ..quality.tables import read_yaml
 from .context import ContextRequest, build_context, enforce, validate, worlds
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..base.data import PRESETS_DIR
 from ..base.files import atomic_write_bytes
-from ..quality.tables import PRESETS_DIR
 from .demo import demo_generate, demo_reference
 from .frames import FrameResult
 from .manifest import build_manifest, png_bytes, write_storyboard

@@ -10,14 +10,13 @@ names it as a frame (or it is the run's ``reference.png``), so no request can re
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
-from ..base.errors import NotFound, invalid
+from ..base.errors import NotFound
+from ..base.ids import folder_id, is_folder_id
 from .manifest import MANIFEST
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 EXTRA_FILES = ("reference.png",)
 
 
@@ -27,11 +26,11 @@ class StoryboardLibrary:
 
     def _folders(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
-        if (self.root / MANIFEST).is_file() and ID_PATTERN.match(self.root.name):
+        if (self.root / MANIFEST).is_file() and is_folder_id(self.root.name):
             found[self.root.name] = self.root
         if self.root.is_dir():
             for child in self.root.iterdir():
-                if ID_PATTERN.match(child.name) and (child / MANIFEST).is_file():
+                if is_folder_id(child.name) and (child / MANIFEST).is_file():
                     found.setdefault(child.name, child)
         return found
 
@@ -58,8 +57,7 @@ class StoryboardLibrary:
         return sorted(items, key=lambda item: (-float(item["created_at"] or 0), item["id"]))
 
     def _folder(self, storyboard_id: str) -> Path:
-        if not isinstance(storyboard_id, str) or not ID_PATTERN.match(storyboard_id):
-            raise invalid("storyboard", storyboard_id, "a storyboard folder name (letters, digits, . _ -)")
+        folder_id("storyboard", storyboard_id)
         folder = self._folders().get(storyboard_id)
         if folder is None:
             raise NotFound(f"no storyboard {storyboard_id!r} under {self.root}", field="storyboard",
@@ -80,7 +78,7 @@ class StoryboardLibrary:
     def file(self, storyboard_id: str, name: str) -> Path:
         """The path of a file the storyboard's manifest names; anything else is a 404."""
         manifest = self.get(storyboard_id)
-        if not ID_PATTERN.match(name) or name not in manifest["files"]:
+        if not is_folder_id(name) or name not in manifest["files"]:
             raise NotFound(f"storyboard {storyboard_id!r} has no file {name!r}", field="file", value=name)
         path = self._folder(storyboard_id) / name
         if not path.is_file():

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..base.errors import invalid
-from ..quality.schema import parse_model
+from ..base.validation import parse_model
 from .spec import Storyboard
 
 Graph = dict[str, dict[str, Any]]

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..base.data import PRESETS_DIR, read_yaml
 from ..base.errors import invalid
-from ..quality.schema import parse_model
-from ..quality.tables import PRESETS_DIR, read_yaml
+from ..base.validation import parse_model
 
 Role = Literal["start", "end"]
 REFERENCE, PREVIOUS_END, OWN_START = "reference", "previous_end", "own_start"
