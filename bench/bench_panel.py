@@ -28,13 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from atelier.nodes.core.quality.service import QualityService
-from atelier.nodes.core.records.service import RecordService
-from atelier.nodes.core.social.service import SocialService
 from atelier.nodes.core.storyboard.curate import curate
-from atelier.nodes.core.storyboard.library import StoryboardLibrary
 from atelier.nodes.core.storyboard.spec import Storyboard, chain_settings
-from atelier.nodes.server.routes import standalone_app
+from atelier.nodes.host import Atelier, Settings, wiring
 from stats import pct
 
 
@@ -85,19 +81,20 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="atelier-bench-panel-"))
-    service = QualityService(tmp / "users", tmp / "data")
+    root = tmp / "storyboards"
+    atelier = Atelier(Settings.standalone(tmp, environ={}).with_storyboards(root))
+    service = atelier.quality
     customs = [f"custom-{i}" for i in range(max(0, args.presets - 4))]
     for i, preset in enumerate(customs):
         service.create_preset("default", {"id": preset, "extends": ["draft", "standard", "high", "ultra"][i % 4],
                                           "image": {"steps": 10 + i}})
-    records = RecordService(tmp / "records")
+    records = atelier.records
     for i in range(args.records):
         record = records.create("default", {"operation_type": "txt2img", "prompt": f"prompt {i}",
                                             "parameters": {"seed": i}})
         if i % 2:
             records.store.set_status(record["id"], "running")
             records.store.set_status(record["id"], "completed")
-    root = tmp / "storyboards"
     board = Storyboard.from_text("a fox in snow | the fox runs\na river at dawn | fog")
     started = time.perf_counter()
     curate(board, chain_settings(1, {"variations": 2}), root / "sb-000", "draft")
@@ -107,8 +104,7 @@ def main() -> None:
     print(f"setup: {len(customs) + 4} presets, {args.records} records, {args.storyboards} storyboards "
           f"({time.perf_counter() - started:.1f} s for the storyboards)")
 
-    base = serve(standalone_app(service, social=SocialService(tmp / "social"), records=records,
-                                storyboards=StoryboardLibrary(root)))
+    base = serve(wiring.app(atelier))
     template = {"model_family": "sdxl", "width": 0, "height": 0}
     cases = [
         ("reference: GET /atelier/families", "GET", "/atelier/families", None),

@@ -26,9 +26,9 @@ import torchvision_shim  # noqa: E402  (a CUDA-linked torchvision on a CPU torch
 torchvision_shim.install()
 
 import open_clip  # noqa: E402
-from atelier.nodes.core.scoring import model_scorers  # noqa: E402
 from atelier.nodes.core.scoring.images import collect  # noqa: E402
 from atelier.nodes.core.scoring.models import ModelFolders, ModelManager  # noqa: E402
+from atelier.nodes.core.scoring.registry import builtin_scorers  # noqa: E402
 from atelier.nodes.core.scoring.scores import score_variations  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
@@ -118,7 +118,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="atelier-bench-scoring-"))
     folder, head = build_models(root, args.arch)
     manager = ModelManager(ModelFolders(folders={"scorers": [root / "scorers"], "aesthetic": [root / "aesthetic"]}))
-    model_scorers.configure(manager)
+    registry = builtin_scorers(manager)
     backbone = manager.backbone("clip")
     backbone.model.to(device)
     manager.head("aesthetic").to(device)
@@ -133,7 +133,7 @@ def main() -> None:
         images = torch.rand(batch, args.size, args.size, 3, generator=generator).to(device)
 
         def ours(batch_images: torch.Tensor = images) -> None:
-            score_variations(collect(batch_images), PROMPT, "clip_score,aesthetic")
+            score_variations(collect(batch_images), PROMPT, "clip_score,aesthetic", registry=registry)
 
         ours_s = timed(ours, args.repeats)
         ref_s = timed(lambda batch_images=images: naive.score(batch_images), max(1, args.repeats // 2))

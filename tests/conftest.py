@@ -17,7 +17,7 @@ import pytest
 import torchvision_shim
 from aiohttp import web
 from atelier.nodes.core.quality.service import QualityService
-from atelier.nodes.server.routes import standalone_app
+from atelier.nodes.host import Atelier, Settings, wiring
 
 TORCHVISION = torchvision_shim.install()
 REPO = Path(__file__).resolve().parents[1]
@@ -142,55 +142,72 @@ class Client:
 
 
 @pytest.fixture
-def enhance_service(tmp_path: Path):
-    from atelier.nodes.core.enhance.service import EnhanceService
-
-    return EnhanceService(tmp_path / "data", tmp_path / "traces")
-
-
-@pytest.fixture
-def social_service(tmp_path: Path):
-    from atelier.nodes.core.social.service import SocialService
-
-    return SocialService(tmp_path / "social")
+def settings(tmp_path: Path) -> Settings:
+    """Atelier's folders for one test, as ``atelier serve`` lays them out under ATELIER_HOME."""
+    return Settings.standalone(tmp_path / "home", environ={})
 
 
 @pytest.fixture
-def record_service(tmp_path: Path):
-    from atelier.nodes.core.records.service import RecordService
-
-    return RecordService(tmp_path / "records")
-
-
-@pytest.fixture
-def pipeline_service(service: QualityService, record_service, tmp_path: Path):
-    from atelier.nodes.core.storyboard.service import PipelineService
-
-    return PipelineService(record_service, tmp_path / "output", service.tier)
+def atelier(settings: Settings, service: QualityService) -> Atelier:
+    """The host's context on the test's folders (its quality service is the ``service`` fixture's)."""
+    context = Atelier(settings)
+    context._made["quality"] = service
+    return context
 
 
 @pytest.fixture
-def storyboard_root(tmp_path: Path) -> Path:
+def fake_comfyui() -> Iterator[Any]:
+    """A stand-in for ComfyUI's HTTP API on loopback (tests/fake_comfyui.py)."""
+    from fake_comfyui import FakeComfyUI
+
+    with FakeComfyUI() as comfy:
+        yield comfy
+
+
+@pytest.fixture
+def on_comfyui(settings: Settings, service: QualityService, fake_comfyui: Any) -> Atelier:
+    """The host's context as inside ComfyUI: generations queued on (and followed from) the stand-in ComfyUI
+    through Atelier's one ComfyUI client."""
+    context = Atelier(settings, comfy=lambda: wiring.comfyui(fake_comfyui.url))
+    context._made["quality"] = service
+    return context
+
+
+@pytest.fixture
+def enhance_service(atelier: Atelier):
+    return atelier.enhance
+
+
+@pytest.fixture
+def social_service(atelier: Atelier):
+    return atelier.social
+
+
+@pytest.fixture
+def record_service(atelier: Atelier):
+    return atelier.records
+
+
+@pytest.fixture
+def pipeline_service(atelier: Atelier):
+    return atelier.pipelines
+
+
+@pytest.fixture
+def storyboard_root(settings: Settings) -> Path:
     """Where the server's storyboard viewer looks (ComfyUI's output/atelier/storyboards)."""
-    root = tmp_path / "output" / "atelier" / "storyboards"
-    root.mkdir(parents=True)
-    return root
+    settings.storyboards_dir.mkdir(parents=True)
+    return settings.storyboards_dir
 
 
-@pytest.fixture
-def server(service: QualityService, enhance_service, social_service, record_service, pipeline_service,
-           storyboard_root: Path):
-    """Atelier's routes on a real aiohttp server, 127.0.0.1 on a free port, in its own thread."""
-    from atelier.nodes.core.storyboard.library import StoryboardLibrary
-
+def serve_app(app: web.Application) -> Iterator[Client]:
+    """An aiohttp app on a real server, 127.0.0.1 on a free port, in its own thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        runner = web.AppRunner(standalone_app(service, enhance=enhance_service, social=social_service,
-                                              records=record_service, pipelines=pipeline_service,
-                                              storyboards=StoryboardLibrary(storyboard_root)))
+        runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -210,3 +227,9 @@ def server(service: QualityService, enhance_service, social_service, record_serv
     asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+
+
+@pytest.fixture
+def server(atelier: Atelier, storyboard_root: Path) -> Iterator[Client]:
+    """Atelier's routes (as ``atelier serve`` mounts them) on a real aiohttp server on loopback."""
+    yield from serve_app(wiring.app(atelier))

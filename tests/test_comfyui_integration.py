@@ -121,7 +121,7 @@ def _graph(preset: str, width: int = 64, height: int = 64, batch: int = 1, seed:
 
 def _shipped(name: str, **preset: Any) -> dict[str, Any]:
     """A shipped API workflow on the test checkpoint, its Quality Presets at 64x64 (and ``preset``)."""
-    from atelier.nodes.remote.comfyui import use_checkpoint
+    from atelier.nodes.core.storyboard.pipelines import use_checkpoint
 
     graph = use_checkpoint(json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text()), CHECKPOINT)
     for node in graph.values():

@@ -11,8 +11,9 @@ import pytest
 from aiohttp import web
 from atelier.nodes.core.base.errors import InvalidInput
 from atelier.nodes.core.enhance import rules
-from atelier.nodes.core.enhance.llm import llm_backends
+from atelier.nodes.core.enhance.config import key_for
 from atelier.nodes.core.enhance.loop import Enhancer, EnhanceRequest
+from atelier.nodes.remote.llm import http_backends
 from llm_servers import ScriptedLLM, is_critic
 
 GOOD_CRITIQUE = json.dumps({"score": 91, "feedback": "good", "checks": []})
@@ -27,7 +28,7 @@ def judged(body) -> str:
 
 
 def run(request: EnhanceRequest, enhancer: Enhancer | None = None):
-    return asyncio.run((enhancer or Enhancer(llm_backends())).run(request))
+    return asyncio.run((enhancer or Enhancer(http_backends(lambda url: key_for(url, None)))).run(request))
 
 
 @pytest.fixture
@@ -211,18 +212,19 @@ def test_enhance_route_validates_and_answers(server, enhance_service, tmp_path) 
 
 
 def test_configured_endpoints_supply_url_model_and_key(llm, tmp_path, monkeypatch) -> None:
-    from atelier.nodes.core.enhance.service import EnhanceService
+    from atelier.nodes.host import Atelier, Settings
 
     def reply(body, request):
         return judged(body) if is_critic(body) else "a fox in the snow, oil painting, moonlight, wide shot, detailed"
 
     server, url = llm(reply)
-    data = tmp_path / "data"
-    data.mkdir()
+    data = tmp_path / "home" / "data"
+    data.mkdir(parents=True)
     (data / "llm.json").write_text(json.dumps({"endpoints": {"studio": {
         "backend": "openai", "url": url, "model": "qwen3-8b", "api_key_env": "STUDIO_KEY"}}}))
     monkeypatch.setenv("STUDIO_KEY", "sk-from-env")
-    service = EnhanceService(data, tmp_path / "traces")
+    settings = Settings.standalone(tmp_path / "home", environ={})
+    service = Atelier(settings).enhance  # as the host builds it: named endpoints, HTTP backends, keys
     assert service.endpoint_names() == ["(backend default)", "studio"]
     assert service.endpoints() == [{"name": "studio", "backend": "openai", "url": url, "model": "qwen3-8b"}]
     result = asyncio.run(service.enhance({"prompt": "a fox", "endpoint": "studio"}, keep_trace=True))
@@ -230,7 +232,7 @@ def test_configured_endpoints_supply_url_model_and_key(llm, tmp_path, monkeypatc
     _, body, headers = server.requests[0]
     assert body["model"] == "qwen3-8b" and headers["Authorization"] == "Bearer sk-from-env"
     trace_file = Path(result["trace_file"])
-    assert trace_file.parent == tmp_path / "traces" and "sk-from-env" not in trace_file.read_text()
+    assert trace_file.parent == settings.traces_dir and "sk-from-env" not in trace_file.read_text()
     with pytest.raises(InvalidInput) as wrong:
         service.request({"prompt": "x", "endpoint": "studio", "backend": "ollama"})
     assert wrong.value.field == "backend"
@@ -239,7 +241,7 @@ def test_configured_endpoints_supply_url_model_and_key(llm, tmp_path, monkeypatc
 def test_trace_files_are_removed_unless_kept(tmp_path) -> None:
     from atelier.nodes.core.enhance.service import EnhanceService
 
-    service = EnhanceService(tmp_path / "data", tmp_path / "traces")
+    service = EnhanceService(tmp_path / "data" / "llm.json", tmp_path / "traces")
     gone = asyncio.run(service.enhance({"prompt": "a bare castle"}))
     assert gone["trace_file"] is None and not list((tmp_path / "traces").glob("*.json"))
     kept = asyncio.run(service.enhance({"prompt": "a quiet harbour", "seed": 4}, keep_trace=True))
@@ -269,10 +271,10 @@ def test_transformers_backend_runs_a_local_model_deterministically(tmp_path) -> 
     folder = tiny_causal_lm(tmp_path / "tiny-lm")
     request = EnhanceRequest(prompt="a fox", backend="transformers", model=str(folder), seed=11, iterations=1,
                              temperature=0.9)
-    first, second = run(request, Enhancer(llm_backends())), run(request, Enhancer(llm_backends()))
+    first, second = run(request, Enhancer(http_backends(lambda url: key_for(url, None)))), run(request, Enhancer(http_backends(lambda url: key_for(url, None))))
     writer = next(s for s in first.trace if s.role == "writer")
     assert writer.backend == "transformers" and not writer.note and writer.text  # the local model wrote
     assert first.prompt == second.prompt  # same seed, same result
     assert any("transformers critic failed" in f for f in first.fallbacks)  # a random model writes no JSON
-    missing = run(request.model_copy(update={"model": str(tmp_path / "absent")}), Enhancer(llm_backends()))
+    missing = run(request.model_copy(update={"model": str(tmp_path / "absent")}), Enhancer(http_backends(lambda url: key_for(url, None))))
     assert any("no such model folder" in f for f in missing.fallbacks) and missing.score >= 85

@@ -12,10 +12,10 @@ pytest.importorskip("open_clip")
 pytest.importorskip("transformers")
 
 import open_clip  # noqa: E402
-from atelier.nodes.core.scoring import model_scorers  # noqa: E402
 from atelier.nodes.core.scoring.clip import center_crop, letterbox  # noqa: E402
 from atelier.nodes.core.scoring.images import collect  # noqa: E402
 from atelier.nodes.core.scoring.models import ModelFolders, ModelManager, aesthetic_head  # noqa: E402
+from atelier.nodes.core.scoring.registry import builtin_scorers  # noqa: E402
 from atelier.nodes.core.scoring.scores import score_variations  # noqa: E402
 from PIL import Image  # noqa: E402
 from tiny_models import (  # noqa: E402
@@ -46,13 +46,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def manager(models: dict[str, Path]):
+def manager(models: dict[str, Path]) -> ModelManager:
     folders = ModelFolders(folders={"scorers": [models["scorers"]], "aesthetic": [models["aesthetic"]]},
                            archs={"hpsv2": str(models["arch"])})
-    manager = ModelManager(folders)
-    model_scorers.configure(manager)
-    yield manager
-    model_scorers.configure(None)
+    return ModelManager(folders)
 
 
 def images_8bit(seed: int = 0) -> list[torch.Tensor]:
@@ -79,7 +76,7 @@ def reference_open_clip(folder: Path, images: list[torch.Tensor], prompts: list[
 def test_clip_score_and_aesthetic_match_their_references(models, manager) -> None:
     images = images_8bit()
     prompts = [PROMPTS[0], PROMPTS[1], PROMPTS[0]]
-    result = score_variations(collect(images), prompts, "clip_score,aesthetic")
+    result = score_variations(collect(images), prompts, "clip_score,aesthetic", registry=builtin_scorers(manager))
     assert not result.warnings, result.warnings
     image, text = reference_open_clip(models["clip"], images, prompts)
     cos = (image * text).sum(-1)
@@ -92,7 +89,7 @@ def test_clip_score_and_aesthetic_match_their_references(models, manager) -> Non
         return x.squeeze(-1).tolist()
 
     # the definition, exactly, on Atelier's own embeddings (L2-normalised, projected)
-    backbone = model_scorers.manager().backbone("clip")
+    backbone = manager.backbone("clip")
     ours = backbone.image_embeddings(backbone.preprocess(images, "round"))
     assert result.metrics["aesthetic"] == pytest.approx(mlp(ours), abs=1e-4)
     # and the whole pipeline against open_clip's PIL preprocessing (pixels within one 8-bit level)
@@ -114,9 +111,9 @@ def test_clip_score_and_aesthetic_share_one_image_forward(manager) -> None:
 
     backbone.encode_image_fn, backbone.encode_text_fn = count_image, count_text
     try:
-        score_variations(collect(torch.rand(5, 40, 40, 3)), "an owl", "clip_score,aesthetic")
+        score_variations(collect(torch.rand(5, 40, 40, 3)), "an owl", "clip_score,aesthetic", registry=builtin_scorers(manager))
         assert calls["image"] == 1
-        score_variations(collect(torch.rand(2, 40, 40, 3)), "an owl", "clip_score")
+        score_variations(collect(torch.rand(2, 40, 40, 3)), "an owl", "clip_score", registry=builtin_scorers(manager))
         assert calls["text"] <= 1  # the prompt's embedding is cached
     finally:
         backbone.encode_image_fn, backbone.encode_text_fn = image_fn, text_fn
@@ -126,7 +123,7 @@ def test_pickscore_matches_the_hugging_face_pipeline(models, manager) -> None:
     from transformers import CLIPModel, CLIPProcessor
 
     images = images_8bit(1)
-    result = score_variations(collect(images), PROMPTS[0], "pickscore")
+    result = score_variations(collect(images), PROMPTS[0], "pickscore", registry=builtin_scorers(manager))
     model = CLIPModel.from_pretrained(models["pickscore"], local_files_only=True).eval()
     processor = CLIPProcessor.from_pretrained(models["pickscore"], local_files_only=True)
     with torch.no_grad():
@@ -139,7 +136,7 @@ def test_pickscore_matches_the_hugging_face_pipeline(models, manager) -> None:
 
 def test_hpsv2_letterboxes_and_matches_its_reference(models, manager) -> None:
     images = images_8bit(2)
-    result = score_variations(collect(images), PROMPTS[1], "hpsv2")
+    result = score_variations(collect(images), PROMPTS[1], "hpsv2", registry=builtin_scorers(manager))
     model = open_clip.create_model(str(models["arch"]), pretrained=str(models["hpsv2"]))
     tokenizer = open_clip.get_tokenizer(str(models["arch"]))
     pixels = []
@@ -166,30 +163,24 @@ def test_transformers_format_clip_serves_clip_score(models, tmp_path) -> None:
 
     clip_vision = tmp_path / "clip_vision"
     shutil.copytree(models["pickscore"], clip_vision / "clip-vit-large-patch14")
-    model_scorers.configure(ModelManager(ModelFolders(folders={"clip_vision": [clip_vision]})))
-    try:
-        result = score_variations(collect(images_8bit(3)), PROMPTS[0], "clip_score")
-        assert not result.warnings and len(result.metrics["clip_score"]) == 3
-        assert all(0 <= v <= 100 for v in result.metrics["clip_score"])
-    finally:
-        model_scorers.configure(None)
+    registry = builtin_scorers(ModelManager(ModelFolders(folders={"clip_vision": [clip_vision]})))
+    result = score_variations(collect(images_8bit(3)), PROMPTS[0], "clip_score", registry=registry)
+    assert not result.warnings and len(result.metrics["clip_score"]) == 3
+    assert all(0 <= v <= 100 for v in result.metrics["clip_score"])
 
 
 def test_missing_models_name_folders_and_files_and_technical_goes_on(tmp_path) -> None:
     empty = tmp_path / "scorers"
     empty.mkdir()
-    model_scorers.configure(ModelManager(ModelFolders(folders={"scorers": [empty]}, hf_cache=tmp_path / "hf")))
-    try:
-        result = score_variations(collect(torch.rand(2, 32, 32, 3)), "a cat", "technical,pickscore")
-        assert len(result.overall) == 2 and "pickscore" not in result.metrics
-        warning = " ".join(result.warnings)
-        assert "PickScore_v1" in warning and str(empty) in warning and "nothing is downloaded" in warning
-    finally:
-        model_scorers.configure(None)
+    registry = builtin_scorers(ModelManager(ModelFolders(folders={"scorers": [empty]}, hf_cache=tmp_path / "hf")))
+    result = score_variations(collect(torch.rand(2, 32, 32, 3)), "a cat", "technical,pickscore", registry=registry)
+    assert len(result.overall) == 2 and "pickscore" not in result.metrics
+    warning = " ".join(result.warnings)
+    assert "PickScore_v1" in warning and str(empty) in warning and "nothing is downloaded" in warning
 
 
 def test_prompt_scorers_without_a_prompt_are_left_out(manager) -> None:
-    result = score_variations(collect(torch.rand(2, 32, 32, 3)), "", "technical,clip_score")
+    result = score_variations(collect(torch.rand(2, 32, 32, 3)), "", "technical,clip_score", registry=builtin_scorers(manager))
     assert "clip_score" not in result.metrics and any("needs a prompt" in w for w in result.warnings)
 
 
@@ -208,12 +199,9 @@ def test_open_clip_folder_without_weights_is_refused(tmp_path, models) -> None:
     broken = tmp_path / "scorers" / "clip-vit-large-patch14"
     broken.mkdir(parents=True)
     shutil.copy(models["clip"] / "open_clip_config.json", broken)
-    model_scorers.configure(ModelManager(ModelFolders(folders={"scorers": [tmp_path / "scorers"]})))
-    try:
-        result = score_variations(collect(torch.rand(1, 32, 32, 3)), "x", "technical,clip_score")
-        assert any("no weights" in w for w in result.warnings)
-    finally:
-        model_scorers.configure(None)
+    registry = builtin_scorers(ModelManager(ModelFolders(folders={"scorers": [tmp_path / "scorers"]})))
+    result = score_variations(collect(torch.rand(1, 32, 32, 3)), "x", "technical,clip_score", registry=registry)
+    assert any("no weights" in w for w in result.warnings)
 
 
 @pytest.mark.parametrize(("height", "width"), [(512, 384), (300, 700), (225, 224), (160, 120), (100, 100)])
@@ -250,9 +238,9 @@ def test_explicitly_chosen_models_override_the_default_names(models, tmp_path) -
     base = ModelManager(ModelFolders(folders={"scorers": [tmp_path / "empty"]}))
     chosen = base.with_overrides({"pickscore": renamed / "model.safetensors"})
     image_set = collect(images_8bit(5))
-    without = score_variations(image_set, "a fox", "pickscore", context={"manager": base})
+    without = score_variations(image_set, "a fox", "pickscore", registry=builtin_scorers(base))
     assert "pickscore" not in without.metrics
-    with_choice = score_variations(image_set, "a fox", "pickscore", context={"manager": chosen})
+    with_choice = score_variations(image_set, "a fox", "pickscore", registry=builtin_scorers(chosen))
     assert len(with_choice.metrics["pickscore"]) == 3 and not with_choice.warnings
 
 
@@ -269,5 +257,5 @@ def test_models_are_found_in_the_local_hugging_face_cache(models, tmp_path) -> N
     folders = ModelFolders(folders={"scorers": [tmp_path / "empty"]}, hf_cache=tmp_path / "hub")
     assert locate("pickscore", folders) == repo / "snapshots" / "abc123"
     result = score_variations(collect(images_8bit(6)), "a fox", "pickscore",
-                              context={"manager": ModelManager(folders)})
+                              registry=builtin_scorers(ModelManager(folders)))
     assert len(result.metrics["pickscore"]) == 3 and not result.warnings

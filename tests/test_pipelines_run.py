@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,30 +23,39 @@ def test_every_pipeline_graph_is_valid_for_comfyui(name: str, object_info: dict[
     assert graph["quality"]["inputs"]["tier"] == "high"
 
 
-def test_pipeline_runs_are_recorded_and_queued(pipeline_service, record_service) -> None:
-    queued: list[dict[str, Any]] = []
-
-    async def queue(graph: dict[str, Any]) -> str:
-        queued.append(graph)
-        return "prompt-1"
-
-    record_service.submitter.queue = queue
-    answer = asyncio.run(pipeline_service.run("default", "shot_generation", {**RUN, "variations": 3}))
-    assert answer["prompt_id"] == "prompt-1" and queued[0]["latent"]["class_type"] == "EmptyLatentImage"
-    assert queued[0]["quality"]["inputs"]["batch_size"] == 3
-    record = record_service.store.get(answer["record_id"])
+def test_pipeline_runs_are_recorded_and_queued(on_comfyui, fake_comfyui) -> None:
+    pipelines, records = on_comfyui.pipelines, on_comfyui.records
+    answer = asyncio.run(pipelines.run("default", "shot_generation", {**RUN, "variations": 3}))
+    queued = fake_comfyui.graphs[answer["prompt_id"]]
+    assert queued["latent"]["class_type"] == "EmptyLatentImage" and queued["quality"]["inputs"]["batch_size"] == 3
+    record = records.store.get(answer["record_id"])
     assert record["status"] == "queued" and record["operation_type"] == "shot_generation"
-    assert pipeline_service.status("prompt-1")["status"] == "queued"  # from the record while ComfyUI has no trace
+    assert asyncio.run(pipelines.status(answer["prompt_id"]))["status"] == "queued"  # ComfyUI's queue says so
+    fake_comfyui.start(answer["prompt_id"])
+    assert asyncio.run(pipelines.status(answer["prompt_id"]))["status"] == "running"
 
 
-def test_status_reads_comfyui_history_and_the_storyboard_manifest(pipeline_service, tmp_path: Path) -> None:
-    folder = tmp_path / "output" / "atelier" / "storyboards" / "s_1"
+def test_a_graph_comfyui_refuses_is_a_400_and_a_failed_record(on_comfyui, fake_comfyui) -> None:
+    from atelier.nodes.core.records.service import QueueError
+
+    with pytest.raises(QueueError) as refused:
+        asyncio.run(on_comfyui.records.submitter.submit("default", {
+            "operation_type": "image_generation", "graph": {"1": {"class_type": "Invalid", "inputs": {}}}}))
+    assert refused.value.status == 400 and refused.value.message.startswith("ComfyUI refused the graph")
+    assert "1" in refused.value.value  # ComfyUI's node errors, by node id
+    failed = on_comfyui.records.store.page(status="failed")["items"]
+    assert failed and failed[0]["error"].startswith("ComfyUI refused the graph")
+
+
+def test_status_reads_comfyui_history_and_the_storyboard_manifest(on_comfyui, fake_comfyui) -> None:
+    folder = on_comfyui.settings.output_dir / "atelier" / "storyboards" / "s_1"
     folder.mkdir(parents=True)
     (folder / "manifest.json").write_text(json.dumps({"status": "completed_with_failures", "failed_clips": [2]}))
-    pipeline_service.history = lambda pid: {"status": {"status_str": "success"}, "outputs": {
+    prompt_id = asyncio.run(on_comfyui.comfy.queue({"1": {"class_type": "SaveImage", "inputs": {}}}))
+    fake_comfyui.finish(prompt_id, outputs={
         "3.fc.save": {"images": [], "storyboard": ["atelier/storyboards/s_1"]},
-        "x": {"storyboard": ["atelier/storyboards/../../../etc"]}}} if pid == "p" else None
-    status = pipeline_service.status("p")
+        "x": {"storyboard": ["atelier/storyboards/../../../etc"]}})
+    status = asyncio.run(on_comfyui.pipelines.status(prompt_id))
     assert status["status"] == "completed" and status["manifests"][0]["failed_clips"] == [2]
     assert len(status["manifests"]) == 1  # a folder outside output/atelier/storyboards is never read
 

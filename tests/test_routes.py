@@ -227,10 +227,8 @@ def test_serve_refuses_a_taken_port_in_one_line(tmp_path, capsys, monkeypatch) -
     import socket
 
     from atelier.nodes.cli import main
-    from atelier.nodes.comfy import runtime
 
     monkeypatch.setenv("ATELIER_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(runtime, "_singletons", {})  # this test's services, on its own home
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 from atelier.nodes.core.base.errors import InvalidInput
-from atelier.nodes.core.scoring import ranking, scores
+from atelier.nodes.core.scoring import ranking
 from atelier.nodes.core.scoring.images import collect
-from atelier.nodes.core.scoring.scores import ScorerSpec, score_variations
+from atelier.nodes.core.scoring.registry import ScorerSpec, builtin_scorers
+from atelier.nodes.core.scoring.scores import score_variations
 from atelier.nodes.core.scoring.select import take_latent, take_mask
 from atelier.nodes.core.scoring.technical import score_image
 from imagegen import noisy, scene, variants
@@ -89,18 +90,17 @@ def test_prompts_scorers_and_weights_are_validated() -> None:
 
 @pytest.fixture
 def brightness_scorer():
-    """A second, prompt-free scorer (mean brightness x 100) to check how scores combine."""
-    def score(images, prompts, memo):
+    """The registry with a second, prompt-free scorer (mean brightness x 100) to check how scores combine."""
+    def score(images, prompts, memo, models):
         values = [float(i.mean()) * 100 for i in images]
         return values, [{} for _ in images]
-    scores.register(ScorerSpec("brightness", score, lambda x: x, 1.0, needs_prompt=False))
-    yield
-    del scores.SCORERS["brightness"]
+    return builtin_scorers().with_scorer(ScorerSpec("brightness", score, lambda x: x, 1.0, needs_prompt=False))
 
 
 def test_overall_is_the_weighted_mean_of_normalised_scores(brightness_scorer) -> None:
     image_set = collect(torch.stack([scene(seed=1), scene(seed=2) * 0.5]))
-    result = score_variations(image_set, scorers="technical,brightness", weights="technical=3, brightness=1")
+    result = score_variations(image_set, scorers="technical,brightness", weights="technical=3, brightness=1",
+                              registry=brightness_scorer)
     for i in range(2):
         expected = (3 * result.normalised["technical"][i] + result.normalised["brightness"][i]) / 4
         assert result.overall[i] == pytest.approx(expected, abs=1e-2)
@@ -109,20 +109,17 @@ def test_overall_is_the_weighted_mean_of_normalised_scores(brightness_scorer) ->
 
 @pytest.mark.parametrize("error", [RuntimeError, AttributeError, KeyError, ImportError])
 def test_a_failing_scorer_is_left_out_and_total_failure_falls_back(error: type[Exception]) -> None:
-    def broken(images, prompts, memo):
+    def broken(images, prompts, memo, models):
         raise error("model exploded")
-    scores.register(ScorerSpec("broken", broken, lambda x: x, 1.0, needs_prompt=False))
-    try:
-        image_set = collect(torch.rand(2, 32, 32, 3))
-        partial = score_variations(image_set, scorers="technical,broken")
-        assert not partial.failed and "broken" not in partial.metrics
-        assert any("model exploded" in w for w in partial.warnings)
-        total = score_variations(image_set, scorers="broken")
-        assert total.failed and total.overall == []
-        chosen = ranking.select(total.to_dict(), 2)
-        assert chosen.chosen == [0] and any("kept the first image" in w for w in chosen.warnings)
-    finally:
-        del scores.SCORERS["broken"]
+    registry = builtin_scorers().with_scorer(ScorerSpec("broken", broken, lambda x: x, 1.0, needs_prompt=False))
+    image_set = collect(torch.rand(2, 32, 32, 3))
+    partial = score_variations(image_set, scorers="technical,broken", registry=registry)
+    assert not partial.failed and "broken" not in partial.metrics
+    assert any("model exploded" in w for w in partial.warnings)
+    total = score_variations(image_set, scorers="broken", registry=registry)
+    assert total.failed and total.overall == []
+    chosen = ranking.select(total.to_dict(), 2)
+    assert chosen.chosen == [0] and any("kept the first image" in w for w in chosen.warnings)
 
 
 def test_ranking_is_stable_and_thresholded() -> None:

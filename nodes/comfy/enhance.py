@@ -36,7 +36,7 @@ class PromptEnhance(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        service = runtime.service()
+        service = runtime.atelier().quality
         return io.Schema(
             node_id="AtelierPromptEnhance",
             display_name="Prompt Enhance",
@@ -49,7 +49,7 @@ class PromptEnhance(io.ComfyNode):
                 io.String.Input("prompt", multiline=True, default=""),
                 io.String.Input("negative", multiline=True, default=""),
                 io.Combo.Input("backend", options=BACKENDS, default="rule"),
-                io.Combo.Input("endpoint", options=runtime.enhance_service().endpoint_names(),
+                io.Combo.Input("endpoint", options=runtime.atelier().enhance.endpoint_names(),
                                default=DEFAULT_ENDPOINT, tooltip="Named in <user dir>/atelier/llm.json"),
                 io.String.Input("model", default="",
                                 tooltip="Model name (ollama/openai) or a local folder (transformers); "
@@ -80,7 +80,7 @@ class PromptEnhance(io.ComfyNode):
     def fingerprint_inputs(cls, **inputs: Any) -> str:
         """Stable: changes exactly when an input (seed included) or the chosen endpoint's settings change."""
         endpoint = inputs.get("endpoint", DEFAULT_ENDPOINT)
-        resolved = next((e for e in runtime.enhance_service().endpoints() if e["name"] == endpoint), None)
+        resolved = next((e for e in runtime.atelier().enhance.endpoints() if e["name"] == endpoint), None)
         blob = json.dumps({"inputs": {k: v for k, v in inputs.items() if k != "quality_preset"},
                            "endpoint": resolved}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -89,7 +89,7 @@ class PromptEnhance(io.ComfyNode):
     async def execute(cls, prompt: str, negative: str, backend: str, endpoint: str, model: str, model_family: str,
                       threshold: float, iterations: int, seed: int, temperature: float, keep_trace: bool,
                       keep_llm_loaded: bool = False, quality_preset: dict[str, Any] | None = None) -> io.NodeOutput:
-        service = runtime.enhance_service()
+        service = runtime.atelier().enhance
         body = _body(prompt, negative, backend, endpoint, model, model_family, threshold, iterations, seed,
                      temperature, quality_preset)
         body["release_after"] = not keep_llm_loaded

@@ -14,23 +14,10 @@ QualityPresetType = io.Custom("QUALITY_PRESET")
 NO_CHECKPOINT = runtime.NO_CHECKPOINT
 
 
-def _sampler_lists() -> tuple[list[str], list[str]]:
-    """The running ComfyUI's names: a socket of this exact type links into KSampler."""
-    import comfy.samplers as samplers  # the only source of KSampler's combo type
-
-    return list(samplers.KSampler.SAMPLERS), list(samplers.KSampler.SCHEDULERS)
-
-
-def _checkpoints() -> list[str]:
-    import folder_paths
-
-    return [NO_CHECKPOINT, *folder_paths.get_filename_list("checkpoints")]
-
-
 def _image_outputs() -> list[io.Output]:
     """Sockets in the order of ``planning.IMAGE_OUTPUTS``; ids get ``_out`` (V3 wants ids unique
     across inputs and outputs), the names people see do not."""
-    samplers, schedulers = _sampler_lists()
+    samplers, schedulers = runtime.sampler_lists()
     kinds = {"cfg": io.Float, "denoise": io.Float, "hires_scale": io.Float, "hires_denoise": io.Float,
              "hires_enabled": io.Boolean}
     outputs: list[io.Output] = []
@@ -49,7 +36,7 @@ class QualityPreset(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        service = runtime.service()
+        service = runtime.atelier().quality
         families = ["auto", *service.tables.families.families]
         return io.Schema(
             node_id="AtelierQualityPreset",
@@ -62,7 +49,7 @@ class QualityPreset(io.ComfyNode):
                                tooltip="Built-in tiers draft/standard/high/ultra, then your custom presets."),
                 io.Combo.Input("model_family", options=families, default="auto",
                                tooltip="auto: read from the checkpoint's metadata or name."),
-                io.Combo.Input("checkpoint", options=_checkpoints(), default=NO_CHECKPOINT,
+                io.Combo.Input("checkpoint", options=runtime.checkpoints(), default=NO_CHECKPOINT,
                                tooltip="Only used to detect the model family when model_family is auto."),
                 io.Int.Input("width", default=0, min=0, max=16384, step=8,
                              tooltip="Base width before the tier's resolution scale; 0 = family native."),
@@ -77,7 +64,7 @@ class QualityPreset(io.ComfyNode):
     def _plan(cls, tier: str, model_family: str, checkpoint: str | None, width: int, height: int,
               batch_size: int) -> dict[str, Any]:
         try:
-            return planning.build_plan(runtime.service(), tier, model_family, checkpoint,
+            return planning.build_plan(runtime.atelier().quality, tier, model_family, checkpoint,
                                        runtime.checkpoint_header(checkpoint), width, height, batch_size)
         except AtelierError as exc:
             raise node_error(exc) from None
@@ -85,7 +72,7 @@ class QualityPreset(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, tier: str | None = None, model_family: str | None = None, **_: Any) -> bool | str:
         """Refuse an unknown tier or family when the prompt is queued (ComfyUI does not check V3 combos)."""
-        service = runtime.service()
+        service = runtime.atelier().quality
         if tier is not None:
             user, preset_id = planning.split_option(tier)
             try:
@@ -102,7 +89,7 @@ class QualityPreset(io.ComfyNode):
                            width: int = 0, height: int = 0, batch_size: int = 1) -> str:
         user, preset_id = planning.split_option(tier)
         try:
-            preset = runtime.service().library.get(user, preset_id).model_dump(mode="json")
+            preset = runtime.atelier().quality.library.get(user, preset_id).model_dump(mode="json")
         except AtelierError as exc:
             return f"error:{exc.message}"
         inputs = {"tier": tier, "model_family": model_family, "checkpoint": checkpoint,

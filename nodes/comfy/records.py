@@ -62,7 +62,7 @@ class RecordGeneration(io.ComfyNode):
                                      "category": quality_preset["template"]["category"]}
         if social_context:
             parameters["social"] = {k: social_context.get(k) for k in ("world_id", "npc_id", "tier", "band", "rating")}
-        service = runtime.record_service()
+        service = runtime.atelier().records
         try:
             record = service.create("default", {"operation_type": operation_type, "workspace": workspace,
                                                 "parameters": parameters, "prompt": prompt or ""},

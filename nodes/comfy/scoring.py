@@ -10,9 +10,10 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
-from ..core.scoring import model_scorers, ranking
+from ..core.scoring import ranking
 from ..core.scoring.images import collect
-from ..core.scoring.scores import DEFAULT_SCORERS, SCORERS, score_variations
+from ..core.scoring.registry import DEFAULT_SCORERS, SCORER_NAMES
+from ..core.scoring.scores import score_variations
 from ..core.scoring.select import take_images, take_latent, take_mask
 from . import runtime
 
@@ -22,8 +23,7 @@ ScorerModelsType = io.Custom("SCORER_MODELS")
 DEFAULT_CHOICE = "(default)"
 MODEL_CHOICES = {  # model key -> ComfyUI folders listed for it
     "clip": ("scorers", "clip_vision"), "aesthetic": ("aesthetic",), "pickscore": ("scorers",), "hpsv2": ("scorers",)}
-METRIC_OUTPUTS = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")  # one FLOAT list each
-assert set(METRIC_OUTPUTS) <= set(SCORERS), model_scorers.__name__  # the model scorers registered themselves
+METRIC_OUTPUTS = SCORER_NAMES  # one FLOAT list each
 
 
 
@@ -71,7 +71,7 @@ class VariationScore(io.ComfyNode):
                 io.String.Input("prompt", multiline=True, default="",
                                 tooltip="The prompt, or one per image (a list) for prompt-aware scorers."),
                 io.String.Input("scorers", default=",".join(DEFAULT_SCORERS),
-                                tooltip=f"Comma-separated: {', '.join(SCORERS)}"),
+                                tooltip=f"Comma-separated: {', '.join(SCORER_NAMES)}"),
                 io.String.Input("weights", default="",
                                 tooltip='Optional "name=weight, ..."; defaults are documented in the README.'),
                 ScorerModelsType.Input("models", optional=True,
@@ -89,14 +89,15 @@ class VariationScore(io.ComfyNode):
     @classmethod
     def execute(cls, images: list[torch.Tensor], prompt: list[str], scorers: list[str],
                 weights: list[str], models: list[dict[str, str]] | None = None) -> io.NodeOutput:
-        manager = runtime.scoring_models()  # ComfyUI's model folders and memory management
+        registry = runtime.atelier().scorers  # ComfyUI's model folders and memory management
         chosen = models[0] if models else None
-        context = {model_scorers.MANAGER_KEY: manager.with_overrides(
-            {key: Path(path) for key, path in chosen.items()})} if chosen else None
+        if chosen:
+            registry = registry.with_models(registry.models.with_overrides(  # type: ignore[union-attr]
+                {key: Path(path) for key, path in chosen.items()}))
         try:
             image_set = collect(images)
             result = score_variations(image_set, prompt, scorers[0] if scorers else None,
-                                      weights[0] if weights else None, context).to_dict()
+                                      weights[0] if weights else None, registry).to_dict()
         except AtelierError as exc:
             raise node_error(exc) from None
         for warning in result["warnings"]:
@@ -108,13 +109,7 @@ class VariationScore(io.ComfyNode):
 
 
 def _model_options(kinds: tuple[str, ...]) -> list[str]:
-    import folder_paths
-
-    runtime.register_model_folders()
-    names: list[str] = []
-    for kind in kinds:
-        names.extend(folder_paths.get_filename_list(kind))
-    return [DEFAULT_CHOICE, *sorted(set(names))]
+    return [DEFAULT_CHOICE, *runtime.model_files(kinds)]
 
 
 class ScorerModels(io.ComfyNode):
@@ -136,14 +131,11 @@ class ScorerModels(io.ComfyNode):
 
     @classmethod
     def execute(cls, **choices: str) -> io.NodeOutput:
-        import folder_paths
-
         chosen: dict[str, str] = {}
         for key, name in choices.items():
             if name == DEFAULT_CHOICE:
                 continue
-            path = next((folder_paths.get_full_path(kind, name) for kind in MODEL_CHOICES[key]
-                         if folder_paths.get_full_path(kind, name)), None)
+            path = runtime.model_path(MODEL_CHOICES[key], name)
             if path is None:
                 raise ValueError(f"Atelier: {key} model {name!r} is not in "
                                  f"{', '.join(MODEL_CHOICES[key])} any more; refresh the node")

@@ -19,7 +19,7 @@ class SocialContext(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        worlds = list(runtime.social_service().worlds()) or ["default"]
+        worlds = list(runtime.atelier().social.worlds()) or ["default"]
         value = {"default": 0, "min": 0, "max": 100, "step": 1, "display_mode": io.NumberDisplay.slider}
         return io.Schema(
             node_id="AtelierSocialContext",
@@ -55,7 +55,7 @@ class SocialContext(io.ComfyNode):
         if max_rating != SERVER_MAXIMUM:
             body["max_rating"] = max_rating
         try:
-            context = runtime.social_service().build("default", body)
+            context = runtime.atelier().social.build("default", body)
         except AtelierError as exc:
             raise node_error(exc) from None
         text = (f"{context['tier']} · intimacy {context['band']} · rating {context['allowed_rating']}"

@@ -26,7 +26,6 @@ from . import runtime
 from .quality import QualityPresetType
 
 GREY = 0.5
-MODEL_SCORERS = ("clip_score", "aesthetic", "pickscore", "hpsv2")
 
 
 def _grey(width: int, height: int) -> torch.Tensor:
@@ -85,9 +84,8 @@ class FrameSelect(io.ComfyNode):
         frame = FrameResult(plan["name"], plan["clip"], plan["role"], prompt, list(plan["sources"]))
         frame.attempts = [Attempt(**a) for a in (json.loads(previous_attempts) if previous_attempts else [])]
         seed = frame_seed(int(plan["seed"]), int(plan["index"]), attempt)
-        if any(name in plan["scorers"] for name in MODEL_SCORERS):
-            runtime.scoring_models()
-        result, chosen, below = judge_attempt(images, prompt, seed, plan["scorers"], plan["threshold"])
+        result, chosen, below = judge_attempt(images, prompt, seed, plan["scorers"], plan["threshold"],
+                                              runtime.atelier().scorers)
         conclude(frame, result, chosen, below, plan["threshold"])
         if chosen is None and attempt < plan["retries"]:
             retry = sampler_nodes(plan["prefix"], plan, attempt + 1)
@@ -170,7 +168,7 @@ def _record(manifest: dict[str, Any], folder: Path, prompt: dict[str, Any] | Non
 
     frames_out = [f for f in manifest["frames"] if f["file"]]
     try:
-        service = runtime.record_service()
+        service = runtime.atelier().records
         record = service.create("default", {
             "operation_type": "storyboard", "workspace": "default",
             "parameters": {"graph": graph_parameters(prompt), "storyboard": manifest["clips"],
@@ -247,7 +245,7 @@ class FrameChain(io.ComfyNode):
                             str(params["sampler_name"]), str(params["scheduler"]), seed)
         enhance_inputs = None
         if enhance:
-            enhance_inputs = {"backend": "rule", "endpoint": runtime.enhance_service().endpoint_names()[0],
+            enhance_inputs = {"backend": "rule", "endpoint": runtime.atelier().enhance.endpoint_names()[0],
                               "model": "", "model_family": family if family != "auto" else "auto",
                               "threshold": 85.0, "iterations": 4, "temperature": 0.7, "keep_trace": False,
                               "keep_llm_loaded": False}

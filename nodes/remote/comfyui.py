@@ -1,15 +1,16 @@
-"""A client of a running ComfyUI with Atelier: queue a pipeline or a workflow, follow its progress on
-ComfyUI's websocket, download its outputs. Used by ``python -m atelier run``.
+"""The one client of a running ComfyUI (HTTP + websocket), used by every part of Atelier that talks to one:
+the routes that queue and cancel generations and pipelines, the follower that moves records along
+ComfyUI's queue and history, and ``python -m atelier run``.
 
-Pipelines go through ``POST /atelier/pipelines/{name}/run`` (the server builds the graph); workflow files
-(API format, as ComfyUI's "Export (API)" writes them) go to ``POST /prompt``.
+``/history`` is the truth about a prompt; websocket events are for progress and may be missed, so a
+quiet websocket is backed by a look at the history. Every call has a deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import ssl
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,94 +19,124 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ..core.base.errors import AtelierError, InvalidInput, Unavailable, invalid
+from ..core.base.errors import AtelierError, Unavailable
+from ..core.base.files import atomic_write_bytes
+from ..core.records.service import QueueError
+from ..core.storyboard.pipelines import load_workflow, use_checkpoint
 
 Progress = Callable[[str, dict[str, Any]], None]
+CALL_TIMEOUT_S = 30.0
 HISTORY_CHECK_S = 5.0
-
-
-CHECKPOINT_INPUTS = {"CheckpointLoaderSimple": "ckpt_name", "AtelierQualityPreset": "checkpoint"}
-
-
-def use_checkpoint(graph: dict[str, Any], checkpoint: str) -> dict[str, Any]:
-    """Shipped workflows name no checkpoint (the user picks theirs): set it in every loader (and preset)."""
-    for node in graph.values():
-        name = CHECKPOINT_INPUTS.get(node.get("class_type", ""))
-        if name and not isinstance(node.get("inputs", {}).get(name), list):
-            node.setdefault("inputs", {})[name] = checkpoint
-    return graph
-
-
-def load_workflow(path: Path) -> dict[str, Any]:
-    try:
-        graph = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise invalid("workflow", str(path), "a readable API-format workflow JSON file", str(exc)) from None
-    if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
-        raise InvalidInput(f"{path} is a UI workflow; use its API-format twin (workflows/api/) or ComfyUI's "
-                           f"'Export (API)'", field="workflow", value=str(path))
-    if not isinstance(graph, dict) or not all(isinstance(n, dict) and "class_type" in n for n in graph.values()):
-        raise invalid("workflow", str(path), "an API-format graph: {node id: {class_type, inputs}}")
-    return graph
-
-
-def progress_bar(event: str, data: dict[str, Any]) -> None:
-    """A one-line progress bar on stderr from ComfyUI's events."""
-    if event == "progress":
-        value, total = int(data.get("value", 0)), max(1, int(data.get("max", 1)))
-        filled = int(30 * value / total)
-        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {value}/{total}  node {data.get('node')}   ")
-    elif event == "executing" and data.get("node"):
-        sys.stderr.write(f"\r  running node {data['node']:<40}")
-    elif event in ("execution_success", "execution_error", "execution_interrupted"):
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+ENDED = {"success": "completed", "error": "failed"}
 
 
 class ComfyClient:
-    def __init__(self, server: str, timeout_s: float = 3600.0) -> None:
-        self.server = server.rstrip("/")
-        self.timeout_s = timeout_s
-        self.client_id = f"atelier-cli-{uuid.uuid4().hex[:12]}"
+    """ComfyUI at ``url`` (``http://127.0.0.1:8188``). ``verify_tls=False`` for a loopback server with a
+    self-signed certificate."""
 
-    async def run(self, target: str, body: dict[str, Any], out_dir: Path, progress: Progress | None = None
-                  ) -> dict[str, Any]:
-        """Queue ``target`` (a pipeline name or an API workflow file), wait for it, download its outputs."""
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=10)
-        try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                ws_url = self.server.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
-                async with session.ws_connect(ws_url, heartbeat=30) as ws:
-                    prompt_id = await self._queue(session, target, body)
-                    outcome = await self._follow(session, ws, prompt_id, progress)
-                history = await self._json(session, "GET", f"/history/{prompt_id}")
-                item = history.get(prompt_id, {})
-                files = await self._download(session, item.get("outputs") or {}, out_dir)
-                report = await self._json(session, "GET", f"/atelier/pipelines/runs/{prompt_id}", allow=(404,))
-        except aiohttp.ClientConnectionError as exc:
-            raise Unavailable(f"cannot reach ComfyUI at {self.server} ({exc}); is it running, with Atelier "
-                              f"installed?", field="server", value=self.server) from None
-        return {"prompt_id": prompt_id, "status": outcome, "outputs": item.get("outputs") or {}, "files": files,
-                "manifests": (report or {}).get("manifests", []), "error": item.get("status", {}).get("messages")
-                if outcome == "failed" else None}
+    def __init__(self, url: str, timeout_s: float = CALL_TIMEOUT_S, verify_tls: bool = True) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.ssl: ssl.SSLContext | bool = True if verify_tls else False
+        self.client_id = f"atelier-{uuid.uuid4().hex[:12]}"
+
+    def _session(self, total: float | None = None) -> aiohttp.ClientSession:
+        timeout = aiohttp.ClientTimeout(total=total or self.timeout_s, sock_connect=10)
+        return aiohttp.ClientSession(timeout=timeout)
 
     async def _json(self, session: aiohttp.ClientSession, method: str, path: str, payload: Any = None,
                     allow: tuple[int, ...] = ()) -> Any:
-        async with session.request(method, self.server + path, json=payload) as response:
-            data = await response.json(content_type=None)
-            if response.status in allow:
-                return None
-            if response.status >= 400:
-                message = data.get("error") if isinstance(data, dict) else data
-                if isinstance(message, dict):
-                    message = message.get("message")
-                details = data.get("node_errors") if isinstance(data, dict) else None
-                raise AtelierError(f"{method} {path}: {response.status} {message}"
-                                   + (f"; node errors: {json.dumps(details)[:2000]}" if details else ""),
-                                   field=data.get("field") if isinstance(data, dict) else None)
-            return data
+        try:
+            async with session.request(method, self.url + path, json=payload, ssl=self.ssl) as response:
+                data = await response.json(content_type=None)
+                if response.status in allow:
+                    return None
+                if response.status >= 400:
+                    raise _refusal(method, path, response.status, data)
+                return data
+        except aiohttp.ClientConnectionError as exc:
+            raise Unavailable(f"cannot reach ComfyUI at {self.url} ({exc}); is it running, with Atelier "
+                              f"installed?", field="server", value=self.url) from None
+        except (asyncio.TimeoutError, ValueError) as exc:
+            why = f"no answer within {self.timeout_s:g} s" if isinstance(exc, asyncio.TimeoutError) else \
+                "an answer that is not JSON"
+            raise Unavailable(f"ComfyUI at {self.url} gave {why} to {method} {path}", field="server",
+                              value=self.url) from None
 
-    async def _queue(self, session: aiohttp.ClientSession, target: str, body: dict[str, Any]) -> str:
+    async def call(self, method: str, path: str, payload: Any = None, allow: tuple[int, ...] = ()) -> Any:
+        async with self._session() as session:
+            return await self._json(session, method, path, payload, allow)
+
+    # --- the queue ----------------------------------------------------------------------------
+    async def queue(self, graph: dict[str, Any], client_id: str | None = None, prompt_id: str | None = None) -> str:
+        """Put an API-format graph on ComfyUI's queue; ComfyUI's refusal is a QueueError naming its node errors.
+        ``prompt_id`` (chosen by the caller) makes a resubmission idempotent."""
+        payload: dict[str, Any] = {"prompt": graph, "client_id": client_id or self.client_id}
+        if prompt_id:
+            payload["prompt_id"] = prompt_id
+        try:
+            answer = await self.call("POST", "/prompt", payload)
+        except Refused as exc:
+            body = exc.body if isinstance(exc.body, dict) else {}
+            error = body.get("error")
+            message = error.get("message", body) if isinstance(error, dict) else (error or exc.body)
+            raise QueueError(f"ComfyUI refused the graph: {message}", field="graph",
+                             value=body.get("node_errors") or error) from None
+        return str(answer["prompt_id"])
+
+    async def queue_ids(self) -> tuple[list[str], list[str]]:
+        """The prompt ids ComfyUI is running and has queued (``GET /queue``)."""
+        data = await self.call("GET", "/queue")
+        return ([str(item[1]) for item in data.get("queue_running", [])],
+                [str(item[1]) for item in data.get("queue_pending", [])])
+
+    async def cancel(self, prompt_id: str) -> None:
+        """Interrupt the prompt when it is running, else take it off the queue."""
+        running, _ = await self.queue_ids()
+        if prompt_id in running:
+            await self.call("POST", "/interrupt", {"prompt_id": prompt_id})
+        else:
+            await self.call("POST", "/queue", {"delete": [prompt_id]})
+
+    # --- the history --------------------------------------------------------------------------
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """ComfyUI's history entry of one prompt, or None while it has none."""
+        data = await self.call("GET", f"/history/{prompt_id}")
+        item = (data or {}).get(prompt_id)
+        return item if isinstance(item, dict) else None
+
+    async def recent_history(self, max_items: int) -> dict[str, dict[str, Any]]:
+        """The most recent ``max_items`` prompts of ComfyUI's history, by prompt id."""
+        data = await self.call("GET", f"/history?{urlencode({'max_items': max_items})}")
+        return {str(k): v for k, v in (data or {}).items() if isinstance(v, dict)}
+
+    async def ended(self, prompt_id: str) -> str | None:
+        """``completed`` or ``failed`` once the history says so, else None."""
+        status = ((await self.history(prompt_id)) or {}).get("status") or {}
+        return ENDED.get(str(status.get("status_str")))
+
+    # --- a whole run, for the command line ----------------------------------------------------
+    async def run(self, target: str, body: dict[str, Any], out_dir: Path, progress: Progress | None = None,
+                  timeout_s: float = 3600.0) -> dict[str, Any]:
+        """Queue ``target`` (a pipeline name, through Atelier's route, or an API workflow file), follow it on
+        the websocket, and download its outputs to ``out_dir``."""
+        ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
+        try:
+            async with self._session(timeout_s) as session:
+                async with session.ws_connect(ws_url, heartbeat=30, ssl=self.ssl) as ws:
+                    prompt_id = await self._submit(session, target, body)
+                    outcome = await self._follow(ws, prompt_id, progress)
+                item = await self.history(prompt_id) or {}
+                files = await self._download(session, item.get("outputs") or {}, out_dir)
+                report = await self._json(session, "GET", f"/atelier/pipelines/runs/{prompt_id}", allow=(404,))
+        except aiohttp.ClientConnectionError as exc:
+            raise Unavailable(f"cannot reach ComfyUI at {self.url} ({exc}); is it running, with Atelier "
+                              f"installed?", field="server", value=self.url) from None
+        return {"prompt_id": prompt_id, "status": outcome, "outputs": item.get("outputs") or {}, "files": files,
+                "manifests": (report or {}).get("manifests", []),
+                "error": (item.get("status") or {}).get("messages") if outcome == "failed" else None}
+
+    async def _submit(self, session: aiohttp.ClientSession, target: str, body: dict[str, Any]) -> str:
         path = Path(target)
         if target.endswith(".json") or path.is_file():
             graph = load_workflow(path)
@@ -117,20 +148,19 @@ class ComfyClient:
                                       {**body, "client_id": self.client_id})
         return str(answer["prompt_id"])
 
-    async def _follow(self, session: aiohttp.ClientSession, ws: Any, prompt_id: str,
-                      progress: Progress | None) -> str:
+    async def _follow(self, ws: Any, prompt_id: str, progress: Progress | None) -> str:
         """ComfyUI's events for this prompt until it ends: completed, failed or interrupted. Every few quiet
         seconds its history is checked too, so an event missed (or sent to another client) cannot hang us."""
         while True:
             try:
                 message = await ws.receive(timeout=HISTORY_CHECK_S)
             except asyncio.TimeoutError:
-                ended = await self._ended(session, prompt_id)
+                ended = await self.ended(prompt_id)
                 if ended:
                     return ended
                 continue
             if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
-                return await self._ended(session, prompt_id) or "unknown"
+                return await self.ended(prompt_id) or "unknown"
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue  # binary previews
             event = json.loads(message.data)
@@ -148,11 +178,6 @@ class ComfyClient:
             if kind == "execution_interrupted":
                 return "interrupted"
 
-    async def _ended(self, session: aiohttp.ClientSession, prompt_id: str) -> str | None:
-        history = await self._json(session, "GET", f"/history/{prompt_id}")
-        status = (history.get(prompt_id) or {}).get("status") or {}
-        return {"success": "completed", "error": "failed"}.get(str(status.get("status_str")))
-
     async def _download(self, session: aiohttp.ClientSession, outputs: dict[str, Any], out_dir: Path) -> list[str]:
         saved: list[str] = []
         for output in outputs.values():
@@ -160,13 +185,31 @@ class ComfyClient:
                 if image.get("type") != "output":
                     continue
                 query = urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
-                async with session.get(f"{self.server}/view?{query}") as response:
+                async with session.get(f"{self.url}/view?{query}", ssl=self.ssl) as response:
                     if response.status != 200:
                         continue
                     data = await response.read()
                 target = out_dir / Path(str(image.get("subfolder", ""))).name / Path(image["filename"]).name
-                from ..core.base.files import atomic_write_bytes
-
                 atomic_write_bytes(target, data)
                 saved.append(str(target))
         return saved
+
+
+class Refused(AtelierError):
+    """ComfyUI (or Atelier on it) answered with an error status; ``body`` is its answer."""
+
+    def __init__(self, message: str, status: int, body: Any, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.status = status
+        self.body = body
+
+
+def _refusal(method: str, path: str, status: int, data: Any) -> Refused:
+    """ComfyUI's (or Atelier's) error answer: its message and node errors."""
+    message = data.get("error") if isinstance(data, dict) else data
+    if isinstance(message, dict):
+        message = message.get("message")
+    details = data.get("node_errors") if isinstance(data, dict) else None
+    field = data.get("field") if isinstance(data, dict) else None
+    text = f"{method} {path}: {status} {message}" + (f"; node errors: {json.dumps(details)[:2000]}" if details else "")
+    return Refused(text, status if 400 <= status < 500 else 502, data, field)

@@ -1,0 +1,49 @@
+"""Atelier's HTTP routes (aiohttp), one module per capability, mounted by one function.
+
+Adapter only: a route parses the request, asks a service of the host's context and writes JSON. Domain
+errors become 4xx answers naming the field, the value and what is accepted; nothing a client sends turns
+into a 500. Inside ComfyUI the routes are added to PromptServer's table (which also serves them under
+``/api``); ``standalone_app`` serves both prefixes itself (``atelier serve``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from . import enhance, pipelines, quality, records, social, storyboards, ui
+from .http import MAX_BODY_BYTES, PREFIX, Mount, Services, UserResolver, header_user
+
+CAPABILITIES = (ui, quality, pipelines, enhance, social, records, storyboards)
+
+
+def build_routes(ctx: Services, user_of: UserResolver = header_user, prefix: str = PREFIX) -> web.RouteTableDef:
+    """Every route of every capability, under ``prefix``; services are asked per request."""
+    routes = web.RouteTableDef()
+    mount = Mount(routes, prefix, user_of)
+    for capability in CAPABILITIES:
+        capability.add_routes(mount, ctx)
+    return routes
+
+
+def mount_on(table: web.RouteTableDef, ctx: Services, user_of: UserResolver) -> int:
+    """Add Atelier's routes to another route table (ComfyUI's PromptServer.routes); returns how many."""
+    count = 0
+    for route in build_routes(ctx, user_of):
+        if isinstance(route, web.RouteDef):
+            table.route(route.method, route.path, **route.kwargs)(route.handler)
+            count += 1
+    return count
+
+
+def standalone_app(ctx: Services, user_of: UserResolver = header_user,
+                   prefixes: Iterable[str] = (PREFIX, f"/api{PREFIX}")) -> web.Application:
+    """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    for prefix in prefixes:
+        app.add_routes(build_routes(ctx, user_of, prefix))
+    return app
+
+
+__all__ = ["build_routes", "mount_on", "standalone_app", "header_user", "Services", "PREFIX"]

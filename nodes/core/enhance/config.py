@@ -5,8 +5,8 @@ workflow JSON or PNG metadata):
                    "lmstudio": {"backend": "openai", "url": "http://127.0.0.1:1234", "model": "qwen3-8b",
                                 "api_key_env": "LMSTUDIO_API_KEY"}}}
 
-The file is ``ATELIER_LLM_CONFIG``, else ``llm.json`` in Atelier's data folder. A key is read from the
-endpoint's ``api_key_env`` variable, its ``api_key`` entry, or ATELIER_OPENAI_API_KEY / OPENAI_API_KEY.
+The host names the file (``ATELIER_LLM_CONFIG``, else ``llm.json`` in Atelier's data folder). A key is read
+from the endpoint's ``api_key_env`` variable, its ``api_key`` entry, or ATELIER_OPENAI_API_KEY / OPENAI_API_KEY.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import invalid
+from .loop import LLM_BACKENDS
 
 DEFAULT_ENDPOINT = "(backend default)"
 
@@ -40,14 +41,8 @@ class Endpoint:
         return {"name": self.name, "backend": self.backend, "url": self.url, "model": self.model}
 
 
-def config_path(data_dir: Path | None) -> Path | None:
-    if os.environ.get("ATELIER_LLM_CONFIG"):
-        return Path(os.environ["ATELIER_LLM_CONFIG"])
-    return data_dir / "llm.json" if data_dir else None
-
-
-def load_endpoints(data_dir: Path | None) -> dict[str, Endpoint]:
-    path = config_path(data_dir)
+def load_endpoints(path: Path | None) -> dict[str, Endpoint]:
+    """The endpoints named in the LLM config file ``path`` (none when there is no file)."""
     if path is None or not path.is_file():
         return {}
     try:
@@ -56,17 +51,16 @@ def load_endpoints(data_dir: Path | None) -> dict[str, Endpoint]:
         raise invalid("llm config", str(path), 'a JSON file {"endpoints": {name: {...}}}', str(exc)) from None
     out: dict[str, Endpoint] = {}
     for name, spec in raw.items():
-        if not isinstance(spec, dict) or spec.get("backend") not in ("ollama", "openai", "transformers"):
-            raise invalid(f"llm config endpoints.{name}.backend", (spec or {}).get("backend"),
-                          ["ollama", "openai", "transformers"])
+        if not isinstance(spec, dict) or spec.get("backend") not in LLM_BACKENDS:
+            raise invalid(f"llm config endpoints.{name}.backend", (spec or {}).get("backend"), list(LLM_BACKENDS))
         out[name] = Endpoint(name, spec["backend"], str(spec.get("url", "")), str(spec.get("model", "")),
                              spec.get("api_key_env"), spec.get("api_key"))
     return out
 
 
-def key_for(url: str, data_dir: Path | None) -> str | None:
+def key_for(url: str, path: Path | None) -> str | None:
     """The API key of the endpoint serving ``url`` (or the environment's), never from a request."""
-    for endpoint in load_endpoints(data_dir).values():
+    for endpoint in load_endpoints(path).values():
         if endpoint.url.rstrip("/") == url.rstrip("/"):
             return endpoint.key()
     return os.environ.get("ATELIER_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")

@@ -1,10 +1,8 @@
-"""LLM backends for the writer and the critic: Ollama (native ``/api/chat``), any OpenAI-compatible
-``/v1/chat/completions`` server, and a local transformers model folder.
+"""LLM writers and critics: the messages they are sent, the critic's JSON parsed defensively, ``<think>``
+blocks and preambles stripped, and a local transformers model folder as a backend.
 
-Hard timeouts on every call (a stalled server never hangs ComfyUI); retries with backoff on timeouts,
-connection errors and 5xx; the seed is sent; ``<think>`` blocks and preambles are stripped; the
-critic's JSON is parsed defensively. Errors name the URL and what failed. API keys come from the
-environment or a config file, never from a widget.
+The HTTP backends (Ollama's ``/api/chat``, OpenAI-compatible ``/v1/chat/completions``) live in
+``nodes/remote/llm.py``; a host hands their ``ChatFactory`` to ``llm_backends``.
 """
 
 from __future__ import annotations
@@ -12,18 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import aiohttp
-
-from .config import key_for
-from .loop import Backends, EnhanceRequest
+from .loop import LLM_BACKENDS, Backends, EnhanceRequest
 from .rules import Check, Critique, Style, strip_meta
 
-RETRIES = 2
-BACKOFF_S = 0.5
 CRITIQUE_SCHEMA = {
     "type": "object",
     "properties": {
@@ -39,6 +32,17 @@ CRITIQUE_SCHEMA = {
 
 class LLMError(RuntimeError):
     """A backend call failed; the message names the URL and what went wrong."""
+
+
+class Chat(Protocol):
+    """One LLM to talk to: the messages in, the answer's text out (within the request's timeout)."""
+
+    async def chat(self, request: EnhanceRequest, messages: list[dict[str, str]], schema: dict | None = None,
+                   keep_alive: str | int | None = None) -> str: ...
+
+
+# (backend, request) -> the Chat that serves it; raises LLMError when it cannot.
+ChatFactory = Callable[[str, EnhanceRequest], Chat]
 
 
 def writer_messages(prompt: str, critique: Critique, style: Style) -> list[dict[str, str]]:
@@ -89,85 +93,6 @@ def parse_critique(text: str, source: str) -> Critique:
     return Critique(score, checks, source=source)
 
 
-class HTTPChat:
-    """POSTs JSON with a hard timeout, retrying timeouts, connection errors and 5xx with backoff."""
-
-    def __init__(self, endpoint: str, timeout_s: float) -> None:
-        self.endpoint = endpoint.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
-
-    async def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
-        url = f"{self.endpoint}{path}"
-        last = ""
-        for attempt in range(RETRIES + 1):
-            if attempt:
-                await asyncio.sleep(BACKOFF_S * 2 ** (attempt - 1))
-            try:
-                async with aiohttp.ClientSession(timeout=self.timeout) as session:
-                    async with session.post(url, json=body, headers=headers) as response:
-                        text = await response.text()
-                        if response.status >= 500:
-                            last = f"HTTP {response.status}: {text[:200]}"
-                            continue
-                        if response.status >= 400:
-                            raise LLMError(f"{url}: HTTP {response.status}: {text[:300]}")
-                        try:
-                            return json.loads(text)
-                        except ValueError:
-                            raise LLMError(f"{url}: the answer is not JSON: {text[:120]!r}") from None
-            except asyncio.TimeoutError:
-                last = f"no answer within {self.timeout.total:g} s"
-            except aiohttp.ClientError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-        raise LLMError(f"{url}: {last} (after {RETRIES + 1} tries)")
-
-
-class Ollama(HTTPChat):
-    async def chat(self, request: EnhanceRequest, messages: list[dict[str, str]], schema: dict | None = None,
-                   keep_alive: str | int | None = None) -> str:
-        body: dict[str, Any] = {
-            "model": request.model, "messages": messages, "stream": False,
-            "options": {"temperature": request.temperature, "seed": request.seed % 2**31, "num_predict": 512},
-            "keep_alive": request.keep_alive if keep_alive is None else keep_alive,
-        }
-        if schema is not None:
-            body["format"] = schema
-        data = await self.post("/api/chat", body)
-        try:
-            return str(data["message"]["content"])
-        except (KeyError, TypeError):
-            raise LLMError(f"{self.endpoint}/api/chat: no message.content in the answer") from None
-
-    async def release(self, request: EnhanceRequest) -> None:
-        """Unload the model now (keep_alive 0), so the diffusion model gets the VRAM."""
-        await self.post("/api/chat", {"model": request.model, "messages": [], "keep_alive": 0})
-
-
-class OpenAICompatible(HTTPChat):
-    def __init__(self, endpoint: str, timeout_s: float, key: str | None) -> None:
-        super().__init__(endpoint, timeout_s)
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-
-    async def chat(self, request: EnhanceRequest, messages: list[dict[str, str]], schema: dict | None = None,
-                   keep_alive: str | int | None = None) -> str:
-        body: dict[str, Any] = {"model": request.model, "messages": messages, "temperature": request.temperature,
-                                "seed": request.seed % 2**31, "max_tokens": 512}
-        if schema is not None:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "critique", "schema": schema}}
-        try:
-            data = await self.post("/v1/chat/completions", body, self.headers)
-        except LLMError as exc:
-            if schema is None or "HTTP 400" not in str(exc):
-                raise
-            body.pop("response_format")  # e.g. LM Studio: parse the JSON out of plain text instead
-            data = await self.post("/v1/chat/completions", body, self.headers)
-        try:
-            return str(data["choices"][0]["message"]["content"])
-        except (KeyError, IndexError, TypeError):
-            raise LLMError(f"{self.endpoint}/v1/chat/completions: no choices[0].message.content") from None
-
-
 class LocalTransformers:
     """A causal LM from a local folder (offline), generating in a worker thread."""
 
@@ -206,54 +131,36 @@ class LocalTransformers:
         return await asyncio.wait_for(asyncio.to_thread(self._generate, request, messages), request.timeout_s)
 
 
-KEY_DATA_DIR: list[Path | None] = [None]  # where llm.json lives; set by the adapters
-
-
-def client(backend: str, request: EnhanceRequest) -> Any:
-    if backend == "ollama":
-        return Ollama(request.endpoint or "http://127.0.0.1:11434", request.timeout_s)
-    if backend == "openai":
-        url = request.endpoint or "http://127.0.0.1:1234"
-        return OpenAICompatible(url, request.timeout_s, key_for(url, KEY_DATA_DIR[0]))
-    if backend == "transformers":
-        if not request.model:
-            raise LLMError("the transformers backend needs model: a local model folder")
-        return LocalTransformers(request.model)
-    raise LLMError(f"unknown LLM backend {backend!r}")
-
-
 _local: dict[str, LocalTransformers] = {}
 
 
-def _client(backend: str, request: EnhanceRequest) -> Any:
-    if backend == "transformers":  # keep a loaded local model between calls
-        return _local.setdefault(request.model, client(backend, request))
-    return client(backend, request)
+def local_chat(backend: str, request: EnhanceRequest) -> Chat:
+    """The LLMs that need no server: a transformers model folder (kept loaded between calls)."""
+    if backend != "transformers":
+        raise LLMError(f"the {backend} backend needs an HTTP client; none is configured here")
+    if not request.model:
+        raise LLMError("the transformers backend needs model: a local model folder")
+    return _local.setdefault(request.model, LocalTransformers(request.model))
 
 
-def llm_backends() -> Backends:
-    """Writers and critics for every backend, rule included."""
+def llm_backends(chats: ChatFactory = local_chat,
+                 finish: Callable[[EnhanceRequest], Awaitable[None]] | None = None) -> Backends:
+    """Writers and critics for every LLM backend (and rule), each talking to the Chat ``chats`` gives."""
     backends = Backends()
 
     def make(backend: str) -> None:
         async def write(prompt: str, critique: Critique, request: EnhanceRequest, style: Style) -> str:
-            answer = await _client(backend, request).chat(request, writer_messages(prompt, critique, style))
+            answer = await chats(backend, request).chat(request, writer_messages(prompt, critique, style))
             return strip_meta(answer).splitlines()[0] if strip_meta(answer) else ""
 
         async def judge(prompt: str, request: EnhanceRequest, style: Style) -> Critique:
-            answer = await _client(backend, request).chat(request, critic_messages(prompt, style), CRITIQUE_SCHEMA)
+            answer = await chats(backend, request).chat(request, critic_messages(prompt, style), CRITIQUE_SCHEMA)
             return parse_critique(answer, backend)
 
         backends.writers[backend] = write
         backends.critics[backend] = judge
 
-    for name in ("ollama", "openai", "transformers"):
+    for name in LLM_BACKENDS:
         make(name)
-    backends.finish = release
+    backends.finish = finish
     return backends
-
-
-async def release(request: EnhanceRequest) -> None:
-    """After the loop: unload the Ollama model (keep_alive 0) unless the user keeps it loaded."""
-    if request.release_after and "ollama" in (request.backend, request.critic_backend):
-        await Ollama(request.endpoint or "http://127.0.0.1:11434", request.timeout_s).release(request)

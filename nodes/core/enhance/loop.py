@@ -16,9 +16,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..base.files import atomic_write_text
 from ..base.validation import parse_model
@@ -28,7 +28,8 @@ from .rules import Critique, Style
 MAX_ITERATIONS = 4
 DEFAULT_THRESHOLD = 85.0
 CACHE_SIZE = 256
-Backend = Literal["rule", "ollama", "openai", "transformers"]
+LLM_BACKENDS = ("ollama", "openai", "transformers")
+BACKENDS = ("rule", *LLM_BACKENDS)  # the one list: nodes, routes, CLI and the panel read it
 
 WriterFn = Callable[[str, Critique, "EnhanceRequest", Style], Awaitable[str]]
 CriticFn = Callable[[str, "EnhanceRequest", Style], Awaitable[Critique]]
@@ -41,8 +42,8 @@ class EnhanceRequest(BaseModel):
 
     prompt: Annotated[str, Field(min_length=1, max_length=20000)]
     negative: Annotated[str, Field(max_length=20000)] = ""
-    backend: Backend = "rule"
-    critic_backend: Backend | None = None  # None: the writer's backend
+    backend: str = "rule"
+    critic_backend: str | None = None  # None: the writer's backend
     model: Annotated[str, Field(max_length=500)] = ""
     endpoint: Annotated[str, Field(max_length=500)] = ""
     model_family: str = "sd15"
@@ -54,6 +55,13 @@ class EnhanceRequest(BaseModel):
     timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 60.0
     keep_alive: Annotated[str, Field(max_length=20)] = "5m"  # Ollama keeps the model loaded during the loop
     release_after: bool = True  # then frees its VRAM for the diffusion model
+
+    @field_validator("backend", "critic_backend")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is not None and value not in BACKENDS:
+            raise ValueError(f"unknown backend {value!r}; accepted: {', '.join(BACKENDS)}")
+        return value
 
     @classmethod
     def parse(cls, data: Any) -> EnhanceRequest:

@@ -12,23 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import invalid
-from . import llm
 from .config import DEFAULT_ENDPOINT, load_endpoints
-from .loop import Enhancer, EnhanceRequest
+from .loop import Backends, Enhancer, EnhanceRequest
 
 
 class EnhanceService:
-    def __init__(self, data_dir: Path | None = None, trace_dir: Path | None = None) -> None:
-        self.data_dir = data_dir
+    """``config``: the LLM config file (named endpoints); ``backends``: the writers and critics the host
+    provides (rule only when none are given); ``trace_dir``: where a running loop's trace is written."""
+
+    def __init__(self, config: Path | None = None, trace_dir: Path | None = None,
+                 backends: Backends | None = None) -> None:
+        self.config = config
         self.trace_dir = trace_dir
-        llm.KEY_DATA_DIR[0] = data_dir
-        self.enhancer = Enhancer(llm.llm_backends())
+        self.enhancer = Enhancer(backends)
 
     def endpoints(self) -> list[dict[str, Any]]:
-        return [e.public() for e in load_endpoints(self.data_dir).values()]
+        return [e.public() for e in load_endpoints(self.config).values()]
 
     def endpoint_names(self) -> list[str]:
-        return [DEFAULT_ENDPOINT, *load_endpoints(self.data_dir)]
+        return [DEFAULT_ENDPOINT, *load_endpoints(self.config)]
 
     def request(self, body: Any) -> EnhanceRequest:
         """A validated request; ``endpoint`` is a configured name (its backend, URL and model apply)."""
@@ -40,7 +42,7 @@ class EnhanceService:
                 raise invalid(secret, "(hidden)", "nothing: keys live in the environment or the LLM config file")
         name = body.pop("endpoint", DEFAULT_ENDPOINT) or DEFAULT_ENDPOINT
         if name != DEFAULT_ENDPOINT:
-            endpoints = load_endpoints(self.data_dir)
+            endpoints = load_endpoints(self.config)
             if name not in endpoints:
                 raise invalid("endpoint", name, self.endpoint_names())
             chosen = endpoints[name]

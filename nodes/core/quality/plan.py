@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
-from ..base.errors import invalid
+from ..base.errors import AtelierError, invalid
 from .apply import FunctionTemplate, apply_preset, check_compatibility
 from .families import Detection, detect_family
+from .runs import PlannedRun
 from .service import QualityService
 
 DEFAULT_USER = "default"
@@ -61,6 +63,24 @@ def build_plan(service: QualityService, option: str, model_family: str = "auto",
         "params": applied.params, "estimate": estimate.to_dict(),
         "warnings": applied.warnings + compatibility.warnings, "device": service.estimator.device,
     }
+
+
+Header = Callable[[str | None], "dict[str, Any] | None"]  # checkpoint name -> its safetensors header
+
+
+def planned_run(service: QualityService, inputs: dict[str, Any], header: Header) -> PlannedRun | None:
+    """The plan of a Quality Preset node from its inputs as recorded in a prompt (None if linked or invalid)."""
+    names = ("tier", "model_family", "checkpoint", "width", "height", "batch_size")
+    if any(isinstance(inputs.get(n), list) for n in names) or not isinstance(inputs.get("tier"), str):
+        return None
+    checkpoint = inputs.get("checkpoint")
+    try:
+        plan = build_plan(service, inputs["tier"], inputs.get("model_family", "auto"), checkpoint,
+                          header(checkpoint), int(inputs.get("width", 0)), int(inputs.get("height", 0)),
+                          int(inputs.get("batch_size", 1)))
+    except (AtelierError, TypeError, ValueError):
+        return None
+    return PlannedRun("image", plan["family"]["family"], plan["params"], plan["device"])
 
 
 def outputs(plan: dict[str, Any], stage: str = "base") -> tuple[Any, ...]:

@@ -6,7 +6,6 @@ bad input raises an ``AtelierError`` naming the field, the value and what is acc
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,15 @@ MAX_COMPARE = 12
 
 
 class QualityService:
+    """Custom presets under ``users_dir/<user>/atelier/presets``, calibration data in ``data_dir``
+    (in memory without one), estimates for ``device`` at ``usd_per_gpu_hour`` (default: the table's)."""
+
     def __init__(self, users_dir: Path, data_dir: Path | None = None, device: str = "reference",
-                 tables: Tables | None = None) -> None:
+                 tables: Tables | None = None, usd_per_gpu_hour: float | None = None) -> None:
         self.tables = tables or load_tables()
         self.library = PresetLibrary(PresetStore(users_dir), self.tables)
         calibration_path = data_dir / "calibration.sqlite" if data_dir else None
-        rate = os.environ.get("ATELIER_GPU_HOURLY_USD")
-        self.estimator = Estimator(self.tables, CalibrationStore(calibration_path), device,
-                                   float(rate) if rate else None)
+        self.estimator = Estimator(self.tables, CalibrationStore(calibration_path), device, usd_per_gpu_hour)
 
     # --- presets -----------------------------------------------------------------------------
     def preset_view(self, preset: Preset, template: FunctionTemplate = DEFAULT_TEMPLATE) -> dict[str, Any]:

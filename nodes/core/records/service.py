@@ -1,13 +1,11 @@
-"""The records facade for the routes (and, next, the record node and the pipelines).
+"""The records facade for the routes, the record nodes and the pipelines.
 
-The database is SQLite in ComfyUI's user directory (``atelier/records.sqlite``) unless
+The host names the database: SQLite in Atelier's data folder (``records.sqlite``) unless
 ``ATELIER_DATABASE_URL`` names another SQLAlchemy URL (e.g. PostgreSQL shared by many workers).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,8 +14,9 @@ from ..base.errors import AtelierError, Conflict, invalid
 from ..base.validation import parse_model
 from ..quality.estimate import Estimator
 from ..quality.runs import history_duration
+from .comfy import ComfyUI
 from .hashing import repro_hash
-from .store import RecordStore, render, sqlite_url
+from .store import RecordStore, render
 
 
 class GenerationConfig(BaseModel):
@@ -41,10 +40,13 @@ class GenerationConfig(BaseModel):
 
 
 class RecordService:
-    def __init__(self, data_dir: Path, queue: Any = None, cancel: Any = None) -> None:
-        url = os.environ.get("ATELIER_DATABASE_URL") or sqlite_url(data_dir / "records.sqlite")
+    """Records in the database at ``url``; ``comfy`` is the ComfyUI generations are queued on (None: a
+    server without one, where generations are only recorded)."""
+
+    def __init__(self, url: str, comfy: ComfyUI | None = None) -> None:
         self.store = RecordStore(url)
-        self.submitter = Submitter(self, queue, cancel)
+        self.comfy = comfy
+        self.submitter = Submitter(self, comfy)
 
     def _prompt(self, config: GenerationConfig) -> str:
         if config.prompt_family:
@@ -95,16 +97,12 @@ class QueueError(AtelierError):
 
 
 class Submitter:
-    """Records a generation and puts its graph on ComfyUI's queue; cancels it again.
+    """Records a generation and puts its graph on ComfyUI's queue; cancels it again. Without a ComfyUI a
+    generation is only recorded."""
 
-    ``queue(graph) -> prompt_id`` and ``cancel(prompt_id) -> None`` are ComfyUI's (the adapters use its
-    HTTP API on loopback); without them a generation is only recorded.
-    """
-
-    def __init__(self, service: RecordService, queue: Any = None, cancel: Any = None) -> None:
+    def __init__(self, service: RecordService, comfy: ComfyUI | None = None) -> None:
         self.service = service
-        self.queue = queue
-        self.cancel_fn = cancel
+        self.comfy = comfy
 
     async def submit(self, user: str, body: Any, client_id: str | None = None) -> dict[str, Any]:
         """Record the config; queue its ``graph`` (ComfyUI sends its events to ``client_id``'s websocket)."""
@@ -114,13 +112,14 @@ class Submitter:
         graph = body.pop("graph", None)
         if graph is not None and (not isinstance(graph, dict) or not graph):
             raise invalid("graph", type(graph).__name__, "an API-format graph: {node id: {class_type, inputs}}")
-        if graph is not None and self.queue is None:
+        if graph is not None and self.comfy is None:
             raise invalid("graph", "(a graph)", "no graph here: this server has no ComfyUI queue")
         record = self.service.create(user, body)
         if graph is None:
             return record
+        assert self.comfy is not None
         try:
-            prompt_id = await (self.queue(graph, client_id) if client_id else self.queue(graph))
+            prompt_id = await self.comfy.queue(graph, client_id)
         except QueueError as exc:
             self.service.store.set_status(record["id"], "failed", error=exc.message)
             raise
@@ -131,8 +130,8 @@ class Submitter:
         if record["status"] not in ("pending", "queued", "running"):
             raise Conflict(f"record {record_id} is {record['status']}; only pending, queued or running ones "
                            f"can be cancelled", field="status", value=record["status"])
-        if record["comfy_prompt_id"] and self.cancel_fn is not None:
-            await self.cancel_fn(record["comfy_prompt_id"])
+        if record["comfy_prompt_id"] and self.comfy is not None:
+            await self.comfy.cancel(record["comfy_prompt_id"])
         return self.service.store.set_status(record_id, "cancelled")
 
 

@@ -14,9 +14,10 @@ from typing import Any
 import torch
 
 from ..base.errors import invalid
-from . import model_scorers, ranking
+from . import ranking
 from .images import collect
 from .models import ModelFolders, ModelManager
+from .registry import Scorers, builtin_scorers
 from .scores import score_variations
 
 FOLDER_KINDS = ("scorers", "aesthetic", "clip_vision")
@@ -35,24 +36,24 @@ def load_image(path: str | Path) -> torch.Tensor:
         raise invalid("images", str(path), "readable image files (PNG, JPEG, WebP…)", str(exc)) from None
 
 
-def configure_models(models_dir: str | Path | None, hf_cache: str | Path | None = None) -> ModelManager:
-    """Look for models in a ComfyUI-style models folder (models/scorers, models/aesthetic, …)."""
+def folder_models(models_dir: str | Path | None, hf_cache: str | Path | None = None) -> ModelManager:
+    """Models from a ComfyUI-style models folder (models/scorers, models/aesthetic, …)."""
     folders = {kind: [Path(models_dir) / kind] for kind in FOLDER_KINDS} if models_dir else {}
-    manager = ModelManager(ModelFolders(folders, Path(hf_cache) if hf_cache else None))
-    model_scorers.configure(manager)
-    return manager
+    return ModelManager(ModelFolders(folders, Path(hf_cache) if hf_cache else None))
 
 
 def score(images: Sequence[str | Path | torch.Tensor] | torch.Tensor, prompt: str | Sequence[str] = "",
           scorers: str = "technical", weights: str | dict[str, Any] | None = None, top_k: int = 1,
           threshold: float = ranking.DEFAULT_THRESHOLD, models_dir: str | Path | None = None,
-          hf_cache: str | Path | None = None) -> dict[str, Any]:
-    """Scores of every image and the ranking, as the Variation Score and Rank Select nodes compute them."""
-    if models_dir is not None or hf_cache is not None:
-        configure_models(models_dir, hf_cache)
+          hf_cache: str | Path | None = None, registry: Scorers | None = None) -> dict[str, Any]:
+    """Scores of every image and the ranking, as the Variation Score and Rank Select nodes compute them.
+
+    Models come from ``registry``, else from ``models_dir`` / ``hf_cache``."""
+    if registry is None:
+        registry = builtin_scorers(folder_models(models_dir, hf_cache) if models_dir or hf_cache else None)
     batches = [images] if isinstance(images, torch.Tensor) else [
         load_image(item) if isinstance(item, (str, Path)) else item for item in images]
     image_set = collect(batches)
-    result = score_variations(image_set, prompt, scorers, weights).to_dict()
+    result = score_variations(image_set, prompt, scorers, weights, registry).to_dict()
     selection = ranking.select(result, len(image_set), top_k, threshold)
     return {"scores": result, "ranking": selection.to_dict(), "report": selection.report(result["overall"])}

@@ -18,27 +18,16 @@ from typing import Any
 import torch
 
 from .models import ModelManager, ModelMissing
-from .scores import ScorerSpec, register
+from .registry import Memo, ScorerSpec
 
 CHUNK = 16
-_manager: ModelManager | None = None
-Memo = dict[Any, Any]
+Scored = tuple[list[float], list[dict[str, float]]]
 
 
-def configure(manager: ModelManager | None) -> None:
-    """Where the scorers find their models (ComfyUI's folders, or a test's temporary folder)."""
-    global _manager
-    _manager = manager
-
-
-MANAGER_KEY = "manager"  # a memo entry that overrides the configured manager for one call
-
-
-def manager(memo: Memo | None = None) -> ModelManager:
-    chosen = (memo or {}).get(MANAGER_KEY) or _manager
-    if chosen is None:
+def manager(models: ModelManager | None) -> ModelManager:
+    if models is None:
         raise ModelMissing("the model-based scorers have no model folders configured", field="model")
-    return chosen
+    return models
 
 
 def image_embeddings(backbone: Any, images: list[torch.Tensor], mode: str, memo: Memo) -> torch.Tensor:
@@ -56,14 +45,14 @@ def _cosines(backbone: Any, images: list[torch.Tensor], prompts: list[str], mode
     return (image * text).sum(-1).float().cpu()
 
 
-def clip_score(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    cos = _cosines(manager(memo).backbone("clip"), images, prompts, "round", memo)
+def clip_score(images: list[torch.Tensor], prompts: list[str], memo: Memo, models: ModelManager | None) -> Scored:
+    cos = _cosines(manager(models).backbone("clip"), images, prompts, "round", memo)
     return (100 * cos).clamp(min=0).tolist(), [{"cosine": c} for c in cos.tolist()]
 
 
-def aesthetic(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    models = manager(memo)
-    backbone, head = models.backbone("clip"), models.head("aesthetic")
+def aesthetic(images: list[torch.Tensor], prompts: list[str], memo: Memo, models: ModelManager | None) -> Scored:
+    found = manager(models)
+    backbone, head = found.backbone("clip"), found.head("aesthetic")
     embeddings = image_embeddings(backbone, images, "round", memo)
     weight = next(head.parameters())
     with torch.inference_mode():
@@ -71,8 +60,8 @@ def aesthetic(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tup
     return values.tolist(), [{} for _ in images]
 
 
-def pickscore(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    backbone = manager(memo).backbone("pickscore")
+def pickscore(images: list[torch.Tensor], prompts: list[str], memo: Memo, models: ModelManager | None) -> Scored:
+    backbone = manager(models).backbone("pickscore")
     scores = backbone.logit_scale * _cosines(backbone, images, prompts, "floor", memo)
     probability = torch.zeros_like(scores)
     for prompt in set(prompts):
@@ -81,8 +70,8 @@ def pickscore(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tup
     return scores.tolist(), [{"probability": p} for p in probability.tolist()]
 
 
-def hpsv2(images: list[torch.Tensor], prompts: list[str], memo: Memo) -> tuple[list[float], list[dict[str, float]]]:
-    cos = _cosines(manager(memo).backbone("hpsv2"), images, prompts, "letterbox", memo)
+def hpsv2(images: list[torch.Tensor], prompts: list[str], memo: Memo, models: ModelManager | None) -> Scored:
+    cos = _cosines(manager(models).backbone("hpsv2"), images, prompts, "letterbox", memo)
     return cos.tolist(), [{} for _ in images]
 
 
@@ -90,10 +79,9 @@ def _linear(low: float, high: float):  # noqa: ANN202
     return lambda x: (x - low) / (high - low) * 100.0
 
 
-for _spec in (
+MODEL_SCORERS = (
     ScorerSpec("clip_score", clip_score, _linear(15.0, 35.0), 1.0, needs_prompt=True),
     ScorerSpec("aesthetic", aesthetic, _linear(1.0, 10.0), 1.0, needs_prompt=False),
     ScorerSpec("pickscore", pickscore, _linear(16.0, 24.0), 1.0, needs_prompt=True),
     ScorerSpec("hpsv2", hpsv2, _linear(0.18, 0.34), 1.0, needs_prompt=True),
-):
-    register(_spec)
+)

@@ -21,95 +21,17 @@ selection falls back to the first image.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from ..base.errors import AtelierError, invalid
-from . import technical
 from .images import ImageSet
+from .registry import Scorers, builtin_scorers
 
-# (images, prompts, memo) -> (raw scores, details per image); memo is shared by the scorers of one
-# call, so scorers on one backbone share its image forward.
 log = logging.getLogger("atelier")
-ScoreFn = Callable[[list[torch.Tensor], list[str], dict[Any, Any]], tuple[list[float], list[dict[str, float]]]]
-
-
-@dataclass(frozen=True)
-class ScorerSpec:
-    name: str
-    score: ScoreFn
-    normalise: Callable[[float], float]
-    default_weight: float
-    needs_prompt: bool
-
-
-def _technical(images: list[torch.Tensor], prompts: list[str],
-               memo: dict[Any, Any]) -> tuple[list[float], list[dict[str, float]]]:
-    results = [technical.score_image(image) for image in images]
-    return [score for score, _ in results], [details for _, details in results]
-
-
-SCORERS: dict[str, ScorerSpec] = {
-    "technical": ScorerSpec("technical", _technical, lambda x: x, 1.0, needs_prompt=False),
-}
-DEFAULT_SCORERS = ("technical",)
-
-
-def register(spec: ScorerSpec) -> None:
-    """Make a scorer available (the model-based scorers register themselves when loadable)."""
-    SCORERS[spec.name] = spec
-
-
-def parse_scorers(value: str | Sequence[str] | None) -> list[str]:
-    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value or []) if n.strip()]
-    names = names or list(DEFAULT_SCORERS)
-    for name in names:
-        if name not in SCORERS:
-            raise invalid("scorers", name, sorted(SCORERS))
-    return list(dict.fromkeys(names))
-
-
-def parse_weights(value: str | dict[str, Any] | None, scorers: list[str]) -> dict[str, float]:
-    """``"technical=1, clip_score=0.5"`` or a JSON object; unnamed scorers keep their defaults."""
-    weights = {name: SCORERS[name].default_weight for name in scorers}
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return weights
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("{"):
-            try:
-                given = json.loads(text)
-            except ValueError as exc:
-                raise invalid("weights", text, 'a JSON object or "name=weight, ..."', str(exc)) from None
-        else:
-            given = {}
-            for part in text.split(","):
-                name, sep, number = part.partition("=")
-                if not sep:
-                    raise invalid("weights", part.strip(), '"name=weight, ..."')
-                given[name.strip()] = number.strip()
-    else:
-        given = dict(value)
-    for name, raw in given.items():
-        if name not in SCORERS:
-            raise invalid("weights", name, sorted(SCORERS))
-        try:
-            weight = float(raw)
-        except (TypeError, ValueError):
-            raise invalid(f"weights.{name}", raw, "a number >= 0") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise invalid(f"weights.{name}", raw, "a number >= 0")
-        if name in weights:
-            weights[name] = weight
-    if not any(weights.values()):
-        raise invalid("weights", given, "at least one weight above 0")
-    return weights
 
 
 def expand_prompts(prompts: Sequence[str | None] | str | None, count: int) -> list[str]:
@@ -146,23 +68,25 @@ class ScoreResult:
 
 def score_variations(images: ImageSet, prompts: Sequence[str] | str | None = None,
                      scorers: str | Sequence[str] | None = None,
-                     weights: str | dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> ScoreResult:
+                     weights: str | dict[str, Any] | None = None, registry: Scorers | None = None) -> ScoreResult:
     """Score every image with every scorer; one failing scorer never fails the whole.
 
-    ``context`` is shared with the scorers (e.g. ``{"manager": ...}`` for explicitly chosen models)."""
-    names = parse_scorers(scorers)
-    chosen = parse_weights(weights, names)
+    ``registry`` holds the scorers and the models they load (default: the built-in scorers, without
+    model folders: only ``technical`` can score)."""
+    registry = registry or builtin_scorers()
+    names = registry.parse(scorers)
+    chosen = registry.weights(weights, names)
     texts = expand_prompts(prompts, len(images))
     result = ScoreResult(count=len(images), warnings=list(images.warnings))
     details: list[dict[str, float]] = [{} for _ in range(len(images))]
-    memo: dict[Any, Any] = dict(context or {})
+    memo: dict[Any, Any] = {}  # shared by the scorers of this call (one image forward per backbone)
     for name in names:
-        spec = SCORERS[name]
+        spec = registry[name]
         if spec.needs_prompt and not any(texts):
             result.warnings.append(f"{name} needs a prompt; left out")
             continue
         try:
-            raw, extra = spec.score(images.images, texts, memo)
+            raw, extra = spec.score(images.images, texts, memo, registry.models)
             if len(raw) != len(images) or not all(math.isfinite(v) for v in raw):
                 raise ValueError(f"returned {len(raw)} scores for {len(images)} images or a non-finite value")
         except Exception as exc:  # a scorer runs third-party model code: its failure must not fail the rest

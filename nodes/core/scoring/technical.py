@@ -28,6 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .registry import Memo, ScorerSpec
+
 LUMA = (0.299, 0.587, 0.114)
 SHARPNESS_SIDE = 512
 WEIGHTS = {"sharpness": 0.35, "noise": 0.25, "exposure": 0.25, "colourfulness": 0.15}
@@ -104,3 +106,12 @@ def score_image(image: torch.Tensor) -> tuple[float, dict[str, float]]:
     raw = metrics(image)
     sub = scores(raw)
     return sub["technical"], {**sub, **raw}
+
+
+def _score(images: list[torch.Tensor], prompts: list[str], memo: Memo,
+           models: object = None) -> tuple[list[float], list[dict[str, float]]]:
+    results = [score_image(image) for image in images]
+    return [score for score, _ in results], [details for _, details in results]
+
+
+TECHNICAL = ScorerSpec("technical", _score, lambda x: x, 1.0, needs_prompt=False)

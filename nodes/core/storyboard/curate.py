@@ -16,6 +16,7 @@ from typing import Any
 
 from ..base.data import PRESETS_DIR
 from ..base.files import atomic_write_bytes
+from ..scoring.registry import Scorers
 from .demo import demo_generate, demo_reference
 from .frames import FrameResult
 from .manifest import build_manifest, png_bytes, write_storyboard
@@ -26,11 +27,11 @@ from .spec import ChainSettings, FrameSpec, Storyboard
 DEFAULT_STORYBOARD = PRESETS_DIR / "storyboards" / "lighthouse.json"
 
 
-def rule_enhancer(data_dir: Path, model_family: str = "sd15") -> Callable[[str], str]:
+def rule_enhancer(model_family: str = "sd15") -> Callable[[str], str]:
     """The offline writer/critic loop (rule backend), as a plain function."""
     from ..enhance.service import EnhanceService
 
-    service = EnhanceService(data_dir)
+    service = EnhanceService()
 
     def enhance(prompt: str) -> str:
         return str(asyncio.run(service.enhance({"prompt": prompt, "model_family": model_family}))["prompt"])
@@ -40,11 +41,12 @@ def rule_enhancer(data_dir: Path, model_family: str = "sd15") -> Callable[[str],
 
 def curate(storyboard: Storyboard, settings: ChainSettings, out_dir: Path, tier: str, seed: int = 0,
            enhance: Callable[[str], str] | None = None,
-           progress: Callable[[FrameSpec, FrameResult], None] | None = None) -> dict[str, Any]:
+           progress: Callable[[FrameSpec, FrameResult], None] | None = None,
+           registry: Scorers | None = None) -> dict[str, Any]:
     """Run the storyboard on the demo renderer; returns the manifest (paths under ``files``)."""
     started = time.perf_counter()
     reference = demo_reference(storyboard.clips[0].start, seed)
-    runner = StoryboardRunner(demo_generate, settings, enhance, progress=progress)
+    runner = StoryboardRunner(demo_generate, settings, enhance, registry, progress=progress)
     frames, images = runner.run(storyboard, reference, seed)
     manifest = build_manifest(storyboard, settings, frames, tier, {"generator": "atelier demo renderer",
                                                                    "seed": seed})

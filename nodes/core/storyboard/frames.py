@@ -14,6 +14,7 @@ import torch
 
 from ..scoring import ranking
 from ..scoring.images import collect
+from ..scoring.registry import Scorers
 from ..scoring.scores import score_variations
 from .spec import FrameSpec
 
@@ -63,7 +64,7 @@ class FrameResult:
 
 
 def judge_attempt(images: torch.Tensor, prompt: str, seed: int, scorers: str, threshold: float,
-                  context: dict[str, Any] | None = None) -> tuple[Attempt, int | None, bool]:
+                  registry: Scorers | None = None) -> tuple[Attempt, int | None, bool]:
     """Score one attempt's variations: (attempt, index kept or None if it failed, below threshold)."""
     problems = [unusable(image) for image in images]
     usable = [i for i, p in enumerate(problems) if p is None]
@@ -72,7 +73,7 @@ def judge_attempt(images: torch.Tensor, prompt: str, seed: int, scorers: str, th
         attempt.error = f"every variation failed: {problems[0]}"
         return attempt, None, False
     try:
-        result = score_variations(collect(images[usable]), prompt, scorers, context=context)
+        result = score_variations(collect(images[usable]), prompt, scorers, registry=registry)
     except Exception as exc:  # a scorer's own bug: this attempt failed, the storyboard goes on
         attempt.error = f"scoring failed: {exc}"
         return attempt, None, False

@@ -13,12 +13,14 @@ validation (POST /prompt) then checks that the file exists.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..base.errors import invalid
+from ..base.errors import InvalidInput, NotFound, invalid
 from ..base.validation import parse_model
 from .spec import Storyboard
 
@@ -185,8 +187,32 @@ WORKFLOWS: dict[str, Callable[[PipelineRun], Graph]] = {
 
 def pipeline_graph(name: str, body: Any) -> tuple[PipelineRun, Graph]:
     if name not in BUILDERS:
-        from ..base.errors import NotFound
-
         raise NotFound(f"no runnable pipeline {name!r}", field="name", value=name, accepted=sorted(BUILDERS))
     run = PipelineRun.parse(body)
     return run, BUILDERS[name](run)
+
+
+CHECKPOINT_INPUTS = {"CheckpointLoaderSimple": "ckpt_name", "AtelierQualityPreset": "checkpoint"}
+
+
+def use_checkpoint(graph: Graph, checkpoint: str) -> Graph:
+    """Shipped workflows name no checkpoint (the user picks theirs): set it in every loader (and preset)."""
+    for node in graph.values():
+        name = CHECKPOINT_INPUTS.get(node.get("class_type", ""))
+        if name and not isinstance(node.get("inputs", {}).get(name), list):
+            node.setdefault("inputs", {})[name] = checkpoint
+    return graph
+
+
+def load_workflow(path: Path) -> Graph:
+    """An API-format workflow file (as ComfyUI's "Export (API)" writes it); a UI workflow is refused."""
+    try:
+        graph = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise invalid("workflow", str(path), "a readable API-format workflow JSON file", str(exc)) from None
+    if isinstance(graph, dict) and "nodes" in graph and "links" in graph:
+        raise InvalidInput(f"{path} is a UI workflow; use its API-format twin (workflows/api/) or ComfyUI's "
+                           f"'Export (API)'", field="workflow", value=str(path))
+    if not isinstance(graph, dict) or not all(isinstance(n, dict) and "class_type" in n for n in graph.values()):
+        raise invalid("workflow", str(path), "an API-format graph: {node id: {class_type, inputs}}")
+    return graph

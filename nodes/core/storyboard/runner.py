@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
+from ..scoring.registry import Scorers
 from .frames import Attempt, FrameResult, blend, color_match, conclude, judge_attempt, new_frame
 from .spec import REFERENCE, ChainSettings, FrameSpec, Storyboard, frames, usable_sources
 
@@ -44,12 +44,12 @@ def chain_image(sources: tuple[str, ...], chained: torch.Tensor | None, referenc
 
 class StoryboardRunner:
     def __init__(self, generate: Generate, settings: ChainSettings, enhance: Enhance | None = None,
-                 context: dict[str, Any] | None = None, progress: Callable[[FrameSpec, FrameResult], None] | None = None
+                 registry: Scorers | None = None, progress: Callable[[FrameSpec, FrameResult], None] | None = None
                  ) -> None:
         self.generate = generate
         self.settings = settings
         self.enhance = enhance
-        self.context = context
+        self.registry = registry
         self.progress = progress
 
     def run(self, storyboard: Storyboard, reference: torch.Tensor | None = None,
@@ -97,7 +97,7 @@ class StoryboardRunner:
                          self.settings.threshold)
                 continue
             result, chosen, below = judge_attempt(images, prompt, attempt_seed, self.settings.scorers,
-                                                  self.settings.threshold, self.context)
+                                                  self.settings.threshold, self.registry)
             conclude(frame, result, chosen, below, self.settings.threshold)
             if chosen is not None:
                 return images[chosen: chosen + 1]

@@ -2,7 +2,8 @@
 
 ``run`` builds the pipeline's API graph, records it (operation type = the pipeline) and puts it on
 ComfyUI's prompt queue, where ComfyUI validates it; ``status`` answers from ComfyUI's queue and
-history, with the storyboard manifest written by Storyboard Save and the run's records.
+history (the records' ComfyUI), with the storyboard manifest written by Storyboard Save and the run's
+records.
 """
 
 from __future__ import annotations
@@ -16,18 +17,14 @@ from ..base.errors import NotFound, Unavailable, invalid
 from ..records.service import RecordService
 from .pipelines import pipeline_graph
 
-History = Callable[[str], "dict[str, Any] | None"]
-QueueState = Callable[[], "tuple[list[str], list[str]]"]  # (running prompt ids, pending prompt ids)
-
 
 class PipelineService:
-    def __init__(self, records: RecordService, output_dir: Path, check_tier: Callable[[str, str], Any],
-                 history: History | None = None, queue_state: QueueState | None = None) -> None:
+    """``output_dir``: ComfyUI's output folder (where Storyboard Save writes under atelier/storyboards)."""
+
+    def __init__(self, records: RecordService, output_dir: Path, check_tier: Callable[[str, str], Any]) -> None:
         self.records = records
         self.output_dir = output_dir
         self.check_tier = check_tier
-        self.history = history
-        self.queue_state = queue_state
 
     async def run(self, user: str, name: str, body: Any) -> dict[str, Any]:
         """``body``: the pipeline's parameters, and optionally ``client_id`` (the websocket that gets its events)."""
@@ -36,7 +33,7 @@ class PipelineService:
             raise invalid("client_id", client_id, "a websocket client id of 1-128 characters")
         run, graph = pipeline_graph(name, body)
         self.check_tier(user, run.tier)
-        if self.records.submitter.queue is None:
+        if self.records.comfy is None:
             raise Unavailable("this Atelier server has no ComfyUI queue: run pipelines on a ComfyUI server",
                               field="name", value=name)
         record = await self.records.submitter.submit(user, {
@@ -45,14 +42,15 @@ class PipelineService:
         return {"prompt_id": record["comfy_prompt_id"], "record_id": record["id"], "pipeline": name,
                 "tier": run.tier, "nodes": len(graph), "graph": graph}
 
-    def status(self, prompt_id: str) -> dict[str, Any]:
+    async def status(self, prompt_id: str) -> dict[str, Any]:
         records = self.records.store.for_prompt(prompt_id)
-        item = self.history(prompt_id) if self.history else None
+        comfy = self.records.comfy
+        item = await comfy.history(prompt_id) if comfy else None
         if item is not None:
             state = (item.get("status") or {}).get("status_str") or "unknown"
             status = {"success": "completed", "error": "failed"}.get(state, state)
         else:
-            running, pending = self.queue_state() if self.queue_state else ([], [])
+            running, pending = await comfy.queue_ids() if comfy else ([], [])
             status = "running" if prompt_id in running else "queued" if prompt_id in pending else None
             if status is None and not records:
                 raise NotFound(f"ComfyUI knows no prompt {prompt_id!r}", field="prompt_id", value=prompt_id)

@@ -1,0 +1,269 @@
+"""The commands of ``python -m atelier``, one table: name, help, arguments, what it runs, how it shows.
+
+A command runs against the host's ``Atelier`` context (``ATELIER_HOME``'s presets, data and outputs) and
+returns a JSON-ready result; ``printers`` shows it, or ``--json`` prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.base.errors import AtelierError, invalid
+from ..core.enhance.loop import BACKENDS
+from ..core.scoring.registry import SCORER_NAMES
+from ..host import Atelier, wiring
+from . import printers
+
+Arguments = Callable[[argparse.ArgumentParser], None]
+Run = Callable[[argparse.Namespace, Atelier], Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    arguments: Arguments
+    run: Run
+    show: Callable[[Any], None] | None = None  # None: the command prints as it goes (serve)
+
+
+def _template_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", default="auto", help="model family (sd15, sdxl, flux_dev, …) or auto")
+    p.add_argument("--checkpoint", help="checkpoint file name, for family detection")
+    p.add_argument("--width", type=int, default=0, help="base width (0: family native)")
+    p.add_argument("--height", type=int, default=0, help="base height (0: family native)")
+
+
+def _template(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {"model_family": args.family}
+    if args.checkpoint:
+        body["checkpoint"] = args.checkpoint
+    body.update(width=args.width, height=args.height)
+    return body
+
+
+def _sets(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise AtelierError(f"--set {pair!r}: expected KEY=VALUE", field="--set", value=pair)
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _enhance(atelier: Atelier, body: dict[str, Any]) -> dict[str, Any]:
+    return asyncio.run(atelier.enhance.enhance(body))
+
+
+def _read(field: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise invalid(field, path, f"a readable {field} file", str(exc)) from None
+
+
+# --- plan ------------------------------------------------------------------------------------------
+def _plan_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pipeline", nargs="?", default="storyboard_generation")
+    p.add_argument("--tier", default="standard")
+    p.add_argument("--user", default="default")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter for every stage that takes it (JSON value), e.g. --set steps=30")
+    p.add_argument("--prompt", help="enhance this prompt (rule backend) and show each stage's prompt")
+    p.add_argument("--seed", type=int, default=0)
+    _template_options(p)
+
+
+def _plan(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    request = {k: v for k, v in _template(args).items() if v not in (None, 0) or k == "model_family"}
+    request["parameters"] = _sets(args.set)
+    result = atelier.quality.pipeline_plan(args.user, args.pipeline, args.tier, request)
+    if args.prompt:
+        result["enhanced"] = _enhance(atelier, {"prompt": args.prompt, "seed": args.seed,
+                                                "model_family": result["family"]["family"]})
+    return result
+
+
+# --- enhance ---------------------------------------------------------------------------------------
+def _enhance_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt")
+    p.add_argument("--negative", default="")
+    p.add_argument("--backend", default="rule", choices=list(BACKENDS))
+    p.add_argument("--endpoint", default="(backend default)", help="a name from the LLM config file")
+    p.add_argument("--model", default="")
+    p.add_argument("--family", default="sd15")
+    p.add_argument("--threshold", type=float, default=85.0)
+    p.add_argument("--iterations", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=0.7)
+
+
+def _enhance_command(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    return _enhance(atelier, {"prompt": args.prompt, "negative": args.negative, "backend": args.backend,
+                              "endpoint": args.endpoint, "model": args.model, "model_family": args.family,
+                              "threshold": args.threshold, "iterations": args.iterations, "seed": args.seed,
+                              "temperature": args.temperature})
+
+
+# --- presets, comparison, recommendation -----------------------------------------------------------
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("presets", nargs="*", help="preset ids (default: the built-in tiers)")
+    p.add_argument("--user", default="default")
+    _template_options(p)
+
+
+def _compare(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    presets = args.presets or list(atelier.quality.tables.tiers)
+    return atelier.quality.compare(args.user, {"presets": presets, "template": _template(args)})
+
+
+def _recommend_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("use_case")
+    _template_options(p)
+
+
+def _user_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", default="default")
+
+
+# --- scoring ---------------------------------------------------------------------------------------
+def _score_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--prompt", default="", help="the prompt the images were made from")
+    p.add_argument("--scorers", default="technical", help=", ".join(SCORER_NAMES))
+    p.add_argument("--weights", default="", help='e.g. "technical=1, clip_score=2"')
+    p.add_argument("--top-k", type=int, default=1)
+    p.add_argument("--threshold", type=float, default=30.0)
+    p.add_argument("--models", help="a ComfyUI models folder (scorers/, aesthetic/, clip_vision/)")
+
+
+def _score(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    try:
+        from ..core.scoring.api import folder_models, score
+    except ImportError as exc:
+        raise AtelierError(f"scoring needs torch and pillow ({exc}); inside ComfyUI they are there, "
+                           f"elsewhere: pip install torch==2.13.0 pillow") from None
+    registry = atelier.scorers.with_models(folder_models(args.models)) if args.models else atelier.scorers
+    result = score(args.images, args.prompt, args.scorers, args.weights, args.top_k, args.threshold,
+                   registry=registry)
+    result["files"] = args.images
+    return result
+
+
+# --- running on ComfyUI ----------------------------------------------------------------------------
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", help="a pipeline (storyboard_generation, shot_generation, sequence_generation) "
+                                  "or an API-format workflow .json")
+    p.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address")
+    p.add_argument("--tier", default="standard")
+    p.add_argument("--checkpoint", help="a checkpoint in ComfyUI's models/checkpoints (pipelines)")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--storyboard", help="a storyboard file (JSON or 'start | end' lines)")
+    p.add_argument("--reference", help="a reference image in ComfyUI's input folder")
+    p.add_argument("--variations", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=0)
+    p.add_argument("--height", type=int, default=0)
+    p.add_argument("--out", default="atelier_outputs", help="where the outputs are downloaded")
+
+
+def _run(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    body: dict[str, Any] = {"tier": args.tier, "prompt": args.prompt, "variations": args.variations,
+                            "seed": args.seed, "width": args.width, "height": args.height}
+    if args.checkpoint:
+        body["checkpoint"] = args.checkpoint
+    if args.reference:
+        body["reference"] = args.reference
+    if args.storyboard:
+        body["storyboard"] = _read("storyboard", args.storyboard)
+    client = wiring.comfyui(args.server)
+    return asyncio.run(client.run(args.target, body, Path(args.out), None if args.json else printers.progress_bar))
+
+
+# --- the main job ----------------------------------------------------------------------------------
+def _curate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storyboard", help="a JSON file, or lines 'start prompt | end prompt' "
+                                        "(default: the shipped lighthouse storyboard)")
+    p.add_argument("--tier", default="standard")
+    p.add_argument("--user", default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variations", type=int, help="variations per frame (default: the tier's)")
+    p.add_argument("--out", help="output folder (default: ATELIER_HOME/output/storyboards/<time>)")
+    p.add_argument("--no-enhance", action="store_true", help="use the prompts as written")
+
+
+def _curate(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    from ..core.storyboard.curate import DEFAULT_STORYBOARD, curate, rule_enhancer
+    from ..core.storyboard.spec import Storyboard, chain_settings
+
+    text = _read("storyboard", args.storyboard) if args.storyboard else DEFAULT_STORYBOARD.read_text("utf-8")
+    storyboard = Storyboard.from_text(text)
+    preset = atelier.quality.tier(args.user, args.tier)
+    settings = chain_settings(preset.level, {"variations": args.variations})
+    out = Path(args.out) if args.out else atelier.settings.storyboards_dir / time.strftime("%Y%m%d-%H%M%S")
+    enhance = None if args.no_enhance else rule_enhancer()
+
+    def progress(spec: Any, frame: Any) -> None:
+        if not args.json:
+            best = f"{frame.best_score:5.1f}" if frame.best_score is not None else "  -  "
+            print(f"  {frame.name:<16} {frame.status:<16} best {best}  ({len(frame.attempts)} attempt(s))",
+                  file=sys.stderr)
+
+    return curate(storyboard, settings, out, preset.id, args.seed, enhance, progress, atelier.scorers)
+
+
+# --- the panel -------------------------------------------------------------------------------------
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8189)
+    p.add_argument("--storyboards", help="a folder of storyboards, or one storyboard folder (default: where "
+                                         "curate writes, ATELIER_HOME/output/storyboards)")
+
+
+def _serve(args: argparse.Namespace, atelier: Atelier) -> None:
+    """Atelier's routes on a standalone aiohttp server (no ComfyUI queue: pipeline runs answer 503)."""
+    if not 0 < args.port < 65536:
+        raise invalid("--port", args.port, "a port number 1-65535")
+    folder = Path(args.storyboards).resolve() if args.storyboards else atelier.settings.storyboards_dir
+    served = Atelier(atelier.settings.with_storyboards(folder))
+    print(f"Atelier panel: http://{args.host}:{args.port}/atelier/ui/  (storyboards from {folder}; Ctrl+C stops)")
+    try:
+        wiring.serve(served, args.host, args.port)
+    except OSError as exc:  # e.g. the port is taken
+        raise invalid("--port", args.port, "a free port on this host", f"cannot listen: {exc.strerror or exc}") \
+            from None
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("plan", "show a pipeline's stages, workflows and estimates at a tier", _plan_arguments, _plan,
+            printers.plan),
+    Command("enhance", "improve a prompt with the writer/critic loop", _enhance_arguments, _enhance_command,
+            printers.enhanced),
+    Command("compare", "compare tiers side by side", _compare_arguments, _compare, printers.compare),
+    Command("recommend", "recommend a tier for a use case", _recommend_arguments,
+            lambda args, atelier: atelier.quality.recommend(args.use_case, _template(args)), printers.recommendation),
+    Command("presets", "list built-in and custom presets", _user_argument,
+            lambda args, atelier: atelier.quality.list_presets(args.user), printers.presets),
+    Command("pipelines", "list pipelines", lambda p: None,
+            lambda args, atelier: {"pipelines": atelier.quality.pipelines()}, printers.pipelines),
+    Command("score", "score image files and rank them (best-of-N)", _score_arguments, _score, printers.scores),
+    Command("run", "queue a pipeline or an API workflow file on a running ComfyUI, show its progress, download "
+                   "its outputs and print the ranking", _run_arguments, _run, printers.run),
+    Command("curate", "the main job on embedded defaults: a storyboard enhanced, generated (Atelier's demo "
+                      "renderer), scored, chained; manifest + HTML report", _curate_arguments, _curate,
+            printers.curated),
+    Command("serve", "Atelier's routes and its panel (/atelier/ui/) without ComfyUI: presets, tier comparison, "
+                     "records, social context, storyboards", _serve_arguments, _serve),
+)

@@ -1,0 +1,154 @@
+"""How the command line shows each command's result (``--json`` prints the result itself instead)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def seconds(value: float) -> str:
+    return f"{value / 60:.1f} min" if value >= 120 else f"{value:.1f} s"
+
+
+def enhanced(result: dict[str, Any]) -> None:
+    print(f"original:  {result['original']}")
+    print(f"enhanced:  {result['prompt']}")
+    print(f"negative:  {result['negative']}")
+    print(f"score {result['score']:.0f}; {result['summary']}")
+    for step in result["trace"]:
+        what = f"score {step['score']:.0f}" if step["score"] is not None else (step["text"] or step["note"])
+        print(f"  {step['iteration']} {step['role']:<6} {step['backend']:<12} {what}")
+        if step["role"] == "critic" and step["checks"]:
+            print(f"    failed: {', '.join(c['id'] for c in step['checks'])}")
+    for fallback in result["fallbacks"]:
+        print(f"fallback: {fallback}")
+
+
+def plan(plan: dict[str, Any]) -> None:
+    fam = plan["family"]
+    print(f"Pipeline {plan['pipeline']} at {plan['preset']['display_name']} "
+          f"(tier {plan['tier']}, level {plan['preset']['level']}) — {plan['description']}")
+    print(f"Model family: {fam['family']} ({fam['source']}: {fam['evidence']})\n")
+    header = f"{'stage':<16} {'task type':<22} {'workflow':<40} {'expected':>10} {'range':>17} {'VRAM':>8}"
+    print(header)
+    print("-" * len(header))
+    for stage in plan["stages"]:
+        t = stage["estimate"]["time_s"]
+        print(f"{stage['id']:<16} {stage['task_type']:<22} {stage['workflow']:<40} {seconds(t['expected']):>10} "
+              f"{seconds(t['min']) + '-' + seconds(t['max']):>17} {stage['estimate']['vram_gb']:>6.1f}GB")
+        params = stage["parameters"]
+        shown = ", ".join(f"{k}={v}" for k, v in params.items()
+                          if k in ("steps", "cfg", "sampler_name", "scheduler", "width", "height", "batch_size",
+                                   "denoise", "hires_enabled", "frames", "fps", "max_tokens", "sample_rate"))
+        print(f"{'':<16} {shown}")
+    totals = plan["totals"]
+    print("-" * len(header))
+    print(f"{'total':<80} {seconds(totals['time_s']['expected']):>10} "
+          f"{seconds(totals['time_s']['min']) + '-' + seconds(totals['time_s']['max']):>17} "
+          f"{totals['vram_gb']:>6.1f}GB peak, ${totals['cost_usd']:.4f}")
+    enhanced = plan.get("enhanced")
+    if enhanced:
+        print(f"\nPrompt, enhanced (score {enhanced['score']:.0f}, {enhanced['iterations']} iteration(s)): "
+              f"{enhanced['prompt']}")
+        for stage in plan["stages"]:
+            if stage["category"] == "image":
+                print(f"  {stage['id']}: {enhanced['prompt']}{stage['prompt_suffix']}")
+        print(f"  negative: {enhanced['negative']}")
+    calibrated = all(s["estimate"]["calibrated"] for s in plan["stages"])
+    print("\nEstimates are " + ("calibrated from recorded runs." if calibrated else
+                                "priors for a reference GPU; they calibrate from runs recorded in ComfyUI."))
+
+
+def compare(result: dict[str, Any]) -> None:
+    keys = ["steps", "cfg", "sampler_name", "scheduler", "width", "height", "hires_enabled", "hires_width",
+            "refinement"]
+    columns = result["presets"]
+    print(f"{'':<16}" + "".join(f"{c['preset']['id']:>16}" for c in columns))
+    for key in keys:
+        print(f"{key:<16}" + "".join(f"{str(c['parameters'].get(key)):>16}" for c in columns))
+    print(f"{'time (exp.)':<16}" + "".join(f"{seconds(c['estimate']['time_s']['expected']):>16}" for c in columns))
+    print(f"{'VRAM':<16}" + "".join(f"{c['estimate']['vram_gb']:>14.1f}GB" for c in columns))
+    print(f"{'vs standard':<16}" + "".join(f"{c['vs_standard']['time_ratio']:>15}x" for c in columns))
+
+
+def recommendation(result: dict[str, Any]) -> None:
+    print(f"Use case {result['use_case']}: {result['tier']} (confidence {result['confidence']:.0%})")
+    print(f"  {result['reasoning']}")
+    print(f"  vs standard: {result['trade_offs']['summary']}")
+    print(f"  expected {seconds(result['estimate']['time_s']['expected'])}, {result['estimate']['vram_gb']:.1f} GB")
+    for alt in result["alternatives"]:
+        print(f"  alternative {alt['tier']} ({alt['direction']}): {alt['time_ratio_vs_recommended']}x the time")
+
+
+def presets(result: dict[str, Any]) -> None:
+    for preset in result["presets"]:
+        kind = "built-in" if preset["builtin"] else f"extends {preset['extends']}"
+        print(f"{preset['id']:<20} level {preset['level']}  {kind:<20} "
+              f"~{seconds(preset['estimate']['time_s']['expected'])}  {preset['description']}")
+    for problem in result["problems"]:
+        print(f"skipped {problem['file']}: {problem['error']}")
+
+
+def scores(result: dict[str, Any]) -> None:
+    scores, files = result["scores"], result["files"]
+    names = list(scores["normalised"])
+    print(f"{'rank':<5} {'overall':>8} " + " ".join(f"{n:>11}" for n in names) + "  file")
+    for rank, index in enumerate(result["ranking"]["order"], 1):
+        overall = scores["overall"][index] if index < len(scores["overall"]) else float("nan")
+        values = " ".join(f"{scores['metrics'][n][index]:>11.3f}" for n in names)
+        mark = " *" if index in result["ranking"]["chosen"] else ""
+        print(f"{rank:<5} {overall:>8.2f} {values}  {files[index]}{mark}")
+    for warning in [*scores["warnings"], *result["ranking"]["warnings"]]:
+        print(f"warning: {warning}")
+    if result["ranking"]["below_threshold"]:
+        print(f"warning: the best score is below the threshold {result['ranking']['threshold']:g}")
+
+
+def pipelines(result: dict[str, Any]) -> None:
+    for pipe in result["pipelines"]:
+        stages = " -> ".join(f"{s['id']} ({s['task_type']})" for s in pipe["stages"])
+        print(f"{pipe['name']}: {pipe['description']}\n    {stages}")
+
+
+def curated(result: dict[str, Any]) -> None:
+    frames = result["frames"]
+    kept = sum(1 for f in frames if f["status"] != "failed")
+    print(f"storyboard: {len(result['clips'])} clips, {kept}/{len(frames)} frames kept, tier {result['tier']}, "
+          f"{result['duration_s']:.1f} s; status {result['status']}")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}")
+    print(f"manifest: {result['files']['manifest']}")
+    print(f"report:   {result['files']['report']}")
+
+
+def run(result: dict[str, Any]) -> None:
+    print(f"prompt {result['prompt_id']}: {result['status']}")
+    for node_id, output in result["outputs"].items():
+        for text in output.get("text", []) if isinstance(output, dict) else []:
+            if "#1" in text or "overall" in text:  # Rank Select's ranking
+                print(f"ranking (node {node_id}):\n{text}")
+    for manifest in result["manifests"]:
+        kept = [f for f in manifest["frames"] if f["status"] != "failed"]
+        print(f"storyboard {manifest['folder']}: {len(kept)}/{len(manifest['frames'])} frames kept, "
+              f"failed clips {manifest['failed_clips'] or 'none'}")
+        for frame in manifest["frames"]:
+            best = f"{frame['best_score']:.1f}" if frame.get("best_score") is not None else "-"
+            print(f"  {frame['name']:<16} {frame['status']:<16} best {best}")
+    for path in result["files"]:
+        print(f"saved {path}")
+    if result["error"]:
+        print(f"error: {json.dumps(result['error'])[:2000]}")
+
+
+def progress_bar(event: str, data: dict[str, Any]) -> None:
+    """A one-line progress bar on stderr from ComfyUI's events."""
+    if event == "progress":
+        value, total = int(data.get("value", 0)), max(1, int(data.get("max", 1)))
+        filled = int(30 * value / total)
+        sys.stderr.write(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {value}/{total}  node {data.get('node')}   ")
+    elif event == "executing" and data.get("node"):
+        sys.stderr.write(f"\r  running node {data['node']:<40}")
+    elif event in ("execution_success", "execution_error", "execution_interrupted"):
+        sys.stderr.write("\n")
+    sys.stderr.flush()

@@ -1,0 +1,128 @@
+"""The scorers, in one explicit registry: their names, how each maps to 0..100, its default weight, and
+the model manager the model-based ones load from.
+
+``SCORER_NAMES`` is the one list of built-in scorers (nodes, routes, CLI and the web panel read it);
+``builtin_scorers(models)`` is the registry a host builds once with its model folders.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..base.errors import invalid
+
+if TYPE_CHECKING:
+    from .models import ModelManager
+
+SCORER_NAMES = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")
+DEFAULT_SCORERS = ("technical",)
+MODEL_FREE = ("technical",)
+
+Memo = dict[Any, Any]
+# (images, prompts, memo, models) -> (raw scores, details per image); the memo is shared by the scorers of
+# one call, so scorers on one backbone share its image forward.
+ScoreFn = Callable[[list[torch.Tensor], list[str], Memo, "ModelManager | None"],
+                   tuple[list[float], list[dict[str, float]]]]
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    name: str
+    score: ScoreFn
+    normalise: Callable[[float], float]
+    default_weight: float
+    needs_prompt: bool
+
+
+class Scorers:
+    """Scorers by name, with the models they load from (``None``: only model-free scorers can score)."""
+
+    def __init__(self, specs: Iterable[ScorerSpec], models: ModelManager | None = None) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self.models = models
+
+    def __getitem__(self, name: str) -> ScorerSpec:
+        return self.specs[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def names(self) -> list[str]:
+        return list(self.specs)
+
+    def with_models(self, models: ModelManager | None) -> Scorers:
+        """The same scorers, loading from other models (e.g. those a Scorer Models node chose)."""
+        return Scorers(self.specs.values(), models)
+
+    def with_scorer(self, spec: ScorerSpec) -> Scorers:
+        return Scorers([*self.specs.values(), spec], self.models)
+
+    def parse(self, value: str | Sequence[str] | None) -> list[str]:
+        """``"technical, clip_score"`` or a list: the named scorers in order (default: technical)."""
+        names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value or []) if n.strip()]
+        names = names or list(DEFAULT_SCORERS)
+        for name in names:
+            if name not in self.specs:
+                raise invalid("scorers", name, sorted(self.specs))
+        return list(dict.fromkeys(names))
+
+    def needs_models(self, value: str | Sequence[str] | None) -> bool:
+        return any(name not in MODEL_FREE for name in self.parse(value))
+
+    def weights(self, value: str | dict[str, Any] | None, scorers: list[str]) -> dict[str, float]:
+        """``"technical=1, clip_score=0.5"`` or a JSON object; unnamed scorers keep their defaults."""
+        weights = {name: self.specs[name].default_weight for name in scorers}
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return weights
+        given = _given_weights(value)
+        for name, raw in given.items():
+            if name not in self.specs:
+                raise invalid("weights", name, sorted(self.specs))
+            try:
+                weight = float(raw)
+            except (TypeError, ValueError):
+                raise invalid(f"weights.{name}", raw, "a number >= 0") from None
+            if not math.isfinite(weight) or weight < 0:
+                raise invalid(f"weights.{name}", raw, "a number >= 0")
+            if name in weights:
+                weights[name] = weight
+        if not any(weights.values()):
+            raise invalid("weights", given, "at least one weight above 0")
+        return weights
+
+
+def _given_weights(value: str | dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(value, str):
+        return dict(value)
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            given = json.loads(text)
+        except ValueError as exc:
+            raise invalid("weights", text, 'a JSON object or "name=weight, ..."', str(exc)) from None
+        if not isinstance(given, dict):
+            raise invalid("weights", text, 'a JSON object or "name=weight, ..."')
+        return given
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        name, sep, number = part.partition("=")
+        if not sep:
+            raise invalid("weights", part.strip(), '"name=weight, ..."')
+        out[name.strip()] = number.strip()
+    return out
+
+
+def builtin_scorers(models: ModelManager | None = None) -> Scorers:
+    """Every built-in scorer (``SCORER_NAMES``), the model-based ones loading from ``models``."""
+    from .model_scorers import MODEL_SCORERS
+    from .technical import TECHNICAL
+
+    registry = Scorers([TECHNICAL, *MODEL_SCORERS], models)
+    assert tuple(registry.names()) == SCORER_NAMES, registry.names()
+    return registry

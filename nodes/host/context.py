@@ -1,0 +1,124 @@
+"""One running Atelier: its settings and every service built from them, each made once, on first use.
+
+The host passes what only it knows: how to reach the ComfyUI to queue on and follow (``comfy``, a
+factory called on first use, once the server listens), how to hand a
+scorer model to its memory management (``prepare_model``), how to read a checkpoint's header
+(``checkpoint_header``). Nothing here reads the environment or a module global.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..core.enhance.config import key_for
+from ..core.enhance.service import EnhanceService
+from ..core.quality import plan as planning
+from ..core.quality.runs import RunObserver
+from ..core.quality.service import QualityService
+from ..core.records.comfy import ComfyUI
+from ..core.records.follower import HistoryFollower
+from ..core.records.service import RecordService, calibrate_from_record
+from ..core.social.service import SocialService
+from ..core.storyboard.service import PipelineService
+from ..remote.llm import http_backends
+from .settings import Settings
+
+if TYPE_CHECKING:  # torch-backed: imported when first used, so the command line starts fast
+    from ..core.scoring.models import ModelManager
+    from ..core.scoring.registry import Scorers
+    from ..core.storyboard.library import StoryboardLibrary
+
+T = TypeVar("T")
+PrepareHook = Callable[[Any], None]  # a scorer model, before each use (ComfyUI: its memory management)
+Header = Callable[[str | None], "dict[str, Any] | None"]
+
+
+def no_header(checkpoint: str | None) -> dict[str, Any] | None:
+    return None
+
+
+class Atelier:
+    def __init__(self, settings: Settings, comfy: Callable[[], ComfyUI] | None = None,
+                 prepare_model: PrepareHook | None = None, checkpoint_header: Header = no_header) -> None:
+        self.settings = settings
+        self._comfy = comfy
+        self.prepare_model = prepare_model
+        self.checkpoint_header = checkpoint_header
+        self._made: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def _once(self, name: str, make: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._made:
+                self._made[name] = make()
+            return self._made[name]  # type: ignore[no-any-return]
+
+    @property
+    def comfy(self) -> ComfyUI | None:
+        """The ComfyUI generations are queued on and followed (None: a server without one)."""
+        make = self._comfy
+        return None if make is None else self._once("comfy", make)
+
+    @property
+    def quality(self) -> QualityService:
+        s = self.settings
+        return self._once("quality", lambda: QualityService(s.users_dir, s.data_dir, device=s.device,
+                                                            usd_per_gpu_hour=s.usd_per_gpu_hour))
+
+    @property
+    def enhance(self) -> EnhanceService:
+        config = self.settings.llm_config_file
+        return self._once("enhance", lambda: EnhanceService(
+            config, self.settings.traces_dir, http_backends(lambda url: key_for(url, config))))
+
+    @property
+    def social(self) -> SocialService:
+        return self._once("social", lambda: SocialService(self.settings.data_dir))
+
+    @property
+    def records(self) -> RecordService:
+        return self._once("records", lambda: RecordService(self.settings.records_url, self.comfy))
+
+    @property
+    def pipelines(self) -> PipelineService:
+        return self._once("pipelines", lambda: PipelineService(self.records, self.settings.output_dir,
+                                                               self.quality.tier))
+
+    @property
+    def storyboards(self) -> StoryboardLibrary:
+        from ..core.storyboard.library import StoryboardLibrary
+
+        return self._once("storyboards", lambda: StoryboardLibrary(self.settings.storyboards_dir))
+
+    @property
+    def models(self) -> ModelManager:
+        """The scorers' models (each loaded once, kept between runs)."""
+        from ..core.scoring.models import ModelFolders, ModelManager
+
+        s = self.settings
+        return self._once("models", lambda: ModelManager(ModelFolders(s.model_folders, s.hf_cache),
+                                                         self.prepare_model))
+
+    @property
+    def scorers(self) -> Scorers:
+        from ..core.scoring.registry import builtin_scorers
+
+        return self._once("scorers", lambda: builtin_scorers(self.models))
+
+    @property
+    def observer(self) -> RunObserver:
+        """Finished prompts with a Quality Preset node -> calibration samples."""
+        return self._once("observer", lambda: RunObserver(
+            self.quality.estimator, lambda inputs: planning.planned_run(self.quality, inputs, self.checkpoint_header)))
+
+    def follower(self) -> HistoryFollower:
+        """Moves records along ComfyUI's queue and history, and calibrates from finished runs."""
+        comfy = self.comfy
+        if comfy is None:
+            raise RuntimeError("this Atelier has no ComfyUI to follow")
+        estimator, device = self.quality.estimator, self.settings.device
+        return self._once("follower", lambda: HistoryFollower(
+            comfy, self.records.store, self.observer,
+            lambda record, item: calibrate_from_record(estimator, record, item, device)))

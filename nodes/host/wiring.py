@@ -1,0 +1,33 @@
+"""What a host wires between adapters: Atelier's routes on a server's route table, a standalone server,
+and a client of a running ComfyUI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..remote.comfyui import ComfyClient
+from ..server import mount_on, standalone_app
+from ..server.http import UserResolver, header_user
+from .context import Atelier
+
+
+def comfyui(url: str, verify_tls: bool = True) -> ComfyClient:
+    """The one client of a running ComfyUI (queue, cancel, history, websocket progress, downloads)."""
+    return ComfyClient(url, verify_tls=verify_tls)
+
+
+def mount_routes(table: Any, atelier: Atelier, user_of: UserResolver) -> int:
+    """Atelier's routes on another server's route table (ComfyUI's ``PromptServer.routes``)."""
+    return mount_on(table, atelier, user_of)
+
+
+def serve(atelier: Atelier, host: str, port: int, user_of: UserResolver = header_user) -> None:
+    """Atelier's routes and panel on a standalone aiohttp server, until interrupted."""
+    web.run_app(standalone_app(atelier, user_of), host=host, port=port, print=None)
+
+
+def app(atelier: Atelier, user_of: UserResolver = header_user) -> web.Application:
+    """The standalone server's aiohttp application (tests and benchmarks serve it themselves)."""
+    return standalone_app(atelier, user_of)

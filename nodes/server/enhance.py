@@ -1,0 +1,22 @@
+"""Prompt enhancement routes: the writer/critic loop and the configured LLM endpoints (never their keys)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .http import Mount, Services, answer, json_body
+
+
+def add_routes(mount: Mount, ctx: Services) -> None:
+    @mount.post("/enhance")
+    async def enhance_prompt(request: web.Request) -> web.Response:
+        """Body: prompt, negative, backend, endpoint (a configured name), model, model_family, threshold,
+        iterations, seed, temperature, keep_trace. Answers the enhanced prompt, negative, score and trace."""
+        body = await json_body(request)
+        keep = bool(body.pop("keep_trace", False)) if isinstance(body, dict) else False
+        return answer(await ctx.enhance.enhance(body, keep_trace=keep))
+
+    @mount.get("/enhance/endpoints")
+    async def enhance_endpoints(request: web.Request) -> web.Response:
+        """The configured LLM endpoints (names, backends, URLs, models; never keys)."""
+        return answer({"endpoints": ctx.enhance.endpoints()})

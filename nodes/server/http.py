@@ -1,0 +1,138 @@
+"""What every route module shares: the services it may ask, the user of a request, JSON bodies within
+bounds, and domain errors turned into 4xx answers naming the field, the value and what is accepted."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+
+from ..core.base.errors import AtelierError, InvalidInput, invalid
+from ..core.base.ids import user_id
+
+if TYPE_CHECKING:
+    from ..core.enhance.service import EnhanceService
+    from ..core.quality.service import QualityService
+    from ..core.records.service import RecordService
+    from ..core.social.service import SocialService
+    from ..core.storyboard.library import StoryboardLibrary
+    from ..core.storyboard.service import PipelineService
+
+log = logging.getLogger("atelier")
+PREFIX = "/atelier"
+MAX_BODY_BYTES = 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UserResolver = Callable[[web.Request], str]
+
+
+class Services(Protocol):
+    """The services the routes ask (the host's ``Atelier`` context); each is made on first use."""
+
+    @property
+    def quality(self) -> QualityService: ...
+    @property
+    def enhance(self) -> EnhanceService: ...
+    @property
+    def social(self) -> SocialService: ...
+    @property
+    def records(self) -> RecordService: ...
+    @property
+    def pipelines(self) -> PipelineService: ...
+    @property
+    def storyboards(self) -> StoryboardLibrary: ...
+
+
+def header_user(request: web.Request) -> str:
+    """The user of a standalone server: ComfyUI's ``comfy-user`` header, else ``default``."""
+    return request.headers.get("comfy-user") or "default"
+
+
+def guarded(handler: Handler) -> Handler:
+    """Domain errors become their 4xx answer; a bug is logged and answered without a traceback."""
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except AtelierError as exc:
+            return web.json_response(exc.to_dict(), status=exc.status)
+        except web.HTTPException:
+            raise
+        except Exception:  # a bug: log it, answer without leaking a traceback
+            log.exception("Atelier route %s %s failed", request.method, request.path)
+            return web.json_response({"error": "internal error in Atelier; see the ComfyUI log"}, status=500)
+
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
+
+
+class Mount:
+    """Routes under one prefix (``/atelier`` or ``/api/atelier``) of one route table, for one user resolver."""
+
+    def __init__(self, routes: web.RouteTableDef, prefix: str, user_of: UserResolver) -> None:
+        self.routes = routes
+        self.prefix = prefix
+        self.user_of = user_of
+
+    def user(self, request: web.Request) -> str:
+        try:
+            return user_id(self.user_of(request))
+        except KeyError as exc:
+            raise AtelierError(f"unknown user: {exc}", field="comfy-user") from None
+
+    def _add(self, method: str, path: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.route(method, f"{self.prefix}{path}")(guarded(handler))
+            return handler
+        return register
+
+    def get(self, path: str) -> Callable[[Handler], Handler]:
+        return self._add("GET", path)
+
+    def post(self, path: str) -> Callable[[Handler], Handler]:
+        return self._add("POST", path)
+
+    def put(self, path: str) -> Callable[[Handler], Handler]:
+        return self._add("PUT", path)
+
+    def delete(self, path: str) -> Callable[[Handler], Handler]:
+        return self._add("DELETE", path)
+
+
+def answer(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+async def json_body(request: web.Request, required: bool = True) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise invalid("body", f"{request.content_length} bytes", f"at most {MAX_BODY_BYTES} bytes")
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise InvalidInput("the request needs a JSON body", field="body")
+        return {}
+    if len(raw) > MAX_BODY_BYTES:
+        raise invalid("body", f"{len(raw)} bytes", f"at most {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+
+
+def query_template(request: web.Request) -> dict[str, Any]:
+    """A function template from query parameters (category, model_family, checkpoint, sizes)."""
+    template: dict[str, Any] = {}
+    for key in ("category", "model_family", "checkpoint"):
+        if key in request.query:
+            template[key] = request.query[key]
+    for key in ("width", "height", "batch_size"):
+        if key in request.query:
+            raw = request.query[key]
+            try:
+                template[key] = int(raw)
+            except ValueError:
+                raise invalid(key, raw, "a whole number") from None
+    return template

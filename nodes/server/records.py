@@ -1,0 +1,67 @@
+"""Generation record routes: list and read, submit (record + queue on ComfyUI), cancel, validate, feedback,
+prompt families and versions, telemetry."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..core.base.errors import invalid
+from .http import Mount, Services, answer, json_body
+
+
+def add_routes(mount: Mount, ctx: Services) -> None:
+    @mount.get("/generations")
+    async def list_generations(request: web.Request) -> web.Response:
+        """Filters: status, workspace, operation_type; limit (1-500) and cursor (from next_cursor)."""
+        query = request.query
+        limit = query.get("limit", "50")
+        if not limit.isdigit():
+            raise invalid("limit", limit, "a whole number 1-500")
+        return answer(ctx.records.store.page(query.get("status"), query.get("workspace"),
+                                             query.get("operation_type"), int(limit), query.get("cursor")))
+
+    @mount.post("/generations")
+    async def submit_generation(request: web.Request) -> web.Response:
+        """A generation config (+ an API-format ``graph``): validated, recorded, put on ComfyUI's queue."""
+        return answer(await ctx.records.submitter.submit(mount.user(request), await json_body(request)), status=201)
+
+    @mount.post("/generations/{record_id}/cancel")
+    async def cancel_generation(request: web.Request) -> web.Response:
+        """Removes the record's prompt from ComfyUI's queue, or interrupts it when it is running."""
+        return answer(await ctx.records.submitter.cancel(request.match_info["record_id"]))
+
+    @mount.get("/generations/telemetry")
+    async def generation_telemetry(request: web.Request) -> web.Response:
+        """Duration p50/p95/p99 of completed runs per operation type (pipeline) and tier."""
+        return answer({"groups": ctx.records.store.telemetry()})
+
+    @mount.post("/generations/validate")
+    async def validate_generation(request: web.Request) -> web.Response:
+        return answer(ctx.records.validate(await json_body(request)))
+
+    @mount.get("/generations/prompts")
+    async def prompt_families(request: web.Request) -> web.Response:
+        return answer({"families": ctx.records.store.prompt_families()})
+
+    @mount.post("/generations/prompts/{family}")
+    async def add_prompt_version(request: web.Request) -> web.Response:
+        """Body: {"template": "... {{variable}} ...", "description"}: a new version of the family."""
+        body = await json_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("template"), str) or not body["template"]:
+            raise invalid("template", None, "a non-empty prompt template")
+        version = ctx.records.store.add_prompt_version(request.match_info["family"], body["template"],
+                                                       str(body.get("description", "")))
+        return answer(version, status=201)
+
+    @mount.get("/generations/{record_id}")
+    async def get_generation(request: web.Request) -> web.Response:
+        return answer(ctx.records.store.get(request.match_info["record_id"]))
+
+    @mount.post("/generations/{record_id}/feedback")
+    async def generation_feedback(request: web.Request) -> web.Response:
+        """Body: {"rating": 1-5, "comment": "..."}."""
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise invalid("body", type(body).__name__, '{"rating": 1-5, "comment": "..."}')
+        return answer(ctx.records.store.feedback(request.match_info["record_id"], body.get("rating"),
+                                                 body.get("comment", "")))
