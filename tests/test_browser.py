@@ -216,8 +216,8 @@ def _storyboard_with_a_failed_clip(folder: Path) -> dict[str, Any]:
     settings = chain_settings(2, {"variations": 2})
     frames, images = StoryboardRunner(generate, settings).run(board, demo_reference("x", 0, 64), seed=3)
     manifest = build_manifest(board, settings, frames, "standard")
-    write_storyboard(folder, frames, images, manifest)
-    return manifest
+    write_storyboard(folder, manifest, images)
+    return manifest.to_dict()
 
 
 def test_a_storyboard_manifest_is_viewed_frames_in_order_with_scores_and_failed_clips(

@@ -42,11 +42,11 @@ def test_cli_compare_recommend_and_errors(tmp_path: Path) -> None:
 def test_node_plan_drives_ksampler_values(service: QualityService) -> None:
     plan = planning.build_plan(service, "high", "auto", "sd_xl_base_1.0.safetensors", None, 1216, 832, 2)
     values = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan), strict=True))
-    assert plan["family"]["family"] == "sdxl" and values["batch_size"] == 2
+    assert plan.family.family == "sdxl" and values["batch_size"] == 2
     assert (values["width"], values["height"], values["cfg"]) == (1216, 832, 7.5)
     hires = dict(zip(planning.IMAGE_OUTPUTS, planning.outputs(plan, "hires_fix"), strict=True))
     assert (hires["width"], hires["steps"], hires["denoise"]) == (1824, 15, 0.45)
-    assert "High (level 3) on sdxl" in planning.summary_text(plan)
+    assert "High (level 3) on sdxl" in plan.summary()
     with pytest.raises(InvalidInput):
         planning.outputs(plan, "polish")
 
@@ -56,7 +56,7 @@ def test_node_tier_options_list_users_presets(service: QualityService) -> None:
     service.library.create("bob", {"id": "bobs", "extends": "draft"})
     options = planning.tier_options(service)
     assert options[:4] == ["draft", "standard", "high", "ultra"] and "mine" in options and "bob/bobs" in options
-    assert planning.build_plan(service, "bob/bobs")["preset"]["lineage"] == ["bobs", "draft"]
+    assert planning.build_plan(service, "bob/bobs").preset.lineage == ("bobs", "draft")
     with pytest.raises(NotFound):
         planning.build_plan(service, "bob/mine")
 

@@ -543,6 +543,16 @@ def test_a_frame_that_fails_is_retried_then_marked_failed_and_the_storyboard_goe
     manifest = json.loads((Path(comfy.base_dir) / "output" / folder / "manifest.json").read_text())  # type: ignore[attr-defined]
     assert manifest["status"] == "completed_with_failures" and manifest["failed_clips"] == [1]
     assert all(len(f["attempts"]) == 2 and f["error"].startswith("scoring failed") for f in manifest["frames"])
+    # The end frame chains from its failed start and there is no reference: text to image, as on the command line
+    # (never a start from the grey stand-in of the failed frame).
+    from atelier.nodes.core.storyboard.runner import StoryboardRunner
+    from atelier.nodes.core.storyboard.spec import Storyboard, chain_settings
+
+    def generate(prompt: str, negative: str, init: Any, denoise: float, seed: int, count: int) -> Any:
+        raise RuntimeError("every frame fails")
+
+    cli, _ = StoryboardRunner(generate, chain_settings(1, {"variations": 2})).run(Storyboard.from_text("a fox | a fox asleep"))
+    assert [f["sources"] for f in manifest["frames"]] == [f.sources for f in cli] == [[], []]
 
 
 def test_cli_run_follows_progress_and_downloads(comfy: Client, tmp_path: Path) -> None:

@@ -8,18 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 from atelier.nodes.core.base.errors import InvalidInput
+from atelier.nodes.core.storyboard.chaining import frame_start
 from atelier.nodes.core.storyboard.demo import demo_generate, demo_reference
 from atelier.nodes.core.storyboard.frames import color_match, judge_attempt, unusable
 from atelier.nodes.core.storyboard.manifest import build_manifest, write_storyboard
-from atelier.nodes.core.storyboard.runner import StoryboardRunner, frame_seed
+from atelier.nodes.core.storyboard.runner import StoryboardRunner
 from atelier.nodes.core.storyboard.spec import (
     OWN_START,
     PREVIOUS_END,
     REFERENCE,
     Storyboard,
     chain_settings,
+    frame_seed,
     frames,
-    usable_sources,
 )
 
 BOARD = Storyboard.parse({"clips": [{"start": f"clip {i} opens", "end": f"clip {i} closes"} for i in range(1, 6)]})
@@ -41,8 +42,8 @@ def test_chaining_without_a_reference_and_around_failed_frames() -> None:
     specs = frames(BOARD, has_reference=False, reanchor_every=4)
     assert specs[0].sources == () and specs[1].sources == (OWN_START,) and specs[2].sources == (PREVIOUS_END,)
     with_ref = frames(BOARD, has_reference=True, reanchor_every=0)
-    assert usable_sources(with_ref[2], failed={1}) == (REFERENCE,)  # the previous end failed: reference alone
-    assert usable_sources(specs[2], failed={1}) == ()               # nothing left: text to image
+    assert frame_start(with_ref[2], failed={1}).sources == (REFERENCE,)  # the previous end failed: reference alone
+    assert frame_start(specs[2], failed={1}).mode == "txt2img"          # nothing left: text to image
 
 
 def test_storyboards_parse_from_lines_and_bad_ones_name_the_problem() -> None:
@@ -123,7 +124,7 @@ def test_manifest_and_files(tmp_path: Path) -> None:
     board = Storyboard.parse({"clips": [{"start": "a fox", "end": "a fox asleep"}]})
     results, images = runner.run(board, seed=3)
     manifest = build_manifest(board, settings, results, "standard")
-    path = write_storyboard(tmp_path, results, images, manifest)
+    path = write_storyboard(tmp_path, manifest, images)
     saved = json.loads(path.read_text())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip_001_end.png", "clip_001_start.png", "manifest.json"]
     first = saved["frames"][0]
@@ -159,9 +160,18 @@ def _expansion(reference: bool):
                                  "filename_prefix": "s"})
 
 
-def test_the_comfyui_expansion_chains_frames_with_core_nodes(object_info) -> None:
-    graph, outputs = _expansion(reference=True)
-    assert outputs == [["7.fc.save", 0], ["7.fc.save", 1]]
+def _started(graph, frame: str, previous_failed: bool = False):
+    """What frame's Frame Start expands into at run time (the chained frame failed or not)."""
+    from atelier.nodes.core.storyboard.steps import start_expansion
+
+    inputs = graph[f"7.fc.{frame}.start"]["inputs"]
+    report = json.dumps({"name": "x", "clip": 1, "role": "start", "prompt": "", "sources": [],
+                         "status": "failed" if previous_failed else "ok"}) if "previous_report" in inputs else None
+    links = {k: v for k, v in inputs.items() if k in ("previous", "reference", "vae")}
+    return start_expansion(inputs["recipe"], report, links)
+
+
+def check_nodes(graph, object_info) -> None:
     for node_id, node in graph.items():
         info = object_info.get(node["class_type"])
         if info is None:
@@ -170,17 +180,70 @@ def test_the_comfyui_expansion_chains_frames_with_core_nodes(object_info) -> Non
         required = set(info["input"]["required"])
         assert required <= set(node["inputs"]), (node_id, required - set(node["inputs"]))
         assert set(node["inputs"]) <= required | set(info["input"].get("optional", {})), node_id
-    assert graph["7.fc.clip_001_start.size"]["inputs"]["image"] == ["9", 0]          # from the reference
-    assert graph["7.fc.clip_001_end.chain"]["inputs"]["previous"] == ["7.fc.clip_001_start.select", 0]
-    assert graph["7.fc.clip_002_start.chain"]["inputs"]["previous"] == ["7.fc.clip_001_end.select", 0]
-    assert graph["7.fc.clip_002_start.chain"]["inputs"]["reference"] == ["9", 0]
+
+
+def test_the_comfyui_expansion_chains_frames_with_core_nodes(object_info) -> None:
+    graph, outputs = _expansion(reference=True)
+    assert outputs == [["7.fc.save", 0], ["7.fc.save", 1]]
+    check_nodes(graph, object_info)
+    first = _started(graph, "clip_001_start")
+    check_nodes(first.graph, object_info)
+    assert first.graph["7.fc.clip_001_start.start.size"]["inputs"]["image"] == ["9", 0]  # from the reference
+    end = _started(graph, "clip_001_end")
+    assert end.graph["7.fc.clip_001_end.start.chain"]["inputs"]["previous"] == ["7.fc.clip_001_start.select", 0]
+    second = _started(graph, "clip_002_start")
+    check_nodes(second.graph, object_info)
+    assert second.graph["7.fc.clip_002_start.start.chain"]["inputs"]["previous"] == ["7.fc.clip_001_end.select", 0]
+    assert second.graph["7.fc.clip_002_start.start.chain"]["inputs"]["reference"] == ["9", 0]
     sample = graph["7.fc.clip_002_start.a0.sample"]["inputs"]
-    assert sample["denoise"] == chain_settings(2).denoise and sample["seed"] == frame_seed(5, 2, 0)
-    assert graph["7.fc.clip_002_start.batch"]["inputs"]["amount"] == 4                 # the tier's variations
+    assert sample["denoise"] == ["7.fc.clip_002_start.start", 1] and sample["seed"] == frame_seed(5, 2, 0)
+    assert second.outputs[1] == chain_settings(2).denoise                              # the tier's denoise
+    assert second.graph["7.fc.clip_002_start.start.batch"]["inputs"]["amount"] == 4   # the tier's variations
     assert graph["7.fc.clip_002_end.collect"]["inputs"]["images"] == ["7.fc.clip_002_start.collect", 0]
     plain, _ = _expansion(reference=False)
     assert plain["7.fc.clip_001_start.latent"]["inputs"]["batch_size"] == 4           # text to image
-    assert "reference" not in plain["7.fc.clip_002_start.chain"]["inputs"]
+    assert "reference" not in _started(plain, "clip_002_start").graph["7.fc.clip_002_start.start.chain"]["inputs"]
+
+
+def test_failed_frames_chain_the_same_on_the_command_line_and_in_comfyui() -> None:
+    """One storyboard, frame 3 (clip 2's start) failing, with and without a reference: the runner and the
+    ComfyUI graph (Frame Start deciding at run time) start every frame from the same images."""
+    board = Storyboard.parse({"clips": [{"start": f"clip {i} opens", "end": f"clip {i} closes"} for i in (1, 2, 3)]})
+    for reference in (True, False):
+        def generate(prompt, negative, init, denoise, seed, count):
+            if prompt.startswith("clip 2 opens"):
+                raise RuntimeError("CUDA out of memory")
+            return demo_generate(prompt, negative, init, denoise, seed, count, size=48)
+
+        runner = StoryboardRunner(generate, chain_settings(2, {"variations": 2}))
+        results, _ = runner.run(board, demo_reference("x", 0, 48) if reference else None, seed=5)
+        cli = {r.name: (r.sources, r.status) for r in results}
+
+        from atelier.nodes.core.storyboard.graph import Sampling, Sources, storyboard_graph
+
+        settings = chain_settings(2, {"variations": 2})
+        specs = frames(board, reference, settings.reanchor_every)
+        graph, _ = storyboard_graph(specs, settings, Sampling(48, 48, 4, 7.0, "euler", "normal", 5),
+                                    Sources(["1", 0], ["1", 1], ["1", 2], ["9", 0] if reference else None),
+                                    "7.fc", "", {})
+        status = {name: state for name, (_, state) in cli.items()}
+        comfy = {}
+        for spec in specs:
+            if f"7.fc.{spec.name}.start" not in graph:
+                comfy[spec.name] = ([], "txt2img")
+                continue
+            chained = [s for s in spec.sources if s != REFERENCE]
+            failed = bool(chained) and status[specs[spec.source_index(chained[0])].name] == "failed"
+            outcome = _started(graph, spec.name, previous_failed=failed)
+            kinds = {n["class_type"] for n in outcome.graph.values()}
+            assert ("EmptyLatentImage" in kinds) == (outcome.start.mode == "txt2img") and outcome.outputs[1] == (
+                1.0 if outcome.start.mode == "txt2img" else settings.denoise)
+            comfy[spec.name] = (json.loads(outcome.outputs[2])["sources"], outcome.start.mode)
+        for name, (sources, _) in cli.items():
+            assert comfy[name][0] == sources, (reference, name, comfy[name], sources)
+        assert cli["clip_002_start"][1] == "failed"
+        after = comfy["clip_002_end"]  # its own start failed
+        assert after == (["reference"], "img2img") if reference else after == ([], "txt2img")  # never a grey image
 
 
 def test_a_retry_samples_again_with_the_next_seed() -> None:
@@ -193,5 +256,6 @@ def test_a_retry_samples_again_with_the_next_seed() -> None:
     retry = sampler_nodes(recipe["prefix"], recipe, 1)
     sample = retry["7.fc.clip_001_end.a1.sample"]["inputs"]
     assert sample["seed"] == frame_seed(5, 1, 1) != graph["7.fc.clip_001_end.a0.sample"]["inputs"]["seed"]
-    assert sample["latent_image"] == ["7.fc.clip_001_end.batch", 0] and sample["positive"] == ["7.fc.clip_001_end.pos", 0]
+    assert sample["latent_image"] == ["7.fc.clip_001_end.start", 0] and sample["positive"] == ["7.fc.clip_001_end.pos", 0]
+    assert sample["denoise"] == ["7.fc.clip_001_end.start", 1]  # the same start as the first attempt
     assert not set(retry) & set(graph)  # new, deterministic ids

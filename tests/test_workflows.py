@@ -37,7 +37,9 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
     "AtelierFrameChain": {"inputs": ["model", "clip", "vae", "quality_preset", "storyboard", "negative", "variations",
                                      "threshold", "seed", "enhance", "scorers", "filename_prefix", "reference"],
                           "outputs": ["IMAGE", "STRING"]},
-    "AtelierFrameSelect": {"inputs": ["images", "prompt", "recipe", "attempt", "previous_attempts", "fallback"],
+    "AtelierFrameStart": {"inputs": ["recipe", "vae", "previous", "previous_report", "reference"],
+                          "outputs": ["LATENT", "FLOAT", "STRING"]},
+    "AtelierFrameSelect": {"inputs": ["images", "prompt", "recipe", "attempt", "previous_attempts", "fallback", "start"],
                            "outputs": ["IMAGE", "STRING"]},
     "AtelierChainImage": {"inputs": ["previous", "previous_report", "anchor", "color_match", "reference"],
                           "outputs": ["IMAGE"]},
@@ -51,6 +53,7 @@ ATELIER_INPUT_TYPES = {"images": "IMAGE", "scores": "SCORES", "quality_preset": 
                        "mask": "MASK", "model": "MODEL", "clip": "CLIP", "vae": "VAE", "reference": "IMAGE",
                        "previous": "IMAGE", "image": "IMAGE", "fallback": "IMAGE", "prompt": "STRING",
                        "report": "STRING", "reports": "STRING", "previous_report": "STRING", "models": "SCORER_MODELS",
+                       "start": "STRING",
                        **{f"image_{s}": "IMAGE" for s in "abcd"}, **{f"preset_{s}": "QUALITY_PRESET" for s in "abcd"}}
 
 

@@ -9,7 +9,15 @@ from .quality import QualityPreset, QualityStage
 from .records import RecordGeneration
 from .scoring import RankSelect, ScorerModels, VariationScore
 from .social import SocialContext
-from .storyboard import ChainImage, FrameChain, FrameSelect, StoryboardCollect, StoryboardSave, TierGrid
+from .storyboard import (
+    ChainImage,
+    FrameChain,
+    FrameSelect,
+    FrameStart,
+    StoryboardCollect,
+    StoryboardSave,
+    TierGrid,
+)
 
 CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierQualityPreset", QualityPreset, "Quality Preset"),
@@ -21,6 +29,7 @@ CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierSocialContext", SocialContext, "Social Context"),
     ("AtelierRecordGeneration", RecordGeneration, "Record Generation"),
     ("AtelierFrameChain", FrameChain, "Frame Chain (storyboard)"),
+    ("AtelierFrameStart", FrameStart, "Frame Start"),
     ("AtelierFrameSelect", FrameSelect, "Frame Select"),
     ("AtelierChainImage", ChainImage, "Chain Image"),
     ("AtelierStoryboardCollect", StoryboardCollect, "Storyboard Collect"),

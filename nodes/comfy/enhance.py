@@ -1,8 +1,7 @@
-"""ComfyUI V3 node for prompt enhancement (adapter over ``nodes.enhance``)."""
+"""ComfyUI V3 node for prompt enhancement (adapter over ``core.enhance``)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -10,25 +9,11 @@ from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
 from ..core.enhance.config import DEFAULT_ENDPOINT
-from ..core.enhance.loop import DEFAULT_THRESHOLD, MAX_ITERATIONS
+from ..core.enhance.loop import BACKENDS, DEFAULT_THRESHOLD, MAX_ITERATIONS
+from ..core.enhance.service import node_body, node_fingerprint, node_text
+from ..core.quality.plan import QualityPlan
 from . import runtime
 from .quality import QualityPresetType
-
-BACKENDS = ["rule", "ollama", "openai", "transformers"]
-
-
-def _body(prompt: str, negative: str, backend: str, endpoint: str, model: str, model_family: str,
-          threshold: float, iterations: int, seed: int, temperature: float,
-          quality_preset: dict[str, Any] | None) -> dict[str, Any]:
-    family = model_family
-    checkpoint = None
-    if quality_preset:
-        checkpoint = quality_preset.get("template", {}).get("checkpoint")
-        if family == "auto":
-            family = quality_preset.get("family", {}).get("family", "sd15")
-    return {"prompt": prompt, "negative": negative, "backend": backend, "endpoint": endpoint, "model": model,
-            "model_family": "sd15" if family == "auto" else family, "checkpoint": checkpoint,
-            "threshold": threshold, "iterations": iterations, "seed": seed, "temperature": temperature}
 
 
 class PromptEnhance(io.ComfyNode):
@@ -48,7 +33,7 @@ class PromptEnhance(io.ComfyNode):
             inputs=[
                 io.String.Input("prompt", multiline=True, default=""),
                 io.String.Input("negative", multiline=True, default=""),
-                io.Combo.Input("backend", options=BACKENDS, default="rule"),
+                io.Combo.Input("backend", options=list(BACKENDS), default="rule"),
                 io.Combo.Input("endpoint", options=runtime.atelier().enhance.endpoint_names(),
                                default=DEFAULT_ENDPOINT, tooltip="Named in <user dir>/atelier/llm.json"),
                 io.String.Input("model", default="",
@@ -79,25 +64,19 @@ class PromptEnhance(io.ComfyNode):
     @classmethod
     def fingerprint_inputs(cls, **inputs: Any) -> str:
         """Stable: changes exactly when an input (seed included) or the chosen endpoint's settings change."""
-        endpoint = inputs.get("endpoint", DEFAULT_ENDPOINT)
-        resolved = next((e for e in runtime.atelier().enhance.endpoints() if e["name"] == endpoint), None)
-        blob = json.dumps({"inputs": {k: v for k, v in inputs.items() if k != "quality_preset"},
-                           "endpoint": resolved}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return node_fingerprint(runtime.atelier().enhance, inputs)
 
     @classmethod
     async def execute(cls, prompt: str, negative: str, backend: str, endpoint: str, model: str, model_family: str,
                       threshold: float, iterations: int, seed: int, temperature: float, keep_trace: bool,
-                      keep_llm_loaded: bool = False, quality_preset: dict[str, Any] | None = None) -> io.NodeOutput:
-        service = runtime.atelier().enhance
-        body = _body(prompt, negative, backend, endpoint, model, model_family, threshold, iterations, seed,
-                     temperature, quality_preset)
-        body["release_after"] = not keep_llm_loaded
+                      keep_llm_loaded: bool = False, quality_preset: QualityPlan | None = None) -> io.NodeOutput:
+        body = node_body({"prompt": prompt, "negative": negative, "backend": backend, "endpoint": endpoint,
+                          "model": model, "model_family": model_family, "threshold": threshold,
+                          "iterations": iterations, "seed": seed, "temperature": temperature,
+                          "keep_llm_loaded": keep_llm_loaded}, quality_preset)
         try:
-            result = await service.enhance(body, keep_trace=keep_trace)
+            result = await runtime.atelier().enhance.enhance(body, keep_trace=keep_trace)
         except AtelierError as exc:
             raise node_error(exc) from None
-        text = "\n".join([f"score {result['score']:.0f} after {result['iterations']} iteration(s)",
-                          result["prompt"], *[f"fallback: {f}" for f in result["fallbacks"]]])
         return io.NodeOutput(result["prompt"], result["negative"], float(result["score"]), int(result["iterations"]),
-                             json.dumps(result), ui=ui.PreviewText(text))
+                             json.dumps(result), ui=ui.PreviewText(node_text(result)))

@@ -1,4 +1,4 @@
-"""ComfyUI V3 nodes for quality presets (adapter over ``nodes.quality``)."""
+"""ComfyUI V3 nodes for quality presets (adapter over ``core.quality``)."""
 
 from __future__ import annotations
 
@@ -61,46 +61,26 @@ class QualityPreset(io.ComfyNode):
         )
 
     @classmethod
-    def _plan(cls, tier: str, model_family: str, checkpoint: str | None, width: int, height: int,
-              batch_size: int) -> dict[str, Any]:
-        try:
-            return planning.build_plan(runtime.atelier().quality, tier, model_family, checkpoint,
-                                       runtime.checkpoint_header(checkpoint), width, height, batch_size)
-        except AtelierError as exc:
-            raise node_error(exc) from None
-
-    @classmethod
     def validate_inputs(cls, tier: str | None = None, model_family: str | None = None, **_: Any) -> bool | str:
         """Refuse an unknown tier or family when the prompt is queued (ComfyUI does not check V3 combos)."""
-        service = runtime.atelier().quality
-        if tier is not None:
-            user, preset_id = planning.split_option(tier)
-            try:
-                service.library.get(user, preset_id)
-            except AtelierError as exc:
-                return f"tier: {exc.message}"
-        if model_family is not None and model_family != "auto" and model_family not in service.tables.families.families:
-            return f"model_family: {model_family!r} is not a known family; accepted: auto, " + \
-                ", ".join(service.tables.families.families)
-        return True
+        return planning.check_inputs(runtime.atelier().quality, tier, model_family) or True
 
     @classmethod
     def fingerprint_inputs(cls, tier: str, model_family: str = "auto", checkpoint: str | None = None,
                            width: int = 0, height: int = 0, batch_size: int = 1) -> str:
-        user, preset_id = planning.split_option(tier)
-        try:
-            preset = runtime.atelier().quality.library.get(user, preset_id).model_dump(mode="json")
-        except AtelierError as exc:
-            return f"error:{exc.message}"
-        inputs = {"tier": tier, "model_family": model_family, "checkpoint": checkpoint,
-                  "width": width, "height": height, "batch_size": batch_size}
-        return planning.fingerprint(inputs, preset)
+        return planning.node_fingerprint(runtime.atelier().quality, {
+            "tier": tier, "model_family": model_family, "checkpoint": checkpoint, "width": width, "height": height,
+            "batch_size": batch_size})
 
     @classmethod
     def execute(cls, tier: str, model_family: str = "auto", checkpoint: str | None = None, width: int = 0,
                 height: int = 0, batch_size: int = 1) -> io.NodeOutput:
-        plan = cls._plan(tier, model_family, checkpoint, width, height, batch_size)
-        return io.NodeOutput(plan, *planning.outputs(plan), ui=ui.PreviewText(planning.summary_text(plan)))
+        try:
+            plan = planning.build_plan(runtime.atelier().quality, tier, model_family, checkpoint,
+                                       runtime.checkpoint_header(checkpoint), width, height, batch_size)
+        except AtelierError as exc:
+            raise node_error(exc) from None
+        return io.NodeOutput(plan, *planning.outputs(plan), ui=ui.PreviewText(plan.summary()))
 
 
 class QualityStage(io.ComfyNode):
@@ -122,7 +102,7 @@ class QualityStage(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, quality_preset: dict[str, Any], stage: str) -> io.NodeOutput:
+    def execute(cls, quality_preset: planning.QualityPlan, stage: str) -> io.NodeOutput:
         try:
             values = planning.outputs(quality_preset, stage)
         except AtelierError as exc:

@@ -1,4 +1,4 @@
-"""ComfyUI V3 output node that records a generation (adapter over ``nodes.records``)."""
+"""ComfyUI V3 output node that records a generation (adapter over ``core.records``)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from typing import Any
 from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
+from ..core.quality.plan import QualityPlan
+from ..core.records.service import node_parameters, node_scores, node_text
+from ..core.scoring.scores import ScoreResult
 from . import runtime
 from .quality import QualityPresetType
 from .scoring import ScoresType
 from .social import SocialContextType
-
-
-def graph_parameters(prompt: dict[str, Any] | None) -> dict[str, Any]:
-    """The queued graph as canonical parameters: every node's type and inputs, by node id."""
-    return {str(node_id): {"class_type": node.get("class_type"), "inputs": node.get("inputs", {})}
-            for node_id, node in (prompt or {}).items() if isinstance(node, dict)}
 
 
 class RecordGeneration(io.ComfyNode):
@@ -53,25 +50,17 @@ class RecordGeneration(io.ComfyNode):
 
     @classmethod
     def execute(cls, operation_type: str, workspace: str, images: Any = None, prompt: str = "",
-                quality_preset: dict[str, Any] | None = None, social_context: dict[str, Any] | None = None,
-                scores: dict[str, Any] | None = None) -> io.NodeOutput:
-        parameters: dict[str, Any] = {"graph": graph_parameters(cls.hidden.prompt)}
-        if quality_preset:
-            parameters["quality"] = {"preset": quality_preset["preset"]["id"], "params": quality_preset["params"],
-                                     "family": quality_preset["family"]["family"],
-                                     "category": quality_preset["template"]["category"]}
-        if social_context:
-            parameters["social"] = {k: social_context.get(k) for k in ("world_id", "npc_id", "tier", "band", "rating")}
+                quality_preset: QualityPlan | None = None, social_context: dict[str, Any] | None = None,
+                scores: ScoreResult | None = None) -> io.NodeOutput:
         service = runtime.atelier().records
         try:
-            record = service.create("default", {"operation_type": operation_type, "workspace": workspace,
-                                                "parameters": parameters, "prompt": prompt or ""},
-                                    status="running", comfy_prompt_id=runtime.current_prompt_id())
+            record = service.create("default", {
+                "operation_type": operation_type, "workspace": workspace, "prompt": prompt or "",
+                "parameters": node_parameters(cls.hidden.prompt, quality_preset, social_context)},
+                status="running", comfy_prompt_id=runtime.current_prompt_id())
             if scores:
-                service.store.set_status(record["id"], "running", scores={
-                    k: scores.get(k) for k in ("overall", "metrics", "weights")})
+                service.store.set_status(record["id"], "running", scores=node_scores(scores))
         except AtelierError as exc:
             raise node_error(exc) from None
         earlier = service.store.identical(record["repro_hash"], exclude=record["id"])
-        text = f"record {record['id']}\nhash {record['repro_hash'][:16]}; identical earlier runs: {len(earlier)}"
-        return io.NodeOutput(ui=ui.PreviewText(text))
+        return io.NodeOutput(ui=ui.PreviewText(node_text(record, earlier)))

@@ -1,4 +1,4 @@
-"""ComfyUI V3 nodes for best-of-N: VariationScore and RankSelect (adapter over ``nodes.scoring``)."""
+"""ComfyUI V3 nodes for best-of-N: VariationScore and RankSelect (adapter over ``core.scoring``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..core.base.errors import AtelierError, node_error
 from ..core.scoring import ranking
 from ..core.scoring.images import collect
 from ..core.scoring.registry import DEFAULT_SCORERS, SCORER_NAMES
-from ..core.scoring.scores import score_variations
+from ..core.scoring.scores import ScoreResult, score_variations
 from ..core.scoring.select import take_images, take_latent, take_mask
 from . import runtime
 
@@ -39,18 +39,6 @@ def _previews(images: list[torch.Tensor], cls: type[io.ComfyNode]) -> list[dict[
     for image in images[:MAX_PREVIEWS]:
         saved.extend(dict(r) for r in ui.PreviewImage(image.unsqueeze(0), cls=cls).values)
     return saved
-
-
-def _summary(result: dict[str, Any]) -> str:
-    lines = [f"{result['count']} image(s); weights "
-             + ", ".join(f"{k}={v:g}" for k, v in result["weights"].items())]
-    for i, overall in enumerate(result["overall"]):
-        parts = ", ".join(f"{name} {values[i]:.1f}" for name, values in result["normalised"].items())
-        lines.append(f"image {i}: overall {overall:.1f} ({parts})")
-    lines.extend(f"warning: {w}" for w in result["warnings"])
-    if result["failed"]:
-        lines.append("scoring failed: Rank Select will keep the first image")
-    return "\n".join(lines)
 
 
 class VariationScore(io.ComfyNode):
@@ -97,15 +85,16 @@ class VariationScore(io.ComfyNode):
         try:
             image_set = collect(images)
             result = score_variations(image_set, prompt, scorers[0] if scorers else None,
-                                      weights[0] if weights else None, registry).to_dict()
+                                      weights[0] if weights else None, registry)
         except AtelierError as exc:
             raise node_error(exc) from None
-        for warning in result["warnings"]:
+        for warning in result.warnings:
             log.warning("Atelier Variation Score: %s", warning)
-        metric_lists = [result["metrics"].get(name, []) for name in METRIC_OUTPUTS]
-        shown = {"text": [_summary(result)], "atelier_scores": [{**result, "order": ranking.rank(result["overall"])}],
+        metric_lists = [result.metrics.get(name, []) for name in METRIC_OUTPUTS]
+        shown = {"text": [result.summary()],
+                 "atelier_scores": [{**result.to_dict(), "order": ranking.rank(result.overall)}],
                  "atelier_images": _previews(image_set.images, cls)}
-        return io.NodeOutput(result, result["overall"], *metric_lists, ui=shown)
+        return io.NodeOutput(result, result.overall, *metric_lists, ui=shown)
 
 
 def _model_options(kinds: tuple[str, ...]) -> list[str]:
@@ -176,7 +165,7 @@ class RankSelect(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, images: torch.Tensor, scores: dict[str, Any], top_k: int = 1,
+    def execute(cls, images: torch.Tensor, scores: ScoreResult, top_k: int = 1,
                 threshold: float = ranking.DEFAULT_THRESHOLD, below_threshold: str = "warn",
                 latent: dict[str, Any] | None = None, mask: torch.Tensor | None = None) -> io.NodeOutput:
         count = int(images.shape[0])
@@ -186,7 +175,7 @@ class RankSelect(io.ComfyNode):
             chosen_mask = take_mask(mask, selection.chosen, count)
         except AtelierError as exc:
             raise node_error(exc) from None
-        overall = scores.get("overall", []) if isinstance(scores, dict) else []
+        overall = scores.overall if isinstance(scores, ScoreResult) else []
         report = selection.report(overall)
         for warning in selection.warnings:
             log.warning("Atelier Rank Select: %s", warning)

@@ -1,17 +1,14 @@
-"""ComfyUI V3 node for social context (adapter over ``nodes.social``)."""
+"""ComfyUI V3 node for social context (adapter over ``core.social``)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
+from ..core.social.service import SERVER_MAXIMUM, node_body, node_text
 from . import runtime
 
 SocialContextType = io.Custom("SOCIAL_CONTEXT")
-SERVER_MAXIMUM = "(server maximum)"
-RATINGS = ["sfw", "romantic", "mature_implied", "restricted"]
 
 
 class SocialContext(io.ComfyNode):
@@ -19,7 +16,8 @@ class SocialContext(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        worlds = list(runtime.atelier().social.worlds()) or ["default"]
+        social = runtime.atelier().social
+        worlds, ratings = list(social.worlds()) or ["default"], social.ratings()
         value = {"default": 0, "min": 0, "max": 100, "step": 1, "display_mode": io.NumberDisplay.slider}
         return io.Schema(
             node_id="AtelierSocialContext",
@@ -33,9 +31,9 @@ class SocialContext(io.ComfyNode):
                 io.Int.Input("chemistry", **value), io.Int.Input("tension", **value),
                 io.String.Input("npc_id", default=""),
                 io.Combo.Input("world", options=worlds, default=worlds[0]),
-                io.Combo.Input("max_rating", options=[SERVER_MAXIMUM, *RATINGS], default=SERVER_MAXIMUM,
+                io.Combo.Input("max_rating", options=[SERVER_MAXIMUM, *ratings], default=SERVER_MAXIMUM,
                                tooltip="Can only lower the maximum the server allows for this user"),
-                io.Combo.Input("requested_rating", options=RATINGS, default="sfw"),
+                io.Combo.Input("requested_rating", options=ratings, default=ratings[0]),
                 io.Combo.Input("enforcement", options=["clamp", "reject"], default="clamp"),
             ],
             outputs=[
@@ -49,16 +47,11 @@ class SocialContext(io.ComfyNode):
     @classmethod
     def execute(cls, affinity: int, trust: int, chemistry: int, tension: int, npc_id: str, world: str,
                 max_rating: str, requested_rating: str, enforcement: str) -> io.NodeOutput:
-        body: dict[str, Any] = {"affinity": affinity, "trust": trust, "chemistry": chemistry, "tension": tension,
-                                "npc_id": npc_id, "world_id": world, "requested_rating": requested_rating,
-                                "enforcement": enforcement}
-        if max_rating != SERVER_MAXIMUM:
-            body["max_rating"] = max_rating
+        values = {"affinity": affinity, "trust": trust, "chemistry": chemistry, "tension": tension, "npc_id": npc_id}
         try:
-            context = runtime.atelier().social.build("default", body)
+            context = runtime.atelier().social.build("default", node_body(values, world, max_rating, requested_rating,
+                                                                          enforcement))
         except AtelierError as exc:
             raise node_error(exc) from None
-        text = (f"{context['tier']} · intimacy {context['band']} · rating {context['allowed_rating']}"
-                + "".join(f"\nwarning: {w}" for w in context["warnings"]))
         return io.NodeOutput(context, context["allowed_rating"], context["prompt_addition"],
-                             context["negative_addition"], ui=ui.PreviewText(text))
+                             context["negative_addition"], ui=ui.PreviewText(node_text(context)))

@@ -1,8 +1,8 @@
-"""ComfyUI V3 nodes for storyboards (adapters over ``nodes.storyboard``).
+"""ComfyUI V3 nodes for storyboards: adapters over ``core.storyboard.steps``.
 
-Frame Chain expands into ComfyUI's own nodes (see ``storyboard/graph.py``), so sampling, caching,
-progress, interruption and memory management are ComfyUI's. Frame Select, Chain Image, Storyboard
-Collect and Storyboard Save are the steps of that expansion; they can be used on their own too.
+Frame Chain expands into ComfyUI's own nodes (see ``core/storyboard/graph.py``), so sampling, caching,
+progress, interruption and memory management are ComfyUI's. Frame Start, Frame Select, Chain Image,
+Storyboard Collect and Storyboard Save are the steps of that expansion; they can be used on their own too.
 """
 
 from __future__ import annotations
@@ -16,20 +16,21 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
-from ..core.storyboard.frames import Attempt, FrameResult, blend, conclude, judge_attempt
-from ..core.storyboard.frames import color_match as match_colours
-from ..core.storyboard.graph import Sampling, Sources, sampler_nodes, select_node, storyboard_graph
-from ..core.storyboard.manifest import build_manifest, write_storyboard
-from ..core.storyboard.runner import frame_seed
-from ..core.storyboard.spec import ChainSettings, Storyboard, chain_settings, frames
+from ..core.quality.plan import QualityPlan
+from ..core.records.service import graph_parameters
+from ..core.storyboard import steps
+from ..core.storyboard.manifest import write_storyboard
+from ..core.storyboard.spec import Storyboard
 from . import runtime
 from .quality import QualityPresetType
 
-GREY = 0.5
+STORYBOARDS = Path("atelier") / "storyboards"  # under ComfyUI's output folder
 
 
-def _grey(width: int, height: int) -> torch.Tensor:
-    return torch.full((1, height, width, 3), GREY)
+def _links(cls: type[io.ComfyNode], names: tuple[str, ...]) -> dict[str, Any]:
+    """This node's own input links (for an expansion that wires into the same sources)."""
+    inputs = cls.hidden.dynprompt.get_node(str(cls.hidden.unique_id))["inputs"]
+    return {name: inputs[name] for name in names if isinstance(inputs.get(name), list)}
 
 
 class ChainImage(io.ComfyNode):
@@ -51,12 +52,39 @@ class ChainImage(io.ComfyNode):
     @classmethod
     def execute(cls, previous: torch.Tensor, anchor: float, color_match: float, previous_report: str = "",
                 reference: torch.Tensor | None = None) -> io.NodeOutput:
-        failed = bool(previous_report) and json.loads(previous_report).get("status") == "failed"
-        if reference is None:
-            return io.NodeOutput(previous)
-        if failed:
-            return io.NodeOutput(reference[:1])
-        return io.NodeOutput(match_colours(blend(previous, reference[:1], anchor), reference[:1], color_match))
+        return io.NodeOutput(steps.chain_image(previous, reference, anchor, color_match, previous_report))
+
+
+class FrameStart(io.ComfyNode):
+    """What a chained frame starts from, decided when the frame before it has run: its image blended with the
+    reference, the reference alone, or nothing (text to image) when it failed."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AtelierFrameStart", display_name="Frame Start", category="Atelier/Storyboard",
+            description="Applies the storyboard's chaining rule once the frame this one chains from has a report: "
+                        "a failed frame is left out. Expands into ComfyUI's EmptyLatentImage (text to image), or "
+                        "Chain Image, ImageScale, VAEEncode and RepeatLatentBatch (image to image at the tier's "
+                        "denoise).",
+            inputs=[io.String.Input("recipe", multiline=True, tooltip="Set by Frame Chain (JSON)"),
+                    io.Vae.Input("vae"),
+                    io.Image.Input("previous", optional=True),
+                    io.String.Input("previous_report", force_input=True, optional=True),
+                    io.Image.Input("reference", optional=True)],
+            outputs=[io.Latent.Output("latent"), io.Float.Output("denoise"),
+                     io.String.Output("start", tooltip="What the frame started from (JSON)")],
+            hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
+            enable_expand=True)
+
+    @classmethod
+    def execute(cls, recipe: str, vae: Any, previous: torch.Tensor | None = None, previous_report: str | None = None,
+                reference: torch.Tensor | None = None) -> io.NodeOutput:
+        try:
+            outcome = steps.start_expansion(recipe, previous_report, _links(cls, ("vae", "previous", "reference")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"Atelier Frame Start: its recipe is not Frame Chain's ({exc})") from None
+        return io.NodeOutput(*outcome.outputs, expand=outcome.graph)
 
 
 class FrameSelect(io.ComfyNode):
@@ -73,32 +101,26 @@ class FrameSelect(io.ComfyNode):
                     io.String.Input("recipe", multiline=True, tooltip="Set by Frame Chain (JSON)"),
                     io.Int.Input("attempt", default=0, min=0, max=3),
                     io.String.Input("previous_attempts", default="", tooltip="Set by Frame Chain (JSON)"),
-                    io.Image.Input("fallback", optional=True)],
+                    io.Image.Input("fallback", optional=True),
+                    io.String.Input("start", force_input=True, optional=True,
+                                    tooltip="From Frame Start: what the frame started from")],
             outputs=[io.Image.Output("image"), io.String.Output("report", tooltip="The frame's outcome (JSON)")],
             enable_expand=True)
 
     @classmethod
     def execute(cls, images: torch.Tensor, prompt: str, recipe: str, attempt: int, previous_attempts: str = "",
-                fallback: torch.Tensor | None = None) -> io.NodeOutput:
-        plan = json.loads(recipe)
-        frame = FrameResult(plan["name"], plan["clip"], plan["role"], prompt, list(plan["sources"]))
-        frame.attempts = [Attempt(**a) for a in (json.loads(previous_attempts) if previous_attempts else [])]
-        seed = frame_seed(int(plan["seed"]), int(plan["index"]), attempt)
-        result, chosen, below = judge_attempt(images, prompt, seed, plan["scorers"], plan["threshold"],
-                                              runtime.atelier().scorers)
-        conclude(frame, result, chosen, below, plan["threshold"])
-        if chosen is None and attempt < plan["retries"]:
-            retry = sampler_nodes(plan["prefix"], plan, attempt + 1)
-            select_id = f"{plan['prefix']}.a{attempt + 1}.select"
-            retry[select_id] = select_node(plan, [f"{plan['prefix']}.a{attempt + 1}.decode", 0], attempt + 1,
-                                           json.dumps([a.__dict__ for a in frame.attempts]))
-            return io.NodeOutput([select_id, 0], [select_id, 1], expand=retry)
-        if chosen is None:
-            image = fallback[:1] if fallback is not None else _grey(plan["width"], plan["height"])
+                fallback: torch.Tensor | None = None, start: str = "") -> io.NodeOutput:
+        scorers = runtime.atelier().scorers
+        verdict = steps.select_frame(images, prompt, recipe, attempt, previous_attempts, start, scorers)
+        if verdict.retry is not None:
+            assert verdict.retry_outputs is not None
+            return io.NodeOutput(*verdict.retry_outputs, expand=verdict.retry)
+        if verdict.chosen is None:
+            plan = json.loads(recipe)
+            image = fallback[:1] if fallback is not None else steps.fallback_image(plan["width"], plan["height"])
         else:
-            image = images[chosen: chosen + 1]
-        text = f"{frame.name}: {frame.status}" + (f", best {frame.best_score:.1f}" if frame.best_score else "")
-        return io.NodeOutput(image, json.dumps(frame.to_dict()), ui=ui.PreviewText(text))
+            image = images[verdict.chosen: verdict.chosen + 1]
+        return io.NodeOutput(image, verdict.frame.to_json(), ui=ui.PreviewText(verdict.summary()))
 
 
 class StoryboardCollect(io.ComfyNode):
@@ -143,43 +165,24 @@ class StoryboardSave(io.ComfyNode):
     @classmethod
     def execute(cls, images: torch.Tensor, reports: str, storyboard: str, settings: str, tier: str,
                 filename_prefix: str) -> io.NodeOutput:
+        prompt_id = runtime.current_prompt_id()
         try:
-            board = Storyboard.from_text(storyboard)
-            chain = ChainSettings(**json.loads(settings or "{}"))
+            manifest = steps.saved_manifest(storyboard, settings, reports, tier, prompt_id)
         except AtelierError as exc:
             raise node_error(exc) from None
-        results = [FrameResult(**{**r, "attempts": [Attempt(**a) for a in r["attempts"]]})
-                   for r in json.loads(reports)]
-        safe = "".join(c for c in filename_prefix if c.isalnum() or c in "-_") or "storyboard"
-        folder_name = f"{safe}_{time.strftime('%Y%m%d-%H%M%S')}_{time.time_ns() % 10**6:06d}"
-        base = runtime.output_directory()
-        folder = base / "atelier" / "storyboards" / folder_name
-        manifest = build_manifest(board, chain, results, tier, {"comfy_prompt_id": runtime.current_prompt_id()})
-        write_storyboard(folder, results, [images[i: i + 1] for i in range(len(results))], manifest)
-        _record(manifest, folder, cls.hidden.prompt)
-        subfolder = str(Path("atelier") / "storyboards" / folder_name)
-        saved = [ui.SavedResult(f["file"], subfolder, io.FolderType.output) for f in manifest["frames"] if f["file"]]
-        return io.NodeOutput(images, json.dumps(manifest), ui={"images": saved, "storyboard": [subfolder]})
-
-
-def _record(manifest: dict[str, Any], folder: Path, prompt: dict[str, Any] | None) -> None:
-    """The storyboard run as a generation record (completed or failed later from ComfyUI's history)."""
-    from .records import graph_parameters
-
-    frames_out = [f for f in manifest["frames"] if f["file"]]
-    try:
-        service = runtime.atelier().records
-        record = service.create("default", {
-            "operation_type": "storyboard", "workspace": "default",
-            "parameters": {"graph": graph_parameters(prompt), "storyboard": manifest["clips"],
-                           "settings": manifest["settings"], "quality": {"preset": manifest["tier"]}},
-            "prompt": " | ".join(f"{c['start']} -> {c['end']}" for c in manifest["clips"])[:20000]},
-            status="running", comfy_prompt_id=runtime.current_prompt_id())
-        service.store.set_status(record["id"], "running", scores={
-            "frames": {f["name"]: f["best_score"] for f in manifest["frames"]},
-            "failed_clips": manifest["failed_clips"], "folder": str(folder), "files": [f["file"] for f in frames_out]})
-    except AtelierError:
-        pass  # the storyboard is saved; a records problem must not lose it
+        subfolder = STORYBOARDS / steps.folder_name(filename_prefix)
+        folder = runtime.output_directory() / subfolder
+        write_storyboard(folder, manifest, [images[i: i + 1] for i in range(len(manifest.frames))])
+        records = runtime.atelier().records
+        try:  # the storyboard is saved; a records problem must not lose it
+            record = records.create("default", steps.record_config(manifest, graph_parameters(cls.hidden.prompt)),
+                                    status="running", comfy_prompt_id=prompt_id)
+            records.store.set_status(record["id"], "running", scores=steps.record_scores(manifest, str(folder)))
+        except AtelierError:
+            pass
+        saved = [ui.SavedResult(f.file, str(subfolder), io.FolderType.output) for f in manifest.frames if f.file]
+        return io.NodeOutput(images, json.dumps(manifest.to_dict()),
+                             ui={"images": saved, "storyboard": [str(subfolder)]})
 
 
 class FrameChain(io.ComfyNode):
@@ -193,7 +196,8 @@ class FrameChain(io.ComfyNode):
                         "the best-scoring of N variations. The first start frame comes from the reference; later "
                         "starts from the reference + the previous clip's end; ends from the reference + their own "
                         "start (img2img at the tier's denoise, colour-matched, re-anchored every few clips). A failed "
-                        "frame is retried once, then marked failed; the storyboard goes on. Saves clip_001_start.png, "
+                        "frame is retried once, then marked failed and left out of the frames after it (the "
+                        "reference alone, or text to image); the storyboard goes on. Saves clip_001_start.png, "
                         "… and manifest.json under output/atelier/storyboards/.",
             inputs=[
                 io.Model.Input("model"), io.Clip.Input("clip"), io.Vae.Input("vae"),
@@ -227,37 +231,19 @@ class FrameChain(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, model: Any, clip: Any, vae: Any, quality_preset: dict[str, Any], storyboard: str,
+    def execute(cls, model: Any, clip: Any, vae: Any, quality_preset: QualityPlan, storyboard: str,
                 negative: str, variations: int, threshold: float, seed: int, enhance: bool, scorers: str,
                 filename_prefix: str, reference: torch.Tensor | None = None) -> io.NodeOutput:
+        request = steps.ChainRequest(storyboard, negative, variations, threshold, seed, enhance, scorers,
+                                     filename_prefix)
+        endpoint = runtime.atelier().enhance.endpoint_names()[0]
         try:
-            board = Storyboard.from_text(storyboard)
-            level = int(quality_preset["preset"]["level"])
-            settings = chain_settings(level, {"variations": variations or None, "threshold": threshold,
-                                              "scorers": scorers})
+            graph, outputs = steps.frame_chain(quality_preset, request,
+                                               _links(cls, ("model", "clip", "vae", "reference")),
+                                               f"{cls.hidden.unique_id}.fc", endpoint)
         except AtelierError as exc:
             raise node_error(exc) from None
-        me = str(cls.hidden.unique_id)
-        links = cls.hidden.dynprompt.get_node(me)["inputs"]
-        params = quality_preset["params"]
-        family = quality_preset["family"]["family"]
-        sampling = Sampling(int(params["width"]), int(params["height"]), int(params["steps"]), float(params["cfg"]),
-                            str(params["sampler_name"]), str(params["scheduler"]), seed)
-        enhance_inputs = None
-        if enhance:
-            enhance_inputs = {"backend": "rule", "endpoint": runtime.atelier().enhance.endpoint_names()[0],
-                              "model": "", "model_family": family if family != "auto" else "auto",
-                              "threshold": 85.0, "iterations": 4, "temperature": 0.7, "keep_trace": False,
-                              "keep_llm_loaded": False}
-        sources = Sources(links["model"], links["clip"], links["vae"],
-                          links.get("reference") if reference is not None else None, enhance_inputs)
-        specs = frames(board, reference is not None, settings.reanchor_every)
-        graph, outputs = storyboard_graph(specs, settings, sampling, sources, f"{me}.fc", board.negative or negative,
-                                          {"storyboard": board.model_dump_json(), "settings": settings.model_dump_json(),
-                                           "tier": quality_preset["preset"]["id"], "filename_prefix": filename_prefix})
         return io.NodeOutput(*outputs, expand=graph)
-
-
 
 
 class TierGrid(io.ComfyNode):
@@ -283,15 +269,7 @@ class TierGrid(io.ComfyNode):
         images, labels = [], []
         for slot in "abcd":
             image, plan = inputs.get(f"image_{slot}"), inputs.get(f"preset_{slot}")
-            if image is None:
-                continue
-            label = slot
-            if plan:
-                p, e = plan["params"], plan["estimate"]
-                label = (f"{plan['preset']['display_name']}: {p['steps']} steps, {p['width']}x{p['height']}, "
-                         f"~{e['time_s']['expected']:.1f}s" + (" calibrated" if e['calibrated'] else " est."))
-            images.append(image)
-            labels.append(label)
-        grid = labelled_grid(images, labels, columns)
-        return io.NodeOutput(grid, ui=ui.PreviewText("\n".join(labels)))
-
+            if image is not None:
+                images.append(image)
+                labels.append(plan.grid_label() if plan else slot)
+        return io.NodeOutput(labelled_grid(images, labels, columns), ui=ui.PreviewText("\n".join(labels)))

@@ -8,10 +8,12 @@ hosts.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import invalid
+from ..quality.plan import QualityPlan
 from .config import DEFAULT_ENDPOINT, load_endpoints
 from .loop import Backends, Enhancer, EnhanceRequest
 
@@ -62,3 +64,31 @@ class EnhanceService:
             trace_file = self.trace_dir / f"enhance_{name}.json"
         result = await self.enhancer.run(request, trace_file, keep_trace)
         return result.to_dict()
+
+
+def node_body(inputs: dict[str, Any], plan: QualityPlan | None = None) -> dict[str, Any]:
+    """The Prompt Enhance node's widgets as a request: ``auto`` family from the Quality Preset (else SD1.5), the
+    checkpoint too (its name tells Pony/Illustrious styles), and the LLM freed after the loop unless kept."""
+    body = {k: v for k, v in inputs.items() if k not in ("keep_trace", "keep_llm_loaded")}
+    family = body.get("model_family", "auto")
+    if family == "auto" and plan is not None:
+        family = plan.family.family
+    body["model_family"] = "sd15" if family == "auto" else family
+    body["checkpoint"] = plan.template.checkpoint if plan is not None else None
+    body["release_after"] = not inputs.get("keep_llm_loaded", False)
+    return body
+
+
+def node_fingerprint(service: EnhanceService, inputs: dict[str, Any]) -> str:
+    """Prompt Enhance's cache key: changes exactly when an input (seed included) or the endpoint's settings do."""
+    endpoint = inputs.get("endpoint", DEFAULT_ENDPOINT)
+    resolved = next((e for e in service.endpoints() if e["name"] == endpoint), None)
+    blob = json.dumps({"inputs": {k: v for k, v in inputs.items() if k != "quality_preset"}, "endpoint": resolved},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def node_text(result: dict[str, Any]) -> str:
+    """What the Prompt Enhance node shows: score, iterations, the prompt and any fallback."""
+    return "\n".join([f"score {result['score']:.0f} after {result['iterations']} iteration(s)", result["prompt"],
+                      *[f"fallback: {f}" for f in result["fallbacks"]]])

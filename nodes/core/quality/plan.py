@@ -10,13 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..base.errors import AtelierError, invalid
 from .apply import FunctionTemplate, apply_preset, check_compatibility
+from .estimate import Estimate
 from .families import Detection, detect_family
 from .runs import PlannedRun
+from .schema import Preset
 from .service import QualityService
+from .summary import summary_text
 
 DEFAULT_USER = "default"
 IMAGE_OUTPUTS = ("steps", "cfg", "sampler_name", "scheduler", "width", "height", "batch_size", "denoise",
@@ -39,30 +43,82 @@ def split_option(option: str) -> tuple[str, str]:
     return user or DEFAULT_USER, preset_id
 
 
+@dataclass(frozen=True)
+class QualityPlan:
+    """The ``QUALITY_PRESET`` value between Atelier's nodes: the preset, the model family, the final image
+    parameters (ComfyUI's input names) and their estimate."""
+
+    preset: Preset
+    user: str
+    option: str
+    family: Detection
+    template: FunctionTemplate
+    params: dict[str, Any]
+    estimate: Estimate
+    warnings: list[str]
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"preset": self.preset.model_dump(mode="json"), "user": self.user, "option": self.option,
+                "family": self.family.to_dict(), "template": self.template.model_dump(), "params": self.params,
+                "estimate": self.estimate.to_dict(), "warnings": self.warnings, "device": self.device}
+
+    def summary(self) -> str:
+        """The plan in three lines (and its warnings), as the node and the tier picker show it."""
+        return summary_text(self.preset.display_name, self.preset.level, self.family.to_dict(), self.params,
+                            self.estimate.to_dict(), self.warnings)
+
+    def grid_label(self) -> str:
+        """One line for the Tier Comparison Grid: tier, steps, size, expected time."""
+        p, e = self.params, self.estimate
+        return (f"{self.preset.display_name}: {p['steps']} steps, {p['width']}x{p['height']}, "
+                f"~{e.time_expected_s:.1f}s" + (" calibrated" if e.calibrated else " est."))
+
+
 def build_plan(service: QualityService, option: str, model_family: str = "auto", checkpoint: str | None = None,
                header: dict[str, Any] | None = None, width: int = 0, height: int = 0,
-               batch_size: int = 1) -> dict[str, Any]:
+               batch_size: int = 1) -> QualityPlan:
     """The QUALITY_PRESET value: preset, family, final image parameters and their estimate."""
     user, preset_id = split_option(option)
     preset = service.library.get(user, preset_id)
     if model_family == "auto" and (checkpoint or header):
         detection: Detection = detect_family(checkpoint, header, service.tables)
-        model_family = detection.family
+    elif model_family != "auto":
+        service.tables.family(model_family)  # an unknown family names the accepted ones
+        detection = Detection(model_family, "chosen", "chosen by the user")
     else:
-        detection = Detection(model_family, "chosen", "chosen by the user") if model_family != "auto" else \
-            detect_family(None, None, service.tables)
-        model_family = detection.family
-    template = FunctionTemplate(id="AtelierQualityPreset", category="image", model_family=model_family,
-                                width=width, height=height, batch_size=batch_size)
+        detection = detect_family(None, None, service.tables)
+    template = FunctionTemplate(id="AtelierQualityPreset", category="image", model_family=detection.family,
+                                checkpoint=checkpoint, width=width, height=height, batch_size=batch_size)
     applied = apply_preset(preset, template, service.tables)
-    estimate = service.estimator.estimate("image", applied.params, model_family)
+    estimate = service.estimator.estimate("image", applied.params, detection.family)
     compatibility = check_compatibility(preset, template, service.tables, estimate.vram_gb)
-    return {
-        "preset": preset.model_dump(mode="json"), "user": user, "option": option,
-        "family": {**detection.to_dict(), "family": model_family}, "template": template.model_dump(),
-        "params": applied.params, "estimate": estimate.to_dict(),
-        "warnings": applied.warnings + compatibility.warnings, "device": service.estimator.device,
-    }
+    return QualityPlan(preset, user, option, detection, template, applied.params, estimate,
+                       applied.warnings + compatibility.warnings, service.estimator.device)
+
+
+def check_inputs(service: QualityService, tier: str | None, model_family: str | None) -> str | None:
+    """Why a Quality Preset node's tier or family is refused when the prompt is queued, or None."""
+    if tier is not None:
+        user, preset_id = split_option(tier)
+        try:
+            service.library.get(user, preset_id)
+        except AtelierError as exc:
+            return f"tier: {exc.message}"
+    families = service.tables.families.families
+    if model_family is not None and model_family != "auto" and model_family not in families:
+        return f"model_family: {model_family!r} is not a known family; accepted: auto, " + ", ".join(families)
+    return None
+
+
+def node_fingerprint(service: QualityService, inputs: dict[str, Any]) -> str:
+    """A Quality Preset node's cache key: changes exactly when its inputs or its (possibly edited) preset do."""
+    user, preset_id = split_option(str(inputs.get("tier")))
+    try:
+        preset = service.library.get(user, preset_id).model_dump(mode="json")
+    except AtelierError as exc:
+        return f"error:{exc.message}"
+    return fingerprint(inputs, preset)
 
 
 Header = Callable[[str | None], "dict[str, Any] | None"]  # checkpoint name -> its safetensors header
@@ -80,14 +136,14 @@ def planned_run(service: QualityService, inputs: dict[str, Any], header: Header)
                           int(inputs.get("batch_size", 1)))
     except (AtelierError, TypeError, ValueError):
         return None
-    return PlannedRun("image", plan["family"]["family"], plan["params"], plan["device"])
+    return PlannedRun("image", plan.family.family, plan.params, plan.device)
 
 
-def outputs(plan: dict[str, Any], stage: str = "base") -> tuple[Any, ...]:
+def outputs(plan: QualityPlan, stage: str = "base") -> tuple[Any, ...]:
     """Socket values for a stage of the plan: the base pass, the hires-fix pass or refinement."""
     if stage not in STAGES:
         raise invalid("stage", stage, list(STAGES))
-    p = dict(plan["params"])
+    p = dict(plan.params)
     if stage == "hires_fix":
         p.update(steps=max(1, p["hires_steps"]), denoise=p["hires_denoise"] or 0.5,
                  width=p["hires_width"], height=p["hires_height"])
@@ -96,20 +152,6 @@ def outputs(plan: dict[str, Any], stage: str = "base") -> tuple[Any, ...]:
         p.update(steps=max(1, round(p["steps"] * fraction)), denoise=0.25,
                  width=p["hires_width"], height=p["hires_height"])
     return tuple(p[name] for name in IMAGE_OUTPUTS)
-
-
-def summary_text(plan: dict[str, Any]) -> str:
-    p, e, fam = plan["params"], plan["estimate"], plan["family"]
-    hires = f" -> hires {p['hires_width']}x{p['hires_height']} ({p['hires_steps']} steps)" if p["hires_enabled"] else ""
-    lines = [
-        f"{plan['preset']['display_name']} (level {plan['preset']['level']}) on {fam['family']} [{fam['source']}]",
-        f"{p['steps']} steps, cfg {p['cfg']}, {p['sampler_name']}/{p['scheduler']}, "
-        f"{p['width']}x{p['height']} x{p['batch_size']}{hires}",
-        f"~{e['time_s']['expected']:.1f}s ({e['time_s']['min']:.1f}-{e['time_s']['max']:.1f}), "
-        f"{e['vram_gb']:.1f} GB VRAM, ${e['cost_usd']:.4f}" + (" [calibrated]" if e["calibrated"] else " [prior]"),
-    ]
-    lines.extend(f"warning: {w}" for w in plan["warnings"])
-    return "\n".join(lines)
 
 
 def fingerprint(plan_inputs: dict[str, Any], preset_dump: dict[str, Any]) -> str:

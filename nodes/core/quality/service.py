@@ -17,6 +17,7 @@ from .presets import PresetLibrary
 from .recommend import compare, recommend
 from .schema import Preset
 from .store import PresetStore
+from .summary import summary_text
 from .tables import Tables, load_tables
 
 DEFAULT_TEMPLATE = FunctionTemplate(id="default", category="image", model_family="sd15")
@@ -76,12 +77,17 @@ class QualityService:
         estimate = self.estimator.estimate(template.category, applied.params, applied.family.family)
         compatibility = check_compatibility(preset, template, self.tables, estimate.vram_gb)
         params = applied.declared()
+        warnings = applied.warnings + compatibility.warnings
         params["_quality_preset"] = {
             "id": preset.id, "display_name": preset.display_name, "level": preset.level,
             "lineage": list(preset.lineage), "family": applied.family.to_dict(),
             "multipliers": preset.multipliers.model_dump(), "estimate": estimate.to_dict(),
-            "warnings": applied.warnings + compatibility.warnings,
+            "warnings": warnings,
         }
+        if template.category == "image":  # the plan in words, as the Quality Preset node shows it
+            params["_quality_preset"]["summary"] = summary_text(
+                preset.display_name, preset.level, applied.family.to_dict(), applied.params, estimate.to_dict(),
+                warnings)
         return {"parameters": params, "compatibility": compatibility.to_dict()}
 
     def compatibility(self, user: str, preset_id: str, template_data: Any) -> dict[str, Any]:

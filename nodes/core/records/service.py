@@ -6,7 +6,7 @@ The host names the database: SQLite in Atelier's data folder (``records.sqlite``
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,10 @@ from ..quality.runs import history_duration
 from .comfy import ComfyUI
 from .hashing import repro_hash
 from .store import RecordStore, render
+
+if TYPE_CHECKING:
+    from ..quality.plan import QualityPlan
+    from ..scoring.scores import ScoreResult
 
 
 class GenerationConfig(BaseModel):
@@ -135,4 +139,36 @@ class Submitter:
         return self.service.store.set_status(record_id, "cancelled")
 
 
-__all__ = ["RecordService", "Submitter", "QueueError", "calibrate_from_record"]
+def graph_parameters(prompt: dict[str, Any] | None) -> dict[str, Any]:
+    """A queued graph as canonical parameters: every node's type and inputs, by node id."""
+    return {str(node_id): {"class_type": node.get("class_type"), "inputs": node.get("inputs", {})}
+            for node_id, node in (prompt or {}).items() if isinstance(node, dict)}
+
+
+SOCIAL_KEYS = ("world_id", "npc_id", "tier", "band", "rating")
+SCORE_KEYS = ("overall", "metrics", "weights")
+
+
+def node_parameters(graph: dict[str, Any] | None, plan: QualityPlan | None = None,
+                    social: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the Record Generation node records: the graph, the quality plan and the social context."""
+    parameters: dict[str, Any] = {"graph": graph_parameters(graph)}
+    if plan is not None:
+        parameters["quality"] = {"preset": plan.preset.id, "params": plan.params, "family": plan.family.family,
+                                 "category": plan.template.category}
+    if social:
+        parameters["social"] = {k: social.get(k) for k in SOCIAL_KEYS}
+    return parameters
+
+
+def node_scores(scores: ScoreResult) -> dict[str, Any]:
+    body = scores.to_dict()
+    return {k: body.get(k) for k in SCORE_KEYS}
+
+
+def node_text(record: dict[str, Any], earlier: list[str]) -> str:
+    return f"record {record['id']}\nhash {record['repro_hash'][:16]}; identical earlier runs: {len(earlier)}"
+
+
+__all__ = ["RecordService", "Submitter", "QueueError", "calibrate_from_record", "graph_parameters",
+           "node_parameters", "node_scores", "node_text"]

@@ -8,9 +8,12 @@ threshold, the caller either warns or blocks only the downstream branch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import invalid
+
+if TYPE_CHECKING:
+    from .scores import ScoreResult
 
 DEFAULT_THRESHOLD = 30.0
 BELOW_THRESHOLD = ("warn", "block")
@@ -48,8 +51,11 @@ def rank(overall: list[float]) -> list[int]:
     return sorted(range(len(overall)), key=lambda i: (-overall[i], i))
 
 
-def select(scores: dict[str, Any], count: int, top_k: int = 1, threshold: float = DEFAULT_THRESHOLD) -> Selection:
-    """Choose the top-k of ``count`` images from a SCORES value; never raises on bad scores."""
+def select(scores: ScoreResult | dict[str, Any] | None, count: int, top_k: int = 1,
+           threshold: float = DEFAULT_THRESHOLD) -> Selection:
+    """Choose the top-k of ``count`` images from a SCORES value (or its JSON); never raises on bad scores."""
+    if not isinstance(scores, dict) and scores is not None:
+        scores = scores.to_dict()
     if count < 1:
         raise invalid("images", "an empty batch", "at least one image")
     if top_k < 1:

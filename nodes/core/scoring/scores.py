@@ -59,8 +59,19 @@ class ScoreResult:
     def failed(self) -> bool:
         return len(self.overall) != self.count
 
+    def summary(self) -> str:
+        """Every image's overall and per-scorer scores, the warnings, and what a failure means for selection."""
+        lines = [f"{self.count} image(s); weights " + ", ".join(f"{k}={v:g}" for k, v in self.weights.items())]
+        for i, overall in enumerate(self.overall):
+            parts = ", ".join(f"{name} {values[i]:.1f}" for name, values in self.normalised.items())
+            lines.append(f"image {i}: overall {overall:.1f} ({parts})")
+        lines.extend(f"warning: {w}" for w in self.warnings)
+        if self.failed:
+            lines.append("scoring failed: Rank Select will keep the first image")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
-        """The SCORES value between nodes (JSON-ready)."""
+        """The SCORES value as JSON (what the node shows and ComfyUI's history keeps)."""
         return {"count": self.count, "metrics": self.metrics, "normalised": self.normalised,
                 "overall": self.overall, "weights": self.weights, "details": self.details,
                 "warnings": self.warnings, "failed": self.failed}

@@ -34,6 +34,12 @@ class SocialService:
     def worlds(self) -> dict[str, Any]:
         return worlds(self.config_dir / "worlds" if self.config_dir else None)
 
+    def ratings(self) -> list[str]:
+        """Every content rating of the worlds, in their order (the default world's first)."""
+        found = self.worlds()
+        ordered = [found.pop("default")] if "default" in found else []
+        return list(dict.fromkeys(r for world in [*ordered, *found.values()] for r in world.ratings))
+
     def user_max(self, user: str) -> str | None:
         """The server's maximum rating for ``user`` (None: only the world's maximum applies)."""
         config = self._config()
@@ -50,3 +56,20 @@ class SocialService:
             out["allowed_rating"] = enforce(context, request.requested_rating, world, request.enforcement)
         out["validation"] = validate(request, world)
         return out
+
+
+SERVER_MAXIMUM = "(server maximum)"  # the node's max_rating choice that keeps the server's
+
+
+def node_body(values: dict[str, Any], world: str, max_rating: str, requested_rating: str,
+              enforcement: str) -> dict[str, Any]:
+    """The Social Context node's widgets as a request (the server maximum unless a lower one is chosen)."""
+    body = {**values, "world_id": world, "requested_rating": requested_rating, "enforcement": enforcement}
+    if max_rating != SERVER_MAXIMUM:
+        body["max_rating"] = max_rating
+    return body
+
+
+def node_text(context: dict[str, Any]) -> str:
+    return (f"{context['tier']} · intimacy {context['band']} · rating {context['allowed_rating']}"
+            + "".join(f"\nwarning: {w}" for w in context["warnings"]))

@@ -48,11 +48,10 @@ def curate(storyboard: Storyboard, settings: ChainSettings, out_dir: Path, tier:
     reference = demo_reference(storyboard.clips[0].start, seed)
     runner = StoryboardRunner(demo_generate, settings, enhance, registry, progress=progress)
     frames, images = runner.run(storyboard, reference, seed)
-    manifest = build_manifest(storyboard, settings, frames, tier, {"generator": "atelier demo renderer",
-                                                                   "seed": seed})
-    manifest["duration_s"] = round(time.perf_counter() - started, 3)
+    manifest = build_manifest(storyboard, settings, frames, tier, generator="atelier demo renderer", seed=seed,
+                              duration_s=round(time.perf_counter() - started, 3))
     atomic_write_bytes(out_dir / "reference.png", png_bytes(reference[0]))
-    path = write_storyboard(out_dir, frames, images, manifest)
-    report = write_report(out_dir, manifest)
-    manifest["files"] = {"manifest": str(path), "report": str(report), "folder": str(out_dir)}
-    return manifest
+    path = write_storyboard(out_dir, manifest, images)
+    written = manifest.to_dict()
+    report = write_report(out_dir, written)
+    return {**written, "files": {"manifest": str(path), "report": str(report), "folder": str(out_dir)}}

@@ -7,6 +7,7 @@ tried again (``retries`` times, with new seeds), then marked failed and the stor
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -61,6 +62,18 @@ class FrameResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_json(self) -> str:
+        """The frame's report, as Frame Select sends it to the nodes after it."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameResult:
+        return cls(**{**data, "attempts": [Attempt(**a) for a in data.get("attempts", [])]})
+
+    @classmethod
+    def from_json(cls, text: str) -> FrameResult:
+        return cls.from_dict(json.loads(text))
 
 
 def judge_attempt(images: torch.Tensor, prompt: str, seed: int, scorers: str, threshold: float,

@@ -1,23 +1,27 @@
 """The storyboard as a ComfyUI graph (API format), for the Frame Chain node's expansion.
 
-Every frame is ComfyUI's own nodes: CLIPTextEncode, EmptyLatentImage or VAEEncode of the chained
-image (resized with ImageScale, batched with RepeatLatentBatch), one KSampler for all variations,
-VAEDecode; then Atelier's Frame Select scores them and keeps the best (or retries, by expanding a new
-sampler with the next seed). Chained images are made by Atelier's Chain Image (reference blend +
-colour match). Node ids are deterministic: ``<prefix>.<frame>.<part>``, so ComfyUI's cache keeps
-every frame that did not change.
+Every frame is ComfyUI's own nodes: CLIPTextEncode, a latent to start from, one KSampler for all
+variations, VAEDecode; then Atelier's Frame Select scores them and keeps the best (or retries, by expanding
+a new sampler with the next seed). A frame planned from text alone starts from EmptyLatentImage. A frame
+planned from other images gets a Frame Start node, which applies the chaining rule (``chaining.py``) at run
+time, once the frame it chains from has succeeded or failed, and expands (``start_expansion``) into
+EmptyLatentImage, or Chain Image (reference blend + colour match) → ImageScale → VAEEncode →
+RepeatLatentBatch, with the matching denoise. Node ids are deterministic: ``<prefix>.<frame>.<part>``, so
+ComfyUI's cache keeps every frame that did not change.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .runner import frame_seed
-from .spec import REFERENCE, ChainSettings, FrameSpec
+from .chaining import Start, frame_start
+from .frames import FrameResult
+from .spec import REFERENCE, ChainSettings, FrameSpec, frame_seed
 
 Link = list[Any]  # [node id, output index]
+Graph = dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -43,7 +47,33 @@ class Sources:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def sampler_nodes(prefix: str, recipe: dict[str, Any], attempt: int) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class StartRecipe:
+    """What a Frame Start node needs to decide and build a frame's start (its ``recipe`` input, as JSON)."""
+
+    prefix: str
+    index: int
+    sources: tuple[str, ...]   # planned
+    width: int
+    height: int
+    variations: int
+    denoise: float
+    anchor: float
+    color_match: float
+
+    def spec(self) -> FrameSpec:
+        return FrameSpec(self.index, 0, "start", "", self.sources)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> StartRecipe:
+        data = json.loads(text)
+        return cls(**{**data, "sources": tuple(data["sources"])})
+
+
+def sampler_nodes(prefix: str, recipe: dict[str, Any], attempt: int) -> Graph:
     """KSampler + VAEDecode of one attempt of a frame, from its recipe (shared with Frame Select's retry)."""
     ks, dec = f"{prefix}.a{attempt}.sample", f"{prefix}.a{attempt}.decode"
     return {
@@ -57,16 +87,54 @@ def sampler_nodes(prefix: str, recipe: dict[str, Any], attempt: int) -> dict[str
 
 
 def select_node(recipe: dict[str, Any], images: Link, attempt: int, previous: str = "") -> dict[str, Any]:
-    return {"class_type": "AtelierFrameSelect", "inputs": {
-        "images": images, "prompt": recipe["prompt_input"], "recipe": json.dumps(recipe), "attempt": attempt,
-        "previous_attempts": previous,
-        **({"fallback": recipe["fallback"]} if recipe.get("fallback") else {})}}
+    inputs: dict[str, Any] = {"images": images, "prompt": recipe["prompt_input"], "recipe": json.dumps(recipe),
+                              "attempt": attempt, "previous_attempts": previous}
+    if recipe.get("start"):
+        inputs["start"] = recipe["start"]
+    return {"class_type": "AtelierFrameSelect", "inputs": inputs}
+
+
+def _empty_latent(width: int, height: int, batch: int) -> dict[str, Any]:
+    return {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": batch}}
+
+
+def start_expansion(recipe: StartRecipe, previous_failed: bool, previous: Link | None, reference: Link | None,
+                    vae: Link) -> tuple[Start, Graph, Link]:
+    """What a Frame Start node expands into, decided by the chaining rule now that the frame it chains from
+    has succeeded (``previous_failed`` False) or failed: (the start, its nodes, the latent's link)."""
+    spec = recipe.spec()
+    chained = next((spec.source_index(s) for s in spec.sources if spec.source_index(s) is not None), None)
+    start = frame_start(spec, {chained} if previous_failed and chained is not None else set())
+    p = f"{recipe.prefix}.start"
+    graph: Graph = {}
+    init: Link | None = None
+    if start.chained is not None:
+        graph[f"{p}.chain"] = {"class_type": "AtelierChainImage", "inputs": {
+            "previous": previous, "anchor": recipe.anchor, "color_match": recipe.color_match,
+            **({"reference": reference} if start.reference else {})}}
+        init = [f"{p}.chain", 0]
+    elif start.reference:
+        init = reference
+    if init is None:
+        graph[f"{p}.latent"] = _empty_latent(recipe.width, recipe.height, recipe.variations)
+        return start, graph, [f"{p}.latent", 0]
+    graph[f"{p}.size"] = {"class_type": "ImageScale", "inputs": {
+        "image": init, "upscale_method": "bilinear", "width": recipe.width, "height": recipe.height, "crop": "center"}}
+    graph[f"{p}.encode"] = {"class_type": "VAEEncode", "inputs": {"pixels": [f"{p}.size", 0], "vae": vae}}
+    graph[f"{p}.batch"] = {"class_type": "RepeatLatentBatch", "inputs": {
+        "samples": [f"{p}.encode", 0], "amount": recipe.variations}}
+    return start, graph, [f"{p}.batch", 0]
+
+
+def previous_failed(report: str | None) -> bool:
+    """Whether the frame a report describes failed (no report: nothing chained failed)."""
+    return bool(report) and FrameResult.from_json(str(report)).status == "failed"
 
 
 def storyboard_graph(specs: list[FrameSpec], settings: ChainSettings, sampling: Sampling, sources: Sources,
-                     prefix: str, negative: str, save: dict[str, Any]) -> tuple[dict[str, Any], list[Link]]:
+                     prefix: str, negative: str, save: dict[str, Any]) -> tuple[Graph, list[Link]]:
     """The expansion: every frame, collected in order into Storyboard Save; returns (graph, its outputs)."""
-    graph: dict[str, dict[str, Any]] = {}
+    graph: Graph = {}
     selected: list[str] = []
     collected: str | None = None
     for spec in specs:
@@ -78,40 +146,31 @@ def storyboard_graph(specs: list[FrameSpec], settings: ChainSettings, sampling: 
             text = [f"{p}.enhance", 0]
         graph[f"{p}.pos"] = {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": sources.clip}}
         graph[f"{p}.neg"] = {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": sources.clip}}
-        chained = [s for s in spec.sources if s != REFERENCE]
-        has_reference = REFERENCE in spec.sources and sources.reference is not None
-        init: Link | None = None
-        if chained:
-            previous = selected[spec.source_index(chained[0]) or 0]
-            graph[f"{p}.chain"] = {"class_type": "AtelierChainImage", "inputs": {
-                "previous": [previous, 0], "previous_report": [previous, 1], "anchor": settings.anchor,
-                "color_match": settings.color_match, **({"reference": sources.reference} if has_reference else {})}}
-            init = [f"{p}.chain", 0]
-        elif has_reference:
-            init = sources.reference
-        if init is None:
-            graph[f"{p}.latent"] = {"class_type": "EmptyLatentImage", "inputs": {
-                "width": sampling.width, "height": sampling.height, "batch_size": settings.variations}}
-            latent, denoise = [f"{p}.latent", 0], 1.0
+        planned = spec.sources  # the reference is planned only when the Frame Chain node has one
+        start: Link | None = None
+        if planned:  # decided at run time by Frame Start (the chaining rule)
+            recipe = StartRecipe(p, spec.index, planned, sampling.width, sampling.height, settings.variations,
+                                 settings.denoise, settings.anchor, settings.color_match)
+            chained = next((spec.source_index(s) for s in planned if spec.source_index(s) is not None), None)
+            inputs: dict[str, Any] = {"recipe": recipe.to_json(), "vae": sources.vae}
+            if chained is not None:
+                inputs.update(previous=[selected[chained], 0], previous_report=[selected[chained], 1])
+            if REFERENCE in planned:
+                inputs["reference"] = sources.reference
+            graph[f"{p}.start"] = {"class_type": "AtelierFrameStart", "inputs": inputs}
+            latent, denoise, start = [f"{p}.start", 0], [f"{p}.start", 1], [f"{p}.start", 2]
         else:
-            graph[f"{p}.size"] = {"class_type": "ImageScale", "inputs": {
-                "image": init, "upscale_method": "bilinear", "width": sampling.width, "height": sampling.height,
-                "crop": "center"}}
-            graph[f"{p}.encode"] = {"class_type": "VAEEncode", "inputs": {"pixels": [f"{p}.size", 0],
-                                                                          "vae": sources.vae}}
-            graph[f"{p}.batch"] = {"class_type": "RepeatLatentBatch", "inputs": {
-                "samples": [f"{p}.encode", 0], "amount": settings.variations}}
-            latent, denoise = [f"{p}.batch", 0], settings.denoise
-        recipe = {"prefix": p, "index": spec.index, "name": spec.name, "clip": spec.clip, "role": spec.role,
-                  "prompt": spec.prompt, "sources": list(spec.sources), "model": sources.model,
-                  "positive": [f"{p}.pos", 0], "negative": [f"{p}.neg", 0], "latent": latent, "vae": sources.vae,
-                  "seed": sampling.seed, "steps": sampling.steps, "cfg": sampling.cfg,
-                  "sampler_name": sampling.sampler_name, "scheduler": sampling.scheduler, "denoise": denoise,
-                  "threshold": settings.threshold, "scorers": settings.scorers, "retries": settings.retries,
-                  "width": sampling.width, "height": sampling.height,
-                  "fallback": [f"{p}.size", 0] if init is not None else None, "prompt_input": text}
-        graph.update(sampler_nodes(p, recipe, 0))
-        graph[f"{p}.select"] = select_node(recipe, [f"{p}.a0.decode", 0], 0)
+            graph[f"{p}.latent"] = _empty_latent(sampling.width, sampling.height, settings.variations)
+            latent, denoise = [f"{p}.latent", 0], 1.0
+        recipe_dict = {"prefix": p, "index": spec.index, "name": spec.name, "clip": spec.clip, "role": spec.role,
+                       "prompt": spec.prompt, "sources": [], "model": sources.model,
+                       "positive": [f"{p}.pos", 0], "negative": [f"{p}.neg", 0], "latent": latent, "vae": sources.vae,
+                       "seed": sampling.seed, "steps": sampling.steps, "cfg": sampling.cfg,
+                       "sampler_name": sampling.sampler_name, "scheduler": sampling.scheduler, "denoise": denoise,
+                       "threshold": settings.threshold, "scorers": settings.scorers, "retries": settings.retries,
+                       "width": sampling.width, "height": sampling.height, "prompt_input": text, "start": start}
+        graph.update(sampler_nodes(p, recipe_dict, 0))
+        graph[f"{p}.select"] = select_node(recipe_dict, [f"{p}.a0.decode", 0], 0)
         selected.append(f"{p}.select")
         step = f"{p}.collect"
         graph[step] = {"class_type": "AtelierStoryboardCollect", "inputs": {

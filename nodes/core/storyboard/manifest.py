@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,52 @@ from .spec import ChainSettings, Storyboard
 MANIFEST = "manifest.json"
 
 
+@dataclass
+class StoryboardManifest:
+    """A storyboard run: its clips, settings and every frame's outcome (``manifest.json``)."""
+
+    tier: str
+    clips: list[dict[str, Any]]
+    negative: str
+    settings: dict[str, Any]
+    frames: list[FrameResult]
+    created_at: float = field(default_factory=time.time)
+    comfy_prompt_id: str | None = None   # made by a ComfyUI prompt
+    generator: str | None = None         # made outside ComfyUI (the demo renderer)
+    seed: int | None = None
+    duration_s: float | None = None
+    version: int = 1
+
+    @property
+    def failed_clips(self) -> list[int]:
+        return sorted({f.clip for f in self.frames if not f.ok})
+
+    @property
+    def status(self) -> str:
+        return "completed_with_failures" if self.failed_clips else "completed"
+
+    @property
+    def warnings(self) -> list[str]:
+        found = [f"{f.name}: {w}" for f in self.frames for w in f.warnings]
+        return found + [f"{f.name} failed: {f.error}" for f in self.frames if not f.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "version": self.version, "created_at": self.created_at, "tier": self.tier, "status": self.status,
+            "clips": self.clips, "negative": self.negative, "settings": self.settings,
+            "frames": [f.to_dict() for f in self.frames], "failed_clips": self.failed_clips,
+            "warnings": self.warnings}
+        for key in ("comfy_prompt_id", "generator", "seed", "duration_s"):
+            value = getattr(self, key)
+            if value is not None or (key == "comfy_prompt_id" and self.generator is None):
+                body[key] = value
+        return body
+
+
 def build_manifest(storyboard: Storyboard, settings: ChainSettings, frames: list[FrameResult],
-                   tier: str = "", extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    failed_clips = sorted({f.clip for f in frames if not f.ok})
-    warnings = [f"{f.name}: {w}" for f in frames for w in f.warnings]
-    warnings += [f"{f.name} failed: {f.error}" for f in frames if not f.ok]
-    return {
-        "version": 1, "created_at": time.time(), "tier": tier,
-        "status": "completed_with_failures" if failed_clips else "completed",
-        "clips": [c.model_dump() for c in storyboard.clips], "negative": storyboard.negative,
-        "settings": settings.model_dump(), "frames": [f.to_dict() for f in frames],
-        "failed_clips": failed_clips, "warnings": warnings, **(extra or {}),
-    }
+                   tier: str = "", **extra: Any) -> StoryboardManifest:
+    return StoryboardManifest(tier, [c.model_dump() for c in storyboard.clips], storyboard.negative,
+                              settings.model_dump(), frames, **extra)
 
 
 def png_bytes(image: torch.Tensor, text: dict[str, str] | None = None) -> bytes:
@@ -51,16 +86,14 @@ def png_bytes(image: torch.Tensor, text: dict[str, str] | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def write_storyboard(folder: Path, frames: list[FrameResult], images: list[torch.Tensor | None],
-                     manifest: dict[str, Any]) -> Path:
-    """Write each kept frame as ``clip_NNN_role.png`` and the manifest; returns the manifest's path."""
+def write_storyboard(folder: Path, manifest: StoryboardManifest, images: list[torch.Tensor | None]) -> Path:
+    """Write each kept frame as ``clip_NNN_role.png``, then the manifest, once; returns the manifest's path."""
     folder.mkdir(parents=True, exist_ok=True)
-    for frame, image in zip(frames, images, strict=True):
+    for frame, image in zip(manifest.frames, images, strict=True):
         if frame.ok and image is not None:
             frame.file = f"{frame.name}.png"
             atomic_write_bytes(folder / frame.file, png_bytes(image, {"atelier:frame": frame.name,
                                                                       "atelier:prompt": frame.prompt}))
-    manifest["frames"] = [f.to_dict() for f in frames]
     path = folder / MANIFEST
-    atomic_write_text(path, json.dumps(manifest, indent=2))
+    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2))
     return path

@@ -13,33 +13,15 @@ from collections.abc import Callable
 import torch
 
 from ..scoring.registry import Scorers
-from .frames import Attempt, FrameResult, blend, color_match, conclude, judge_attempt, new_frame
-from .spec import REFERENCE, ChainSettings, FrameSpec, Storyboard, frames, usable_sources
+from .chaining import frame_start, start_image
+from .frames import Attempt, FrameResult, conclude, judge_attempt, new_frame
+from .spec import ChainSettings, FrameSpec, Storyboard, frame_seed, frames
 
 log = logging.getLogger("atelier")
 
 # generate(prompt, negative, init image [1,H,W,3] or None, denoise, seed, count) -> images [count,H,W,3]
 Generate = Callable[[str, str, "torch.Tensor | None", float, int, int], torch.Tensor]
 Enhance = Callable[[str], str]
-
-
-def frame_seed(seed: int, index: int, attempt: int) -> int:
-    """Deterministic and distinct per frame and attempt (the same in the ComfyUI graph)."""
-    return (seed + index * 1000 + attempt * 100) % 2**64
-
-
-def chain_image(sources: tuple[str, ...], chained: torch.Tensor | None, reference: torch.Tensor | None,
-                settings: ChainSettings) -> torch.Tensor | None:
-    """The image a frame starts from: the reference blended with the chained frame, colour-matched to it."""
-    previous = chained if any(s != REFERENCE for s in sources) else None
-    has_reference = REFERENCE in sources and reference is not None
-    if previous is None:
-        return reference if has_reference else None
-    if not has_reference:
-        return previous
-    assert reference is not None
-    mixed = blend(previous, reference, settings.anchor)
-    return color_match(mixed, reference, settings.color_match)
 
 
 class StoryboardRunner:
@@ -60,12 +42,11 @@ class StoryboardRunner:
         kept: list[torch.Tensor | None] = []
         failed: set[int] = set()
         for spec in specs:
-            sources = usable_sources(spec, failed)
-            chained_index = next((spec.source_index(s) for s in sources if spec.source_index(s) is not None), None)
-            chained = kept[chained_index] if chained_index is not None else None
-            init = chain_image(sources, chained, reference, self.settings)
+            start = frame_start(spec, failed)
+            chained = kept[start.chained] if start.chained is not None else None
+            init = start_image(start, chained, reference, self.settings)
             prompt = self._enhanced(spec.prompt)
-            frame = new_frame(spec, prompt, sources)
+            frame = new_frame(spec, prompt, start.sources)
             image = self._frame(spec, frame, prompt, storyboard.negative, init, seed)
             if image is None:
                 failed.add(spec.index)

@@ -8,7 +8,8 @@ reference image. Chaining:
   frame, except every ``reanchor_every``-th clip, which starts from the reference alone;
 - every end frame starts from the reference blended with its own clip's start frame.
 
-A source that failed is left out (the reference alone, or text-to-image when nothing is left).
+A source that failed is left out (the reference alone, or text-to-image when nothing is left): see
+``chaining.py``, which both the runner and the ComfyUI graph follow.
 """
 
 from __future__ import annotations
@@ -125,10 +126,10 @@ def frames(storyboard: Storyboard, has_reference: bool, reanchor_every: int) -> 
     return out
 
 
-def usable_sources(spec: FrameSpec, failed: set[int]) -> tuple[str, ...]:
-    """The frame's sources without those whose frame failed."""
-    return tuple(s for s in spec.sources if (spec.source_index(s) is None or spec.source_index(s) not in failed))
+def frame_seed(seed: int, index: int, attempt: int) -> int:
+    """Deterministic and distinct per frame and attempt (the same in the ComfyUI graph)."""
+    return (seed + index * 1000 + attempt * 100) % 2**64
 
 
-__all__ = ["Clip", "Storyboard", "ChainSettings", "chain_settings", "FrameSpec", "frames", "usable_sources",
-           "REFERENCE", "PREVIOUS_END", "OWN_START"]
+__all__ = ["Clip", "Storyboard", "ChainSettings", "chain_settings", "FrameSpec", "frames",
+           "REFERENCE", "PREVIOUS_END", "OWN_START", "frame_seed"]
