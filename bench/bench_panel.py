@@ -93,8 +93,8 @@ def main() -> None:
         record = records.create("default", {"operation_type": "txt2img", "prompt": f"prompt {i}",
                                             "parameters": {"seed": i}})
         if i % 2:
-            records.store.set_status(record["id"], "running")
-            records.store.set_status(record["id"], "completed")
+            records.store.set_status(record.id, "running")
+            records.store.set_status(record.id, "completed")
     board = Storyboard.from_text("a fox in snow | the fox runs\na river at dawn | fog")
     started = time.perf_counter()
     curate(board, chain_settings(1, {"variations": 2}), root / "sb-000", "draft")

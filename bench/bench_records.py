@@ -85,9 +85,9 @@ def run(args: argparse.Namespace, url: str) -> None:
 
     filtered = timed(lambda: store.page(status="completed", workspace=f"w{rng.randrange(20)}", limit=50))
     unfiltered = timed(lambda: store.page(limit=50))
-    cursor = store.page(status="completed", limit=50)["next_cursor"]
+    cursor = store.page(status="completed", limit=50).next_cursor
     for _ in range(20):
-        cursor = store.page(status="completed", limit=50, cursor=cursor)["next_cursor"]
+        cursor = store.page(status="completed", limit=50, cursor=cursor).next_cursor
     deep = timed(lambda: store.page(status="completed", limit=50, cursor=cursor))
 
     from sqlalchemy import select

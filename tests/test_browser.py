@@ -172,21 +172,21 @@ def test_a_record_is_browsed_with_its_hash_and_given_feedback_from_the_keyboard(
         page: Any, server: Any, record_service: Any) -> None:
     done = record_service.create("default", {"operation_type": "txt2img", "prompt": "a red fox in snow",
                                              "workspace": "studio", "parameters": {"steps": 20, "seed": 7}})
-    record_service.store.set_status(done["id"], "running", started_at=1000.0)
-    record_service.store.set_status(done["id"], "completed", finished_at=1012.5)
+    record_service.store.set_status(done.id, "running", started_at=1000.0)
+    record_service.store.set_status(done.id, "completed", finished_at=1012.5)
     other = record_service.create("default", {"operation_type": "txt2img", "prompt": "a lighthouse at dusk",
                                               "workspace": "studio", "parameters": {"steps": 30}})
     open_view(page, "records")
-    page.locator(f"tr[data-record='{other['id']}']").wait_for()
+    page.locator(f"tr[data-record='{other.id}']").wait_for()
     page.get_by_label("Status").select_option("completed")
     page.get_by_role("button", name="Filter").click()
-    page.locator(f"tr[data-record='{other['id']}']").wait_for(state="detached")
+    page.locator(f"tr[data-record='{other.id}']").wait_for(state="detached")
     assert page.locator("#atelier-panel-records tbody tr").count() == 1
 
-    page.get_by_role("button", name=f"Open record txt2img {done['id']}").click()
+    page.get_by_role("button", name=f"Open record txt2img {done.id}").click()
     details = page.get_by_test_id("record-details")
     details.wait_for()
-    assert details.get_by_test_id("repro-hash").inner_text() == done["repro_hash"]
+    assert details.get_by_test_id("repro-hash").inner_text() == done.repro_hash
     assert "a red fox in snow" in details.inner_text() and "12.5 s" in details.inner_text()
 
     stars = details.get_by_role("radiogroup", name="Rating")
@@ -199,7 +199,7 @@ def test_a_record_is_browsed_with_its_hash_and_given_feedback_from_the_keyboard(
     details.get_by_label("Comment").fill("sharp fur")
     details.get_by_role("button", name="Send feedback").click()
     page.get_by_text("Thanks: rated 4/5.").wait_for()
-    feedback = server.get(f"/atelier/generations/{done['id']}")[1]["feedback"]
+    feedback = server.get(f"/atelier/generations/{done.id}")[1]["feedback"]
     assert [(f["rating"], f["comment"]) for f in feedback] == [(4, "sharp fur")]
     page.get_by_role("list", name="Feedback given").get_by_text("sharp fur").wait_for()
 

@@ -29,7 +29,7 @@ def test_pipeline_runs_are_recorded_and_queued(on_comfyui, fake_comfyui) -> None
     queued = fake_comfyui.graphs[answer["prompt_id"]]
     assert queued["latent"]["class_type"] == "EmptyLatentImage" and queued["quality"]["inputs"]["batch_size"] == 3
     record = records.store.get(answer["record_id"])
-    assert record["status"] == "queued" and record["operation_type"] == "shot_generation"
+    assert record.status == "queued" and record.operation_type == "shot_generation"
     assert asyncio.run(pipelines.status(answer["prompt_id"]))["status"] == "queued"  # ComfyUI's queue says so
     fake_comfyui.start(answer["prompt_id"])
     assert asyncio.run(pipelines.status(answer["prompt_id"]))["status"] == "running"
@@ -43,8 +43,8 @@ def test_a_graph_comfyui_refuses_is_a_400_and_a_failed_record(on_comfyui, fake_c
             "operation_type": "image_generation", "graph": {"1": {"class_type": "Invalid", "inputs": {}}}}))
     assert refused.value.status == 400 and refused.value.message.startswith("ComfyUI refused the graph")
     assert "1" in refused.value.value  # ComfyUI's node errors, by node id
-    failed = on_comfyui.records.store.page(status="failed")["items"]
-    assert failed and failed[0]["error"].startswith("ComfyUI refused the graph")
+    failed = on_comfyui.records.store.page(status="failed").items
+    assert failed and failed[0].error.startswith("ComfyUI refused the graph")
 
 
 def test_status_reads_comfyui_history_and_the_storyboard_manifest(on_comfyui, fake_comfyui) -> None:

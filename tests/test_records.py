@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -49,8 +50,8 @@ def test_identical_earlier_runs_are_found(store: RecordStore) -> None:
     second = store.create("image", "u", {**dict(reversed(list(PARAMS.items()))), "filename_prefix": "z"},
                           prompt="a fox")
     other = store.create("image", "u", PARAMS, prompt="a wolf")
-    assert first["repro_hash"] == second["repro_hash"] != other["repro_hash"]
-    assert store.identical(second["repro_hash"], exclude=second["id"]) == [first["id"]]
+    assert first.repro_hash == second.repro_hash != other.repro_hash
+    assert store.identical(second.repro_hash, exclude=second.id) == [first.id]
 
 
 def test_prompt_versions_variables_and_latest(store: RecordStore) -> None:
@@ -58,51 +59,51 @@ def test_prompt_versions_variables_and_latest(store: RecordStore) -> None:
     v2 = store.add_prompt_version("hero", "a portrait of {{name}} in {{place}}")
     assert v2["version"] == 2 and v2["variables"] == ["name", "place"]
     latest = store.create("image", "u", PARAMS, prompt_family="hero", variables={"name": "Mira", "place": "Rome"})
-    assert latest["prompt_text"] == "a portrait of Mira in Rome" and latest["prompt_source"] == "versioned"
-    assert latest["prompt_version_id"] == v2["id"]
+    assert latest.prompt_text == "a portrait of Mira in Rome" and latest.prompt_source == "versioned"
+    assert latest.prompt_version_id == v2["id"]
     pinned = store.create("image", "u", PARAMS, prompt_family="hero", prompt_version=1, variables={"name": "Ada"})
-    assert pinned["prompt_text"] == "a portrait of Ada"
+    assert pinned.prompt_text == "a portrait of Ada"
     with pytest.raises(InvalidInput) as missing:
         store.create("image", "u", PARAMS, prompt_family="hero", variables={"name": "Mira"})
     assert missing.value.field == "variables" and missing.value.value == "place" and "{{place}}" in missing.value.message
     with pytest.raises(NotFound):
         store.create("image", "u", PARAMS, prompt_family="villain")
     assert store.prompt_families() == [{"family": "hero", "latest_version": 2}]
-    assert store.create("image", "u", PARAMS, prompt="inline {{x}}", variables={"x": 1})["prompt_source"] == "inline"
+    assert store.create("image", "u", PARAMS, prompt="inline {{x}}", variables={"x": 1}).prompt_source == "inline"
 
 
 def test_status_moves_forward_only_and_feedback_is_validated(store: RecordStore) -> None:
     record = store.create("image", "u", PARAMS, prompt="a fox")
-    store.set_status(record["id"], "queued", comfy_prompt_id="p-1")
-    running = store.set_status(record["id"], "running")
-    done = store.set_status(record["id"], "completed", outputs={"images": ["a.png"]}, scores={"overall": [71.5]})
-    assert running["started_at"] and done["finished_at"] >= done["started_at"] and done["outputs"]["images"]
+    store.set_status(record.id, "queued", comfy_prompt_id="p-1")
+    running = store.set_status(record.id, "running")
+    done = store.set_status(record.id, "completed", outputs={"images": ["a.png"]}, scores={"overall": [71.5]})
+    assert running.started_at and done.finished_at >= done.started_at and done.outputs["images"]
     with pytest.raises(Conflict) as backwards:
-        store.set_status(record["id"], "running")
+        store.set_status(record.id, "running")
     assert backwards.value.field == "status"
     for bad in (0, 6, 2.5, "5", True):
         with pytest.raises(InvalidInput):
-            store.feedback(record["id"], bad)
-    assert store.feedback(record["id"], 4, "nice light")["feedback"][0]["rating"] == 4
+            store.feedback(record.id, bad)
+    assert store.feedback(record.id, 4, "nice light").feedback[0].rating == 4
     with pytest.raises(NotFound):
         store.feedback("nope", 3)
 
 
 def test_filters_and_cursor_pages_neither_skip_nor_repeat(store: RecordStore) -> None:
     ids = {store.create("image" if i % 2 else "video", "u", {**PARAMS, "seed": i}, workspace=f"w{i % 3}",
-                        prompt="p")["id"] for i in range(23)}
+                        prompt="p").id for i in range(23)}
     seen: list[str] = []
     cursor = None
     while True:
         page = store.page(limit=5, cursor=cursor)
-        seen += [r["id"] for r in page["items"]]
+        seen += [r.id for r in page.items]
         store.create("image", "u", PARAMS, prompt="written while paging")  # newer rows do not disturb pages
-        cursor = page["next_cursor"]
+        cursor = page.next_cursor
         if cursor is None:
             break
     assert set(seen) >= ids and len(seen) == len(set(seen))
-    videos = store.page(operation_type="video", workspace="w0", limit=100)["items"]
-    assert videos and all(r["operation_type"] == "video" and r["workspace"] == "w0" for r in videos)
+    videos = store.page(operation_type="video", workspace="w0", limit=100).items
+    assert videos and all(r.operation_type == "video" and r.workspace == "w0" for r in videos)
     for bad, field in [({"status": "done"}, "status"), ({"limit": 0}, "limit"), ({"cursor": "garbage!"}, "cursor")]:
         with pytest.raises(InvalidInput) as exc:
             store.page(**bad)
@@ -116,7 +117,7 @@ def test_concurrent_writers_in_threads_lose_nothing(store: RecordStore) -> None:
         try:
             for i in range(25):
                 record = store.create("image", f"t{worker}", {**PARAMS, "seed": worker * 100 + i}, prompt="p")
-                store.set_status(record["id"], "queued")
+                store.set_status(record.id, "queued")
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -126,7 +127,7 @@ def test_concurrent_writers_in_threads_lose_nothing(store: RecordStore) -> None:
     for t in threads:
         t.join()
     assert not errors and store.count() == 200
-    assert len(store.page(status="queued", limit=500)["items"]) == 200
+    assert len(store.page(status="queued", limit=500).items) == 200
 
 
 def _write_many(url: str, worker: int, count: int) -> int:
@@ -163,7 +164,7 @@ def test_a_process_killed_mid_write_leaves_a_consistent_database(tmp_path: Path)
     store = RecordStore(url)
     count = store.count()
     assert count > 0
-    statuses = {r["status"] for r in store.page(limit=500)["items"]}
+    statuses = {r.status for r in store.page(limit=500).items}
     assert statuses <= {"pending", "queued"}  # every row whole; the last one may not have moved on
     store.create("image", "k", PARAMS, prompt="after the crash")
     assert store.count() == count + 1
@@ -179,7 +180,7 @@ def test_an_older_schema_migrates_in_place(tmp_path: Path) -> None:
                     "'u', '{}', 'an old prompt', 'h', 1.0, '{}')")
     store = RecordStore(sqlite_url(db))
     old = store.get("old1")
-    assert old["prompt_text"] == "an old prompt" and old["prompt_source"] == "inline" and old["scores"] is None
+    assert old.prompt_text == "an old prompt" and old.prompt_source == "inline" and old.scores is None
     assert store.add_prompt_version("new", "works after the upgrade")["version"] == 1
     with sqlite3.connect(db) as raw:
         assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0003"
@@ -201,14 +202,14 @@ def test_generation_routes(server, record_service) -> None:
     status, again = server.post("/atelier/generations/validate", {
         "operation_type": "image_generation", "parameters": PARAMS, "prompt_family": "hero",
         "variables": {"name": "Mira"}})
-    assert again["identical"] == [record["id"]]  # an identical earlier run is found
+    assert again["identical"] == [record.id]  # an identical earlier run is found
     status, listing = server.get("/atelier/generations?operation_type=image_generation&limit=10")
-    assert status == 200 and [r["id"] for r in listing["items"]] == [record["id"]]
-    assert server.get(f"/api/atelier/generations/{record['id']}")[1]["prompt_text"] == "a portrait of Mira"
-    status, rated = server.post(f"/atelier/generations/{record['id']}/feedback", {"rating": 5, "comment": "yes"})
+    assert status == 200 and [r["id"] for r in listing["items"]] == [record.id]
+    assert server.get(f"/api/atelier/generations/{record.id}")[1]["prompt_text"] == "a portrait of Mira"
+    status, rated = server.post(f"/atelier/generations/{record.id}/feedback", {"rating": 5, "comment": "yes"})
     assert status == 200 and rated["feedback"][0]["rating"] == 5
     for method, path, body, code, field in [
-        ("POST", f"/atelier/generations/{record['id']}/feedback", {"rating": 9}, 400, "rating"),
+        ("POST", f"/atelier/generations/{record.id}/feedback", {"rating": 9}, 400, "rating"),
         ("POST", "/atelier/generations/nope/feedback", {"rating": 3}, 404, "id"),
         ("GET", "/atelier/generations/nope", None, 404, "id"),
         ("GET", "/atelier/generations?status=done", None, 400, "status"),
@@ -222,20 +223,20 @@ def test_generation_routes(server, record_service) -> None:
 
 def test_comfyui_history_completes_or_fails_open_records(store: RecordStore) -> None:
     ok = store.create("image", "u", PARAMS, prompt="a fox", status="running")
-    store.set_status(ok["id"], "running", comfy_prompt_id="p-ok")
+    store.set_status(ok.id, "running", comfy_prompt_id="p-ok")
     bad = store.create("image", "u", PARAMS, prompt="a wolf", status="running")
-    store.set_status(bad["id"], "running", comfy_prompt_id="p-bad")
+    store.set_status(bad.id, "running", comfy_prompt_id="p-bad")
     gone = store.create("image", "u", PARAMS, prompt="a bear", status="queued")
-    store.set_status(gone["id"], "cancelled", comfy_prompt_id="p-ok")
+    store.set_status(gone.id, "cancelled", comfy_prompt_id="p-ok")
     success = {"status": {"status_str": "success", "messages": []},
                "outputs": {"8": {"images": [{"filename": "a_00001_.png", "type": "output"}]}, "9": {"text": ["x"]}}}
-    assert store.finish_from_history("p-ok", success) == [ok["id"]]
-    assert store.get(ok["id"])["status"] == "completed" and store.get(ok["id"])["outputs"] == {"8": ["a_00001_.png"]}
-    assert store.get(gone["id"])["status"] == "cancelled"  # a cancelled record stays cancelled
+    assert store.finish_from_history("p-ok", success) == [ok.id]
+    assert store.get(ok.id).status == "completed" and store.get(ok.id).outputs == {"8": ["a_00001_.png"]}
+    assert store.get(gone.id).status == "cancelled"  # a cancelled record stays cancelled
     failure = {"status": {"status_str": "error", "messages": [
         ["execution_error", {"exception_message": "CUDA out of memory", "node_type": "KSampler"}]]}, "outputs": {}}
     store.finish_from_history("p-bad", failure)
-    assert store.get(bad["id"])["status"] == "failed" and store.get(bad["id"])["error"] == "CUDA out of memory"
+    assert store.get(bad.id).status == "failed" and store.get(bad.id).error == "CUDA out of memory"
     assert store.finish_from_history("p-bad", failure) == []  # nothing left open
     assert store.finish_from_history("p-running", {"status": {"status_str": None}}) == []
 
@@ -246,11 +247,11 @@ def test_telemetry_percentiles_per_pipeline_and_tier(store: RecordStore, server,
     for i in range(20):
         tier = "high" if i % 2 else "draft"
         record = store.create("shot_generation", "u", {**PARAMS, "seed": i, "quality": {"preset": tier}}, prompt="p")
-        store.set_status(record["id"], "running")
-        store.set_status(record["id"], "completed")
+        store.set_status(record.id, "running")
+        store.set_status(record.id, "completed")
         with store.engine.begin() as connection:  # durations 1..20 s, set directly
             connection.execute(sqlalchemy.text("UPDATE atelier_records SET started_at = 0, finished_at = :d "
-                                               "WHERE id = :i"), {"d": float(i + 1), "i": record["id"]})
+                                               "WHERE id = :i"), {"d": float(i + 1), "i": record.id})
     groups = {(g["operation_type"], g["tier"]): g for g in store.telemetry()}
     draft = groups[("shot_generation", "draft")]
     assert draft["runs"] == 10 and draft["p50_s"] == 11.0 and draft["p99_s"] == 19.0
@@ -284,17 +285,17 @@ def _history(status: str, start_ms: float, end_ms: float, graph: dict | None = N
 
 def test_comfyui_events_time_the_record(store: RecordStore) -> None:
     queued = store.create("image", "u", PARAMS, prompt="a fox", status="queued")
-    store.set_status(queued["id"], "queued", comfy_prompt_id="p-1")
+    store.set_status(queued.id, "queued", comfy_prompt_id="p-1")
     gone = store.create("image", "u", PARAMS, prompt="a wolf", status="queued")
-    store.set_status(gone["id"], "cancelled", comfy_prompt_id="p-1")
-    assert store.mark_running("p-1") == [queued["id"]]  # ComfyUI started it; the cancelled one stays so
-    running = store.get(queued["id"])
-    assert running["status"] == "running" and running["started_at"] is not None
-    assert store.mark_running("p-1") == [] and store.get(gone["id"])["status"] == "cancelled"
+    store.set_status(gone.id, "cancelled", comfy_prompt_id="p-1")
+    assert store.mark_running("p-1") == [queued.id]  # ComfyUI started it; the cancelled one stays so
+    running = store.get(queued.id)
+    assert running.status == "running" and running.started_at is not None
+    assert store.mark_running("p-1") == [] and store.get(gone.id).status == "cancelled"
     store.finish_from_history("p-1", _history("success", 1_700_000_000_000, 1_700_000_004_500))
-    done = store.get(queued["id"])
-    assert done["status"] == "completed"
-    assert (done["started_at"], done["finished_at"]) == (1_700_000_000.0, 1_700_000_004.5)  # ComfyUI's clock
+    done = store.get(queued.id)
+    assert done.status == "completed"
+    assert (done.started_at, done.finished_at) == (1_700_000_000.0, 1_700_000_004.5)  # ComfyUI's clock
     assert store.telemetry()[0]["p50_s"] == 4.5
 
 
@@ -307,15 +308,15 @@ def test_a_completed_record_with_a_plan_teaches_the_estimator(store: RecordStore
     graph = {"3": {"class_type": "KSampler", "inputs": {}}, "4": {"class_type": "CheckpointLoaderSimple"}}
     planned = store.create("image", "u", {"quality": {"preset": "high", "family": "sd15", "category": "image",
                                                       "params": params}}, prompt="p", status="running")
-    store.set_status(planned["id"], "running", comfy_prompt_id="p-2")
+    store.set_status(planned.id, "running", comfy_prompt_id="p-2")
     plain = store.create("image", "u", PARAMS, prompt="no plan", status="running")
-    store.set_status(plain["id"], "running", comfy_prompt_id="p-3")
+    store.set_status(plain.id, "running", comfy_prompt_id="p-3")
     item = _history("success", 1000, 7000, graph)
     store.finish_from_history("p-2", item)
     store.finish_from_history("p-3", item)
-    assert calibrate_from_record(estimator, store.get(planned["id"]), item, "cpu")
+    assert calibrate_from_record(estimator, store.get(planned.id), item, "cpu")
     assert estimator.calibration.samples("image:sd15", "cpu")[0][1] == 6.0
-    assert not calibrate_from_record(estimator, store.get(planned["id"]), item, "cpu")  # once per prompt
-    assert not calibrate_from_record(estimator, store.get(plain["id"]), item, "cpu")  # no plan, nothing learned
+    assert not calibrate_from_record(estimator, store.get(planned.id), item, "cpu")  # once per prompt
+    assert not calibrate_from_record(estimator, store.get(plain.id), item, "cpu")  # no plan, nothing learned
     loaded = _history("success", 1000, 7000, {**graph, "5": {"class_type": "LoraLoader"}})
-    assert not calibrate_from_record(estimator, {**store.get(planned["id"]), "comfy_prompt_id": "p-9"}, loaded, "cpu")
+    assert not calibrate_from_record(estimator, dataclasses.replace(store.get(planned.id), comfy_prompt_id="p-9"), loaded, "cpu")

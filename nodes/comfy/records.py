@@ -59,8 +59,8 @@ class RecordGeneration(io.ComfyNode):
                 "parameters": node_parameters(cls.hidden.prompt, quality_preset, social_context)},
                 status="running", comfy_prompt_id=runtime.current_prompt_id())
             if scores:
-                service.store.set_status(record["id"], "running", scores=node_scores(scores))
+                service.store.set_status(record.id, "running", scores=node_scores(scores))
         except AtelierError as exc:
             raise node_error(exc) from None
-        earlier = service.store.identical(record["repro_hash"], exclude=record["id"])
+        earlier = service.store.identical(record.repro_hash, exclude=record.id)
         return io.NodeOutput(ui=ui.PreviewText(node_text(record, earlier)))

@@ -126,7 +126,7 @@ class ComfyClient:
                 async with session.ws_connect(ws_url, heartbeat=30, ssl=self.ssl) as ws:
                     prompt_id = await self._submit(session, target, body)
                     outcome = await self._follow(ws, prompt_id, progress)
-                item = await self.history(prompt_id) or {}
+                item = await self._settled(prompt_id)
                 files = await self._download(session, item.get("outputs") or {}, out_dir)
                 report = await self._json(session, "GET", f"/atelier/pipelines/runs/{prompt_id}", allow=(404,))
         except aiohttp.ClientConnectionError as exc:
@@ -135,6 +135,15 @@ class ComfyClient:
         return {"prompt_id": prompt_id, "status": outcome, "outputs": item.get("outputs") or {}, "files": files,
                 "manifests": (report or {}).get("manifests", []),
                 "error": (item.get("status") or {}).get("messages") if outcome == "failed" else None}
+
+    async def _settled(self, prompt_id: str, wait_s: float = HISTORY_CHECK_S * 2) -> dict[str, Any]:
+        """The prompt's history entry: ComfyUI writes it just after its last websocket event, so wait for it."""
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            item = await self.history(prompt_id)
+            if item is not None or asyncio.get_running_loop().time() > deadline:
+                return item or {}
+            await asyncio.sleep(0.2)
 
     async def _submit(self, session: aiohttp.ClientSession, target: str, body: dict[str, Any]) -> str:
         path = Path(target)

@@ -18,17 +18,18 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         if not limit.isdigit():
             raise invalid("limit", limit, "a whole number 1-500")
         return answer(ctx.records.store.page(query.get("status"), query.get("workspace"),
-                                             query.get("operation_type"), int(limit), query.get("cursor")))
+                                             query.get("operation_type"), int(limit), query.get("cursor")).to_dict())
 
     @mount.post("/generations")
     async def submit_generation(request: web.Request) -> web.Response:
         """A generation config (+ an API-format ``graph``): validated, recorded, put on ComfyUI's queue."""
-        return answer(await ctx.records.submitter.submit(mount.user(request), await json_body(request)), status=201)
+        record = await ctx.records.submitter.submit(mount.user(request), await json_body(request))
+        return answer(record.to_dict(), status=201)
 
     @mount.post("/generations/{record_id}/cancel")
     async def cancel_generation(request: web.Request) -> web.Response:
         """Removes the record's prompt from ComfyUI's queue, or interrupts it when it is running."""
-        return answer(await ctx.records.submitter.cancel(request.match_info["record_id"]))
+        return answer((await ctx.records.submitter.cancel(request.match_info["record_id"])).to_dict())
 
     @mount.get("/generations/telemetry")
     async def generation_telemetry(request: web.Request) -> web.Response:
@@ -55,7 +56,7 @@ def add_routes(mount: Mount, ctx: Services) -> None:
 
     @mount.get("/generations/{record_id}")
     async def get_generation(request: web.Request) -> web.Response:
-        return answer(ctx.records.store.get(request.match_info["record_id"]))
+        return answer(ctx.records.store.get(request.match_info["record_id"]).to_dict())
 
     @mount.post("/generations/{record_id}/feedback")
     async def generation_feedback(request: web.Request) -> web.Response:
@@ -64,4 +65,4 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         if not isinstance(body, dict):
             raise invalid("body", type(body).__name__, '{"rating": 1-5, "comment": "..."}')
         return answer(ctx.records.store.feedback(request.match_info["record_id"], body.get("rating"),
-                                                 body.get("comment", "")))
+                                                 body.get("comment", "")).to_dict())

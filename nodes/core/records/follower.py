@@ -15,6 +15,7 @@ from typing import Any
 
 from ..quality.runs import RunObserver
 from .comfy import ComfyUI
+from .record import GenerationRecord
 from .store import RecordStore
 
 log = logging.getLogger("atelier")
@@ -24,7 +25,7 @@ REMEMBERED = 4096  # finished prompts remembered (each is handled once)
 FINISHED = ("success", "error")
 
 # (completed record, history item) -> whether it taught the estimator
-Calibrate = Callable[[dict[str, Any], dict[str, Any]], bool]
+Calibrate = Callable[[GenerationRecord, dict[str, Any]], bool]
 
 
 class HistoryFollower:

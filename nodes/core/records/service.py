@@ -16,6 +16,7 @@ from ..quality.estimate import Estimator
 from ..quality.runs import history_duration
 from .comfy import ComfyUI
 from .hashing import repro_hash
+from .record import GenerationRecord
 from .store import RecordStore, render
 
 if TYPE_CHECKING:
@@ -67,29 +68,29 @@ class RecordService:
         return {"valid": True, "prompt": text, "repro_hash": digest, "identical": self.store.identical(digest)}
 
     def create(self, user: str, body: Any, status: str = "pending",
-               comfy_prompt_id: str | None = None) -> dict[str, Any]:
+               comfy_prompt_id: str | None = None) -> GenerationRecord:
         config = GenerationConfig.parse(body)
         record = self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
                                    config.prompt_family, config.prompt_version, config.variables, status=status)
         if comfy_prompt_id:
-            record = self.store.set_status(record["id"], record["status"], comfy_prompt_id=comfy_prompt_id)
+            record = self.store.set_status(record.id, record.status, comfy_prompt_id=comfy_prompt_id)
         return record
 
 
-def calibrate_from_record(estimator: Estimator, record: dict[str, Any], item: dict[str, Any], device: str) -> bool:
+def calibrate_from_record(estimator: Estimator, record: GenerationRecord, item: dict[str, Any], device: str) -> bool:
     """A completed record whose parameters carry a quality plan (family, category, params) teaches the
     estimator its duration, measured by ComfyUI's execution events in its history ``item``. The same
     checks as the history observer apply (no cached sampler, no model loaded from disk), and the prompt
     id dedups the two."""
-    quality = (record.get("parameters") or {}).get("quality") or {}
-    if record.get("status") != "completed" or not {"family", "category", "params"} <= quality.keys():
+    quality = (record.parameters or {}).get("quality") or {}
+    if record.status != "completed" or not {"family", "category", "params"} <= quality.keys():
         return False
     seconds, _ = history_duration(item)
     if seconds is None:
         return False
     try:
         return estimator.record_run(quality["category"], quality["params"], quality["family"], seconds,
-                                    device=device, run_id=record.get("comfy_prompt_id"))
+                                    device=device, run_id=record.comfy_prompt_id)
     except (AtelierError, KeyError, TypeError, ValueError):
         return False
 
@@ -108,7 +109,7 @@ class Submitter:
         self.service = service
         self.comfy = comfy
 
-    async def submit(self, user: str, body: Any, client_id: str | None = None) -> dict[str, Any]:
+    async def submit(self, user: str, body: Any, client_id: str | None = None) -> GenerationRecord:
         """Record the config; queue its ``graph`` (ComfyUI sends its events to ``client_id``'s websocket)."""
         if not isinstance(body, dict):
             raise invalid("body", type(body).__name__, "a generation config with an API-format graph")
@@ -125,17 +126,17 @@ class Submitter:
         try:
             prompt_id = await self.comfy.queue(graph, client_id)
         except QueueError as exc:
-            self.service.store.set_status(record["id"], "failed", error=exc.message)
+            self.service.store.set_status(record.id, "failed", error=exc.message)
             raise
-        return self.service.store.set_status(record["id"], "queued", comfy_prompt_id=prompt_id)
+        return self.service.store.set_status(record.id, "queued", comfy_prompt_id=prompt_id)
 
-    async def cancel(self, record_id: str) -> dict[str, Any]:
+    async def cancel(self, record_id: str) -> GenerationRecord:
         record = self.service.store.get(record_id)
-        if record["status"] not in ("pending", "queued", "running"):
-            raise Conflict(f"record {record_id} is {record['status']}; only pending, queued or running ones "
-                           f"can be cancelled", field="status", value=record["status"])
-        if record["comfy_prompt_id"] and self.comfy is not None:
-            await self.comfy.cancel(record["comfy_prompt_id"])
+        if record.status not in ("pending", "queued", "running"):
+            raise Conflict(f"record {record_id} is {record.status}; only pending, queued or running ones "
+                           f"can be cancelled", field="status", value=record.status)
+        if record.comfy_prompt_id and self.comfy is not None:
+            await self.comfy.cancel(record.comfy_prompt_id)
         return self.service.store.set_status(record_id, "cancelled")
 
 
@@ -166,8 +167,8 @@ def node_scores(scores: ScoreResult) -> dict[str, Any]:
     return {k: body.get(k) for k in SCORE_KEYS}
 
 
-def node_text(record: dict[str, Any], earlier: list[str]) -> str:
-    return f"record {record['id']}\nhash {record['repro_hash'][:16]}; identical earlier runs: {len(earlier)}"
+def node_text(record: GenerationRecord, earlier: list[str]) -> str:
+    return f"record {record.id}\nhash {record.repro_hash[:16]}; identical earlier runs: {len(earlier)}"
 
 
 __all__ = ["RecordService", "Submitter", "QueueError", "calibrate_from_record", "graph_parameters",

@@ -25,6 +25,8 @@ from sqlalchemy.orm import sessionmaker
 from ..base.errors import Conflict, NotFound, invalid
 from .hashing import canonical, repro_hash
 from .models import FINAL, STATUSES, Feedback, PromptFamily, PromptVersion, Record
+from .record import Feedback as FeedbackEntry
+from .record import GenerationRecord, RecordPage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -61,13 +63,6 @@ def make_engine(url: str) -> Engine:
 def sqlite_url(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
-
-
-def _record_dict(record: Record) -> dict[str, Any]:
-    return {c: getattr(record, c) for c in (
-        "id", "status", "operation_type", "workspace", "user", "parameters", "prompt_text", "prompt_version_id",
-        "prompt_source", "repro_hash", "comfy_prompt_id", "created_at", "started_at", "finished_at", "outputs",
-        "scores", "error")}
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
@@ -140,7 +135,7 @@ class RecordStore:
     # --- records -----------------------------------------------------------------------------
     def create(self, operation_type: str, user: str, parameters: dict[str, Any], workspace: str = "default",
                prompt: str | None = None, prompt_family: str | None = None, prompt_version: int | None = None,
-               variables: dict[str, Any] | None = None, status: str = "pending") -> dict[str, Any]:
+               variables: dict[str, Any] | None = None, status: str = "pending") -> GenerationRecord:
         """A new record; its prompt is inline text or a (latest or given) version of a family."""
         if status not in STATUSES:
             raise invalid("status", status, list(STATUSES))
@@ -158,17 +153,17 @@ class RecordStore:
                         scores={})
         with self.session.begin() as s:
             s.add(record)
-        return _record_dict(record)
+        return GenerationRecord.of(record)
 
-    def get(self, record_id: str) -> dict[str, Any]:
+    def get(self, record_id: str) -> GenerationRecord:
+        """One record, with its feedback."""
         with self.session() as s:
             record = s.get(Record, record_id)
             if record is None:
                 raise NotFound(f"no generation record {record_id!r}", field="id", value=record_id)
-            body = _record_dict(record)
-            body["feedback"] = [{"rating": f.rating, "comment": f.comment, "created_at": f.created_at}
-                                for f in s.scalars(select(Feedback).where(Feedback.record_id == record_id))]
-        return body
+            feedback = tuple(FeedbackEntry(f.rating, f.comment, f.created_at)
+                             for f in s.scalars(select(Feedback).where(Feedback.record_id == record_id)))
+            return GenerationRecord.of(record, feedback)
 
     def identical(self, digest: str, exclude: str | None = None) -> list[str]:
         with self.session() as s:
@@ -176,7 +171,7 @@ class RecordStore:
             return [i for i in ids if i != exclude]
 
     def page(self, status: str | None = None, workspace: str | None = None, operation_type: str | None = None,
-             limit: int = 50, cursor: str | None = None) -> dict[str, Any]:
+             limit: int = 50, cursor: str | None = None) -> RecordPage:
         if status is not None and status not in STATUSES:
             raise invalid("status", status, list(STATUSES))
         if not 1 <= limit <= MAX_PAGE:
@@ -195,14 +190,14 @@ class RecordStore:
         query = query.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1)
         with self.session() as s:
             rows = list(s.scalars(query))
-        items = [_record_dict(r) for r in rows[:limit]]
+        items = [GenerationRecord.of(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
             next_cursor = base64.urlsafe_b64encode(json.dumps([last.created_at, last.id]).encode()).decode()
-        return {"items": items, "next_cursor": next_cursor}
+        return RecordPage(items, next_cursor)
 
-    def set_status(self, record_id: str, status: str, **fields: Any) -> dict[str, Any]:
+    def set_status(self, record_id: str, status: str, **fields: Any) -> GenerationRecord:
         """Move a record along pending -> queued -> running -> completed/failed/cancelled."""
         if status not in STATUSES:
             raise invalid("status", status, list(STATUSES))
@@ -224,7 +219,7 @@ class RecordStore:
                     raise invalid(key, key, list(SETTABLE))
                 if value is not None or key not in ("started_at", "finished_at"):
                     setattr(record, key, value)
-            return _record_dict(record)
+            return GenerationRecord.of(record)
 
     def mark_running(self, comfy_prompt_id: str, started_at: float | None = None) -> list[str]:
         """ComfyUI started executing a prompt: its pending or queued records become running."""
@@ -240,7 +235,7 @@ class RecordStore:
                 continue  # cancelled or finished meanwhile
         return moved
 
-    def feedback(self, record_id: str, rating: Any, comment: Any = "") -> dict[str, Any]:
+    def feedback(self, record_id: str, rating: Any, comment: Any = "") -> GenerationRecord:
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
             raise invalid("rating", rating, "a whole number from 1 to 5")
         if not isinstance(comment, str) or len(comment) > 5000:
@@ -251,12 +246,12 @@ class RecordStore:
             s.add(Feedback(record_id=record_id, rating=rating, comment=comment, created_at=time.time()))
         return self.get(record_id)
 
-    def for_prompt(self, comfy_prompt_id: str) -> list[dict[str, Any]]:
+    def for_prompt(self, comfy_prompt_id: str) -> list[GenerationRecord]:
         """Every record of a ComfyUI prompt, oldest first."""
         with self.session() as s:
             rows = s.scalars(select(Record).where(Record.comfy_prompt_id == comfy_prompt_id)
                              .order_by(Record.created_at))
-            return [_record_dict(r) for r in rows]
+            return [GenerationRecord.of(r) for r in rows]
 
     def open_for_prompt(self, comfy_prompt_id: str) -> list[str]:
         """Records of a ComfyUI prompt that have not finished yet."""

@@ -39,7 +39,7 @@ class PipelineService:
         record = await self.records.submitter.submit(user, {
             "operation_type": name, "workspace": "pipelines", "prompt": run.prompt or run.storyboard[:20000],
             "parameters": {"run": run.model_dump(), "quality": {"preset": run.tier}}, "graph": graph}, client_id)
-        return {"prompt_id": record["comfy_prompt_id"], "record_id": record["id"], "pipeline": name,
+        return {"prompt_id": record.comfy_prompt_id, "record_id": record.id, "pipeline": name,
                 "tier": run.tier, "nodes": len(graph), "graph": graph}
 
     async def status(self, prompt_id: str) -> dict[str, Any]:
@@ -54,10 +54,10 @@ class PipelineService:
             status = "running" if prompt_id in running else "queued" if prompt_id in pending else None
             if status is None and not records:
                 raise NotFound(f"ComfyUI knows no prompt {prompt_id!r}", field="prompt_id", value=prompt_id)
-            status = status or records[-1]["status"]
+            status = status or records[-1].status
         outputs = (item or {}).get("outputs") or {}
         return {"prompt_id": prompt_id, "status": status, "outputs": outputs,
-                "manifests": self._manifests(outputs), "records": records}
+                "manifests": self._manifests(outputs), "records": [r.to_dict() for r in records]}
 
     def _manifests(self, outputs: dict[str, Any]) -> list[dict[str, Any]]:
         """The manifest.json of every storyboard a prompt saved (found from its saved frames)."""
