@@ -63,6 +63,10 @@ def _sets(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _tier(args: argparse.Namespace, atelier: Atelier) -> str:
+    return str(args.tier or atelier.quality.tables.default_tier)
+
+
 def _enhance(atelier: Atelier, body: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(atelier.enhance.enhance(body))
 
@@ -77,7 +81,7 @@ def _read(field: str, path: str) -> str:
 # --- plan ------------------------------------------------------------------------------------------
 def _plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pipeline", nargs="?", default="storyboard_generation")
-    p.add_argument("--tier", default="standard")
+    p.add_argument("--tier", help="a tier or preset id (default: tiers.yaml's default, standard)")
     p.add_argument("--user", default="default")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter for every stage that takes it (JSON value), e.g. --set steps=30")
@@ -89,7 +93,7 @@ def _plan_arguments(p: argparse.ArgumentParser) -> None:
 def _plan(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
     request = {k: v for k, v in _template(args).items() if v not in (None, 0) or k == "model_family"}
     request["parameters"] = _sets(args.set)
-    result = atelier.quality.pipeline_plan(args.user, args.pipeline, args.tier, request)
+    result = atelier.quality.pipeline_plan(args.user, args.pipeline, _tier(args, atelier), request)
     if args.prompt:
         result["enhanced"] = _enhance(atelier, {"prompt": args.prompt, "seed": args.seed,
                                                 "model_family": result["family"]["family"]})
@@ -167,7 +171,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", help="a pipeline (storyboard_generation, shot_generation, sequence_generation) "
                                   "or an API-format workflow .json")
     p.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address")
-    p.add_argument("--tier", default="standard")
+    p.add_argument("--tier", help="a tier or preset id (default: tiers.yaml's default, standard)")
     p.add_argument("--checkpoint", help="a checkpoint in ComfyUI's models/checkpoints (pipelines)")
     p.add_argument("--prompt", default="")
     p.add_argument("--storyboard", help="a storyboard file (JSON or 'start | end' lines)")
@@ -180,7 +184,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
-    body: dict[str, Any] = {"tier": args.tier, "prompt": args.prompt, "variations": args.variations,
+    body: dict[str, Any] = {"tier": _tier(args, atelier), "prompt": args.prompt, "variations": args.variations,
                             "seed": args.seed, "width": args.width, "height": args.height}
     if args.checkpoint:
         body["checkpoint"] = args.checkpoint
@@ -196,7 +200,7 @@ def _run(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
 def _curate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storyboard", help="a JSON file, or lines 'start prompt | end prompt' "
                                         "(default: the shipped lighthouse storyboard)")
-    p.add_argument("--tier", default="standard")
+    p.add_argument("--tier", help="a tier or preset id (default: tiers.yaml's default, standard)")
     p.add_argument("--user", default="default")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variations", type=int, help="variations per frame (default: the tier's)")
@@ -210,7 +214,7 @@ def _curate(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
 
     text = _read("storyboard", args.storyboard) if args.storyboard else DEFAULT_STORYBOARD.read_text("utf-8")
     storyboard = Storyboard.from_text(text)
-    preset = atelier.quality.tier(args.user, args.tier)
+    preset = atelier.quality.tier(args.user, _tier(args, atelier))
     settings = chain_settings(preset.level, {"variations": args.variations})
     out = Path(args.out) if args.out else atelier.settings.storyboards_dir / time.strftime("%Y%m%d-%H%M%S")
     enhance = None if args.no_enhance else rule_enhancer()

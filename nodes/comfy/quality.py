@@ -45,7 +45,7 @@ class QualityPreset(io.ComfyNode):
             description="Pick a quality tier (or your custom preset): steps, cfg, sampler, scheduler, size and "
                         "hires-fix settings follow, adapted to the model family, with time/VRAM/cost estimates.",
             inputs=[
-                io.Combo.Input("tier", options=planning.tier_options(service), default="standard",
+                io.Combo.Input("tier", options=planning.tier_options(service), default=service.tables.default_tier,
                                tooltip="Built-in tiers draft/standard/high/ultra, then your custom presets."),
                 io.Combo.Input("model_family", options=families, default="auto",
                                tooltip="auto: read from the checkpoint's metadata or name."),

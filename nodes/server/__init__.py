@@ -12,10 +12,10 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from . import enhance, pipelines, quality, records, social, storyboards, ui
+from . import enhance, lists, pipelines, quality, records, social, storyboards, ui
 from .http import MAX_BODY_BYTES, PREFIX, Mount, Services, UserResolver, header_user
 
-CAPABILITIES = (ui, quality, pipelines, enhance, social, records, storyboards)
+CAPABILITIES = (ui, lists, quality, pipelines, enhance, social, records, storyboards)
 
 
 def build_routes(ctx: Services, user_of: UserResolver = header_user, prefix: str = PREFIX) -> web.RouteTableDef:

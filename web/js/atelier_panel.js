@@ -8,6 +8,13 @@ import { mountPanel } from "./panel/panel.js";
 
 export const client = createClient({ fetchApi: (path, init) => api.fetchApi(path, init), url: (path) => api.apiURL(path) });
 
+// The server's lists (tiers, families, pipelines, scorers, backends, ratings): read before the settings are
+// declared, so nothing here repeats them. Null when Atelier's routes are unavailable.
+export const LISTS = await client.lists().catch((error) => {
+  console.warn("Atelier: GET /atelier/lists failed", error);
+  return null;
+});
+
 // ComfyUI's settings store (per user, on the server) behind the panel's get/set interface.
 export const settings = {
   get: (id) => app.extensionManager?.setting?.get(id) ?? SETTING_DEFAULTS[id],
@@ -40,14 +47,16 @@ app.registerExtension({
   name: "atelier.panel",
   settings: [
     { id: SETTINGS.defaultTier, name: "Default tier of new Quality Preset nodes", type: "combo",
-      options: ["draft", "standard", "high", "ultra"], defaultValue: SETTING_DEFAULTS[SETTINGS.defaultTier],
+      options: () => [{ text: `server default (${LISTS?.default_tier ?? "?"})`, value: "" },
+                      ...(LISTS?.tiers ?? []).map((t) => ({ text: t.display_name, value: t.id }))],
+      defaultValue: SETTING_DEFAULTS[SETTINGS.defaultTier],
       category: ["Atelier", "Quality", "Default tier"],
       tooltip: "A pipeline's remembered tier (chosen on a Quality Preset node) wins over this." },
     { id: SETTINGS.preferredTiers, name: "Preferred tier per pipeline", type: "hidden",
       defaultValue: SETTING_DEFAULTS[SETTINGS.preferredTiers] },
     { id: SETTINGS.scorers, name: "Default scorers of new Variation Score nodes", type: "text",
       defaultValue: SETTING_DEFAULTS[SETTINGS.scorers], category: ["Atelier", "Scoring", "Scorers"],
-      tooltip: "Comma separated: technical, clip_score, aesthetic, pickscore, hpsv2" },
+      tooltip: `Comma separated: ${(LISTS?.scorers ?? []).join(", ")}` },
     { id: SETTINGS.weights, name: "Default scorer weights", type: "text", defaultValue: "",
       category: ["Atelier", "Scoring", "Weights"], tooltip: 'e.g. "technical=1, clip_score=2"; empty: equal' },
     { id: SETTINGS.endpoint, name: "LLM endpoint of new Prompt Enhance nodes", type: "text", defaultValue: "",

@@ -3,7 +3,7 @@
 // of the chosen tier, live while the widgets change. The tier chosen is remembered per pipeline.
 // Public frontend API only; DOM widgets, so it works with the newer node renderer.
 import { app } from "../../../scripts/app.js";
-import { client, settings } from "./atelier_panel.js";
+import { client, LISTS, settings } from "./atelier_panel.js";
 import { showExecutedText, showText } from "./atelier_text.js";
 import { pipelineTable } from "./panel/compare.js";
 import { SETTINGS } from "./panel/client.js";
@@ -31,32 +31,22 @@ function template(node) {
   return out;
 }
 
-export function summarise(parameters) {
-  const meta = parameters._quality_preset;
-  const p = parameters;
-  const t = meta.estimate.time_s;
-  const hires = p.hires_enabled ? ` -> hires ${p.hires_width}x${p.hires_height} (${p.hires_steps} steps)` : "";
-  return [
-    `${meta.display_name} (level ${meta.level}) on ${meta.family.family} [${meta.family.source}]`,
-    `${p.steps} steps, cfg ${p.cfg}, ${p.sampler_name}/${p.scheduler}, ${p.width}x${p.height} x${p.batch_size}${hires}`,
-    `~${seconds(t.expected)} (${seconds(t.min)}-${seconds(t.max)}), ${meta.estimate.vram_gb.toFixed(1)} GB VRAM, ` +
-      `$${meta.estimate.cost_usd.toFixed(4)} [${meta.estimate.calibrated ? "calibrated" : "prior"}]`,
-    ...meta.warnings.map((w) => `warning: ${w}`),
-  ].join("\n");
-}
-
-// The pipeline a node belongs to: its saved property, else guessed from the graph's Atelier nodes.
+// The pipeline a node belongs to: its saved property, else the runnable pipeline (GET /atelier/lists) whose
+// graph's node types the graph holds, the most specific first; else a single image.
 function pipelineOf(node) {
   const saved = node.properties?.[PIPELINE_PROPERTY];
   if (saved) return saved;
   const types = new Set((app.graph?._nodes ?? app.graph?.nodes ?? []).map((n) => n.comfyClass ?? n.type));
-  if (types.has("AtelierFrameChain")) return types.has("SaveAnimatedWEBP") ? "sequence_generation" : "storyboard_generation";
-  return SINGLE;
+  const matching = (LISTS?.pipelines ?? []).filter((p) => p.runnable && p.nodes.every((t) => types.has(t)));
+  matching.sort((a, b) => b.nodes.length - a.nodes.length);
+  return matching[0]?.name ?? SINGLE;
 }
 
+// A new node's tier: the one remembered for its pipeline, else the default tier (the user's, else the
+// server's), else what the node's combo starts with.
 function preferredTier(pipeline) {
   const remembered = settings.get(SETTINGS.preferredTiers) ?? {};
-  return remembered[pipeline] ?? settings.get(SETTINGS.defaultTier) ?? "standard";
+  return remembered[pipeline] || settings.get(SETTINGS.defaultTier) || LISTS?.default_tier;
 }
 
 async function rememberTier(pipeline, tier) {
@@ -144,7 +134,7 @@ class TierPicker {
       replace(this.group, result.presets.map((c) => {
         const e = c.estimate;
         const vram = c.vs_standard.vram_delta_gb;
-        const diff = c.preset.id === "standard" ? "reference" : `${c.vs_standard.time_ratio}× standard's time, `
+        const diff = c.preset.id === result.reference ? "reference" : `${c.vs_standard.time_ratio}× ${result.reference}'s time, `
           + `${vram >= 0 ? "+" : ""}${vram} GB`;
         const on = c.preset.id === current;
         return h("button", { type: "button", role: "radio", "aria-checked": String(on), tabindex: on ? 0 : -1,
@@ -188,7 +178,7 @@ async function refreshPlan(node) {
   if (!tier || tier.includes("/")) return; // another user's preset: shown once the node runs
   try {
     const body = await client.apply(tier, template(node));
-    showText(node, "atelier_plan", "Atelier quality plan", summarise(body.parameters));
+    showText(node, "atelier_plan", "Atelier quality plan", body.parameters._quality_preset.summary); // the server's words
   } catch (error) {
     showText(node, "atelier_plan", "Atelier quality plan", `Atelier: ${error.message ?? error}`);
   }

@@ -14,8 +14,6 @@ from .estimate import Estimate, Estimator
 from .schema import Preset
 from .tables import Tables
 
-REFERENCE_TIER = "standard"
-
 
 def _ratio(value: float, reference: float) -> float:
     return round(value / reference, 2) if reference else 0.0
@@ -27,11 +25,11 @@ def differences(applied: dict[str, Any], reference: dict[str, Any]) -> dict[str,
 
 
 def trade_off(estimate: Estimate, reference: Estimate, params: dict[str, Any],
-              reference_params: dict[str, Any]) -> dict[str, Any]:
+              reference_params: dict[str, Any], reference_tier: str) -> dict[str, Any]:
     changed = differences(params, reference_params)
     time_ratio = _ratio(estimate.time_expected_s, reference.time_expected_s)
     vram_delta = round(estimate.vram_gb - reference.vram_gb, 2)
-    notes = [f"{time_ratio}x the time of {REFERENCE_TIER}"]
+    notes = [f"{time_ratio}x the time of {reference_tier}"]
     if vram_delta:
         notes.append(f"{vram_delta:+.1f} GB VRAM")
     for key in ("steps", "sampler_name", "width", "hires_enabled", "refinement"):
@@ -52,19 +50,23 @@ def evaluate(presets: list[Preset], template: FunctionTemplate, tables: Tables,
 
 def compare(presets: list[Preset], template: FunctionTemplate, tables: Tables,
             estimator: Estimator) -> dict[str, Any]:
-    """Each preset's parameters and estimate side by side, with its trade-off against standard."""
-    rows = evaluate([tables.tiers[REFERENCE_TIER], *presets], template, tables, estimator)
+    """Each preset's parameters and estimate side by side, with its trade-off against the reference tier
+    (``vs_standard``: the reference is the table's, standard as shipped)."""
+    reference = tables.reference_tier
+    rows = evaluate([tables.tiers[reference], *presets], template, tables, estimator)
     _, ref_applied, ref_estimate = rows[0]
     columns: list[dict[str, Any]] = []
     for preset, applied, estimate in rows[1:]:
         columns.append({"preset": preset.summary(), "family": applied.family.to_dict(),
                         "parameters": applied.params, "estimate": estimate.to_dict(),
                         "multipliers": preset.multipliers.model_dump(),
-                        "vs_standard": trade_off(estimate, ref_estimate, applied.params, ref_applied.params),
+                        "vs_standard": trade_off(estimate, ref_estimate, applied.params, ref_applied.params,
+                                                 reference),
                         "warnings": applied.warnings})
     keys = list(rows[0][1].params)
     varying = [k for k in keys if len({repr(c["parameters"].get(k)) for c in columns}) > 1]
-    return {"template": template.model_dump(), "presets": columns, "differing_parameters": varying}
+    return {"template": template.model_dump(), "reference": reference, "presets": columns,
+            "differing_parameters": varying}
 
 
 def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimator: Estimator) -> dict[str, Any]:
@@ -72,7 +74,8 @@ def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimat
     if spec is None:
         raise invalid("use_case", use_case, list(tables.use_cases))
     chosen = tables.tiers[spec.tier]
-    rows = evaluate([tables.tiers[REFERENCE_TIER], chosen,
+    reference = tables.reference_tier
+    rows = evaluate([tables.tiers[reference], chosen,
                      *(tables.tiers[a] for a in spec.alternatives)], template, tables, estimator)
     _, ref_applied, ref_estimate = rows[0]
     _, applied, estimate = rows[1]
@@ -83,8 +86,8 @@ def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimat
             "tier": preset.id, "direction": direction,
             "time_ratio_vs_recommended": _ratio(alt_estimate.time_expected_s, estimate.time_expected_s),
             "estimate": alt_estimate.to_dict(),
-            "vs_standard": trade_off(alt_estimate, ref_estimate, alt_applied.params, ref_applied.params)})
+            "vs_standard": trade_off(alt_estimate, ref_estimate, alt_applied.params, ref_applied.params, reference)})
     return {"use_case": use_case, "tier": chosen.id, "confidence": spec.confidence,
             "reasoning": spec.why, "parameters": applied.params, "estimate": estimate.to_dict(),
-            "trade_offs": trade_off(estimate, ref_estimate, applied.params, ref_applied.params),
+            "trade_offs": trade_off(estimate, ref_estimate, applied.params, ref_applied.params, reference),
             "alternatives": alternatives}

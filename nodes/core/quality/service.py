@@ -102,14 +102,14 @@ class QualityService:
             raise invalid("body", type(body).__name__, "a JSON object")
         if "pipeline" in body:
             request = {k: v for k, v in body.items() if k not in ("pipeline", "tier")}
-            plan = self.pipeline_plan(user, body["pipeline"], body.get("tier", "standard"), request)
+            plan = self.pipeline_plan(user, body["pipeline"], body.get("tier", self.tables.default_tier), request)
             return {"pipeline": plan["pipeline"], "tier": plan["tier"],
                     "stages": [{"id": s["id"], "workflow": s["workflow"], "estimate": s["estimate"]}
                                for s in plan["stages"]], "totals": plan["totals"]}
         unknown = set(body) - {"preset", "template"}
         if unknown:
             raise invalid(sorted(unknown)[0], sorted(unknown)[0], ["preset", "template", "pipeline", "tier"])
-        preset = self.library.get(user, _text_field(body, "preset", "standard"))
+        preset = self.library.get(user, _text_field(body, "preset", self.tables.default_tier))
         template = FunctionTemplate.parse(body.get("template"))
         applied = apply_preset(preset, template, self.tables)
         estimate = self.estimator.estimate(template.category, applied.params, applied.family.family)

@@ -44,6 +44,8 @@ class Tables:
     pipelines: PipelinesTable
     use_cases: dict[str, UseCaseSpec]
     estimator: dict[str, Any]
+    default_tier: str     # what a new node, request or command starts from
+    reference_tier: str   # what comparisons are measured against
 
     def tier_id(self, name: str) -> str | None:
         """Canonical built-in id for a tier name or alias (case-insensitive), else None."""
@@ -68,9 +70,10 @@ def load_tables(presets_dir: Path = PRESETS_DIR) -> Tables:
     register_comfy_names(names["samplers"], names["schedulers"])
 
     tiers_file = presets_dir / "tiers.yaml"
+    tiers_table = read_yaml(tiers_file)
     tiers: dict[str, Preset] = {}
     aliases: dict[str, str] = {}
-    for tier_id, raw in read_yaml(tiers_file)["tiers"].items():
+    for tier_id, raw in tiers_table["tiers"].items():
         spec: TierSpec = _validated(TierSpec, raw, tiers_file)
         tiers[tier_id] = Preset(id=tier_id, builtin=True, lineage=(tier_id,),
                                 **spec.model_dump(exclude={"aliases"}), aliases=spec.aliases)
@@ -79,6 +82,9 @@ def load_tables(presets_dir: Path = PRESETS_DIR) -> Tables:
     if sorted(t.level for t in tiers.values()) != list(LEVELS):
         raise RuntimeError(f"{tiers_file}: expected one tier per level {list(LEVELS)}")
     tiers = dict(sorted(tiers.items(), key=lambda item: item[1].level))  # draft, standard, high, ultra
+    for key in ("default", "reference"):
+        if tiers_table.get(key) not in tiers:
+            raise RuntimeError(f"{tiers_file}: {key} must name a tier ({', '.join(tiers)})")
 
     families_file = presets_dir / "families.yaml"
     families: FamiliesTable = _validated(FamiliesTable, read_yaml(families_file), families_file)
@@ -100,4 +106,5 @@ def load_tables(presets_dir: Path = PRESETS_DIR) -> Tables:
 
     estimator = read_yaml(presets_dir / "estimator.yaml")
     return Tables(tiers=tiers, aliases=aliases, families=families, pipelines=pipelines,
-                  use_cases=use_cases, estimator=estimator)
+                  use_cases=use_cases, estimator=estimator, default_tier=tiers_table["default"],
+                  reference_tier=tiers_table["reference"])

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from ..base.errors import invalid
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry itself needs no torch: the lists route reads its names
+    import torch
+
     from .models import ModelManager
 
 SCORER_NAMES = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")
@@ -27,7 +27,7 @@ MODEL_FREE = ("technical",)
 Memo = dict[Any, Any]
 # (images, prompts, memo, models) -> (raw scores, details per image); the memo is shared by the scorers of
 # one call, so scorers on one backbone share its image forward.
-ScoreFn = Callable[[list[torch.Tensor], list[str], Memo, "ModelManager | None"],
+ScoreFn = Callable[[list["torch.Tensor"], list[str], Memo, "ModelManager | None"],
                    tuple[list[float], list[dict[str, float]]]]
 
 

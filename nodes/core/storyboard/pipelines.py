@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..base.errors import InvalidInput, NotFound, invalid
 from ..base.validation import parse_model
+from ..quality.tables import load_tables
 from .spec import Storyboard
 
 Graph = dict[str, dict[str, Any]]
@@ -31,7 +32,7 @@ class PipelineRun(BaseModel):
     """What a caller sets to run a pipeline."""
 
     model_config = ConfigDict(extra="forbid")
-    tier: Annotated[str, Field(min_length=1, max_length=64)] = "standard"
+    tier: Annotated[str, Field(min_length=1, max_length=64)] = Field(default_factory=lambda: load_tables().default_tier)
     checkpoint: Annotated[str, Field(min_length=1, max_length=512)]
     model_family: Annotated[str, Field(max_length=64)] = "auto"
     prompt: Annotated[str, Field(max_length=4000)] = ""
@@ -155,7 +156,7 @@ def comparison_graph(run: PipelineRun) -> Graph:
         "negative": {"class_type": "CLIPTextEncode", "inputs": {"text": run.negative, "clip": ["ckpt", 1]}},
     }
     grid: dict[str, Any] = {"columns": 2}
-    for slot, tier in zip("abcd", ("draft", "standard", "high", "ultra"), strict=True):
+    for slot, tier in zip("abcd", load_tables().tiers, strict=True):  # the four built-in tiers
         graph[f"quality_{tier}"] = {"class_type": "AtelierQualityPreset", "inputs": {
             "tier": tier, "model_family": run.model_family, "checkpoint": run.checkpoint, "width": run.width,
             "height": run.height, "batch_size": 1}}

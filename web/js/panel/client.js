@@ -15,6 +15,8 @@ export class ApiError extends Error {
 const enc = encodeURIComponent;
 
 export function createClient({ fetchApi, url }) {
+  let lists = null; // fetched once: the server's tiers, families, pipelines, scorers, backends, ratings
+
   async function call(path, { method = "GET", body, query } = {}) {
     const qs = query ? `?${new URLSearchParams(Object.entries(query).filter(([, v]) => v !== "" && v != null))}` : "";
     const init = { method, headers: {} };
@@ -36,6 +38,7 @@ export function createClient({ fetchApi, url }) {
 
   return {
     url: (path) => url(`/atelier${path}`),
+    lists: () => (lists ??= call("/lists").catch((error) => { lists = null; throw error; })),
     presets: () => call("/presets"),
     validatePreset: (body, editing) => call("/presets/validate", { method: "POST", body, query: { preset: editing } }),
     createPreset: (body) => call("/presets", { method: "POST", body }),
@@ -56,6 +59,11 @@ export function createClient({ fetchApi, url }) {
     storyboardFile: (id, name) => url(`/atelier/storyboards/${enc(id)}/files/${enc(name)}`),
     endpoints: () => call("/enhance/endpoints"),
   };
+}
+
+// The tier new nodes and the panel start from: the user's setting, else the server's default.
+export async function defaultTier(ctx) {
+  return ctx.settings.get(SETTINGS.defaultTier) || (await ctx.client.lists()).default_tier;
 }
 
 // Settings without ComfyUI: the same ids as ComfyUI's settings, kept in localStorage.
@@ -80,7 +88,7 @@ export const SETTINGS = {
 };
 
 export const SETTING_DEFAULTS = {
-  [SETTINGS.defaultTier]: "standard",
+  [SETTINGS.defaultTier]: "", // empty: the server's default tier (GET /atelier/lists)
   [SETTINGS.preferredTiers]: {},
   [SETTINGS.scorers]: "technical",
   [SETTINGS.weights]: "",

@@ -89,16 +89,15 @@ export function compareView(ctx) {
     try {
       const [presets, families, pipelines] = await Promise.all([client.presets(), client.families(),
                                                                 client.pipelines()]);
-      const chosen = new Set(["draft", "standard", "high", "ultra"]);
       for (const p of presets.presets) {
         const box = h("input", { type: "checkbox", value: p.id, id: `atelier-compare-${p.id}` });
-        box.checked = chosen.has(p.id);
+        box.checked = p.builtin; // the built-in tiers, compared by default
         boxes.append(h("label", { class: "atelier-check", for: box.id }, box, ` ${p.display_name}`));
       }
       for (const name of Object.keys(families.families)) family.append(h("option", { value: name }, name));
       replace(pipeline, pipelines.pipelines.map((p) => h("option", { value: p.name }, p.name)));
       replace(tier, presets.presets.map((p) => h("option", { value: p.id }, p.display_name)));
-      tier.value = ctx.settings.get(ctx.SETTINGS.defaultTier) || "standard";
+      tier.value = await ctx.defaultTier();
       await compare();
       await summarise();
     } catch (error) {

@@ -1,7 +1,7 @@
 // Atelier panel: the tabbed views of the ComfyUI sidebar tab and of the standalone page /atelier/ui/.
 // mountPanel(element, {client, settings}) renders into `element`; no ComfyUI import here.
 import { compareView } from "./compare.js";
-import { SETTINGS } from "./client.js";
+import { defaultTier, SETTINGS } from "./client.js";
 import { field, h, message, select } from "./dom.js";
 import { presetsView } from "./presets.js";
 import { recordsView } from "./records.js";
@@ -13,15 +13,19 @@ export const STYLESHEET = new URL("../../ui/atelier.css", import.meta.url).href;
 // Defaults used by new nodes and by the views; in ComfyUI they are also in its settings dialog.
 function settingsView(ctx) {
   const { client, settings } = ctx;
-  const tier = select([settings.get(SETTINGS.defaultTier)], settings.get(SETTINGS.defaultTier), { name: "tier" });
+  const tier = select([[settings.get(SETTINGS.defaultTier) ?? "", "server default"]],
+                      settings.get(SETTINGS.defaultTier) ?? "", { name: "tier" });
   const scorers = h("input", { type: "text", name: "scorers", value: settings.get(SETTINGS.scorers) ?? "" });
   const weights = h("input", { type: "text", name: "weights", value: settings.get(SETTINGS.weights) ?? "",
                                placeholder: "technical=1, clip_score=2" });
   const endpoint = select([["", "(node default)"]], "", { name: "endpoint" });
   const status = h("div", { class: "atelier-message" });
-  client.presets().then(({ presets }) => {
-    tier.replaceChildren(...presets.map((p) => h("option", { value: p.id }, p.display_name)));
-    tier.value = settings.get(SETTINGS.defaultTier);
+  const scorersHint = h("small", { class: "atelier-hint" });
+  Promise.all([client.presets(), client.lists()]).then(([{ presets }, lists]) => {
+    tier.replaceChildren(h("option", { value: "" }, `server default (${lists.default_tier})`),
+      ...presets.map((p) => h("option", { value: p.id }, p.display_name)));
+    tier.value = settings.get(SETTINGS.defaultTier) ?? "";
+    scorersHint.textContent = lists.scorers.join(", ");
   }).catch(() => {});
   client.endpoints().then(({ endpoints }) => {
     endpoint.append(...endpoints.map((e) => h("option", { value: e.name }, `${e.name} (${e.backend})`)));
@@ -41,7 +45,7 @@ function settingsView(ctx) {
       }
     } },
       field("Default tier", tier, "for new Quality Preset nodes and the panel"),
-      field("Default scorers", scorers, "technical, clip_score, aesthetic, pickscore, hpsv2"),
+      field("Default scorers", scorers, "comma separated"), scorersHint,
       field("Default weights", weights, "empty: equal weights"),
       field("LLM endpoint", endpoint, "a configured endpoint name; keys stay in the server's config file"),
       h("div", { class: "atelier-actions" }, h("button", { type: "submit", class: "atelier-primary" }, "Save settings"))),
@@ -64,7 +68,7 @@ export function ensureStylesheet(doc = document) {
 
 export function mountPanel(element, ctx, initial = "presets") {
   ensureStylesheet(element.ownerDocument);
-  const context = { ...ctx, SETTINGS };
+  const context = { ...ctx, SETTINGS, defaultTier: () => defaultTier(ctx) };
   const tabs = h("div", { role: "tablist", "aria-label": "Atelier", class: "atelier-tabs" });
   const panels = h("div", { class: "atelier-panels" });
   const made = new Map();

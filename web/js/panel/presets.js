@@ -145,8 +145,7 @@ export function presetsView(ctx) {
     idInput.disabled = false;
     for (const input of [idInput, nameInput, descInput, extraInput]) input.value = "";
     for (const [input] of overrideInputs.values()) input.value = "";
-    fillBase(ctx.settings.get(ctx.SETTINGS.defaultTier) || "standard");
-    validate();
+    ctx.defaultTier().then((tier) => { if (!editing) fillBase(tier); validate(); }).catch(() => validate());
   }
 
   function edit(preset) {
@@ -207,7 +206,7 @@ export function presetsView(ctx) {
       replace(list, h("p", { class: "atelier-sub" }, "Estimates for one SD1.5 image at its native size."),
         h("ul", { class: "atelier-cards", "aria-label": "Presets" }, presets.map(card)),
         data.problems.map((p) => h("p", { class: "atelier-warning" }, `Skipped ${p.file}: ${p.error}`)));
-      if (!editing) fillBase(baseSelect.value || ctx.settings.get(ctx.SETTINGS.defaultTier) || "standard");
+      if (!editing) fillBase(baseSelect.value || await ctx.defaultTier());
     } catch (error) {
       message(status, `Presets unavailable: ${error.message}`, "error");
     }
