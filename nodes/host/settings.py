@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypedDict
 
 from ..core.base.errors import invalid
 
@@ -74,7 +75,13 @@ class Settings:
                    hf_cache=hf_cache(env), device=device, **from_environment(env))
 
 
-def from_environment(env: Mapping[str, str]) -> dict[str, object]:
+class FromEnvironment(TypedDict):
+    database_url: str | None
+    usd_per_gpu_hour: float | None
+    llm_config: Path | None
+
+
+def from_environment(env: Mapping[str, str]) -> FromEnvironment:
     """The settings every host takes from the environment (database, cost rate, LLM config)."""
     rate = env.get("ATELIER_GPU_HOURLY_USD")
     try:

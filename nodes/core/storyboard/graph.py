@@ -148,6 +148,7 @@ def storyboard_graph(specs: list[FrameSpec], settings: ChainSettings, sampling: 
         graph[f"{p}.neg"] = {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": sources.clip}}
         planned = spec.sources  # the reference is planned only when the Frame Chain node has one
         start: Link | None = None
+        denoise: Link | float
         if planned:  # decided at run time by Frame Start (the chaining rule)
             recipe = StartRecipe(p, spec.index, planned, sampling.width, sampling.height, settings.variations,
                                  settings.denoise, settings.anchor, settings.color_match)
