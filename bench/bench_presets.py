@@ -18,6 +18,7 @@ import tracemalloc
 from pathlib import Path
 
 import yaml
+from atelier.nodes.core.base import data as data_module
 from atelier.nodes.core.quality import presets as presets_module
 from atelier.nodes.core.quality import tables as tables_module
 from atelier.nodes.core.quality.apply import FunctionTemplate, check_compatibility
@@ -44,7 +45,7 @@ def timed(fn, rounds: int) -> list[float]:
 
 
 def write_presets(users: Path, count: int) -> None:
-    folder = PresetStore(users).folder("bench")
+    folder = PresetStore(users, tables_module.load_tables().default_tier).folder("bench")
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         parent = "high" if i < 10 else f"p{i % 10:04d}"  # two-level chains
@@ -84,14 +85,14 @@ def main() -> None:
 
     # loading all presets of one user, cold (new store and library; files on disk, OS cache warm)
     def load_cold() -> None:
-        library = PresetLibrary(PresetStore(users), tables)
+        library = PresetLibrary(PresetStore(users, tables_module.load_tables().default_tier), tables)
         presets, problems = library.list_all("bench")
         assert len(presets) == args.presets + 4 and not problems
     load_cold()
     loads = timed(load_cold, 5)
 
     def load_naive() -> None:  # pure-Python YAML, then the same validation
-        folder = PresetStore(users).folder("bench")
+        folder = PresetStore(users, tables_module.load_tables().default_tier).folder("bench")
         for path in sorted(folder.glob("*.yaml")):
             CustomPresetSpec.model_validate(yaml.load(path.read_text(), Loader=yaml.SafeLoader))  # noqa: S506
     naive_loads = timed(load_naive, 3)
@@ -104,7 +105,7 @@ def main() -> None:
         gc.collect()
         tracemalloc.start()
         snapshot_before = tracemalloc.take_snapshot()
-        library = PresetLibrary(PresetStore(users), tables)
+        library = PresetLibrary(PresetStore(users, tables_module.load_tables().default_tier), tables)
         presets, _ = library.list_all("bench")
         count = len(presets)
         del presets
@@ -120,7 +121,7 @@ def main() -> None:
     rows.append((f"memory with {args.presets} presets", f"{used / 1e6:.2f} MB", "< 10 MB", "< 5 MB",
                  f"{everything / 1e6:.2f} MB if all {count} stay resolved"))
 
-    print(f"Atelier preset benchmarks ({args.presets} presets, CSafeLoader={tables_module._Loader is getattr(yaml, 'CSafeLoader', None)})")
+    print(f"Atelier preset benchmarks ({args.presets} presets, CSafeLoader={data_module._Loader is getattr(yaml, 'CSafeLoader', None)})")
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'result':<28} {'story':<9} {'target':<9} reference")
     for name, value, story, target, ref in rows:

@@ -26,9 +26,9 @@ import torchvision_shim  # noqa: E402  (a CUDA-linked torchvision on a CPU torch
 torchvision_shim.install()
 
 import open_clip  # noqa: E402
+from atelier.nodes.core.scoring.builtin import builtin_scorers  # noqa: E402
 from atelier.nodes.core.scoring.images import collect  # noqa: E402
 from atelier.nodes.core.scoring.models import ModelFolders, ModelManager  # noqa: E402
-from atelier.nodes.core.scoring.registry import builtin_scorers  # noqa: E402
 from atelier.nodes.core.scoring.scores import score_variations  # noqa: E402
 from PIL import Image  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402

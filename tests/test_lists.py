@@ -11,7 +11,8 @@ from atelier.nodes.core.base.data import PRESETS_DIR, read_yaml
 from atelier.nodes.core.enhance.loop import BACKENDS
 from atelier.nodes.core.quality import plan as planning
 from atelier.nodes.core.quality.service import QualityService
-from atelier.nodes.core.scoring.registry import SCORER_NAMES, builtin_scorers
+from atelier.nodes.core.scoring.builtin import builtin_scorers
+from atelier.nodes.core.scoring.registry import SCORER_NAMES
 from atelier.nodes.core.storyboard.pipelines import BUILDERS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,10 +12,10 @@ pytest.importorskip("open_clip")
 pytest.importorskip("transformers")
 
 import open_clip  # noqa: E402
+from atelier.nodes.core.scoring.builtin import builtin_scorers  # noqa: E402
 from atelier.nodes.core.scoring.clip import center_crop, letterbox  # noqa: E402
 from atelier.nodes.core.scoring.images import collect  # noqa: E402
 from atelier.nodes.core.scoring.models import ModelFolders, ModelManager, aesthetic_head  # noqa: E402
-from atelier.nodes.core.scoring.registry import builtin_scorers  # noqa: E402
 from atelier.nodes.core.scoring.scores import score_variations  # noqa: E402
 from PIL import Image  # noqa: E402
 from tiny_models import (  # noqa: E402

@@ -8,8 +8,9 @@ import pytest
 import torch
 from atelier.nodes.core.base.errors import InvalidInput
 from atelier.nodes.core.scoring import ranking
+from atelier.nodes.core.scoring.builtin import builtin_scorers
 from atelier.nodes.core.scoring.images import collect
-from atelier.nodes.core.scoring.registry import ScorerSpec, builtin_scorers
+from atelier.nodes.core.scoring.registry import ScorerSpec
 from atelier.nodes.core.scoring.scores import score_variations
 from atelier.nodes.core.scoring.select import take_latent, take_mask
 from atelier.nodes.core.scoring.technical import score_image

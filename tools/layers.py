@@ -146,16 +146,23 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def depth(graph: dict[str, set[str]], node: str, seen: frozenset[str] = frozenset()) -> int:
+    """How many floors of Atelier's own code lie below ``node`` (0: it imports none)."""
+    below = [d for d in graph.get(node, ()) if d not in seen]
+    return 1 + max(depth(graph, d, seen | {node}) for d in below) if below else 0
+
+
 def picture(graph: dict[str, set[str]]) -> str:
-    lines = []
-    for floor, units in FLOORS:
-        members = sorted({u for u in graph} | {t for ts in graph.values() for t in ts})
-        shown = [u for u in members if (u.split(".")[0] in units)] if floor != "entry" else list(units)
-        if floor == "entry":
-            lines.append(f"{floor:<12} __init__.py -> comfy, __main__.py -> cli")
-            continue
-        for u in shown:
-            lines.append(f"{floor:<12} {u:<16} -> {', '.join(sorted(graph.get(u, ()))) or '(nothing of Atelier)'}")
+    """Floor by floor, top down: entry points, hosts, composition, adapters, then core by depth."""
+    members = sorted(set(graph) | {t for targets in graph.values() for t in targets})
+    lines = ["entry        __init__.py -> comfy, __main__.py -> cli"]
+    for floor, units in FLOORS[1:-1]:
+        for u in (m for m in members if m in units):
+            lines.append(f"{floor:<12} {u:<16} -> {', '.join(sorted(graph.get(u, ())))}")
+    core = sorted((m for m in members if m.startswith("core")), key=lambda m: (-depth(graph, m), m))
+    for u in core:
+        lines.append(f"{'core ' + str(depth(graph, u)):<12} {u:<16} -> "
+                     f"{', '.join(sorted(graph.get(u, ()))) or '(nothing of Atelier)'}")
     return "\n".join(lines)
 
 

@@ -103,7 +103,7 @@ class Atelier:
 
     @property
     def scorers(self) -> Scorers:
-        from ..core.scoring.registry import builtin_scorers
+        from ..core.scoring.builtin import builtin_scorers
 
         return self._once("scorers", lambda: builtin_scorers(self.models))
 

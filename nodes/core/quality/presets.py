@@ -169,7 +169,8 @@ class PresetLibrary:
             body = {**body, "id": body.get("id", preset_id)}
             if body["id"] != preset_id:
                 raise invalid("id", body["id"], preset_id, "the body's id must match the URL (renaming is not supported)")
-        body = {k: v for k, v in body.items() if k not in ("builtin", "owner", "lineage", "aliases")}
+        body = {"extends": self.tables.default_tier,
+                **{k: v for k, v in body.items() if k not in ("builtin", "owner", "lineage", "aliases")}}
         try:
             spec = CustomPresetSpec.model_validate(body)
         except ValidationError as exc:

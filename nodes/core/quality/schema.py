@@ -137,7 +137,7 @@ class CustomPresetSpec(_Strict):
     """What a user writes: an id, a parent and partial overrides per function type."""
 
     id: Annotated[str, Field(pattern=PRESET_ID_PATTERN)]
-    extends: str = Field(default_factory=lambda: _default_tier())
+    extends: str  # the library fills in the default tier when a body has none
     display_name: Annotated[str, Field(max_length=80)] | None = None
     description: Annotated[str, Field(max_length=2000)] = ""
     level: Annotated[int, Field(ge=1, le=4)] | None = None
@@ -154,12 +154,6 @@ class CustomPresetSpec(_Strict):
         if self.multipliers:
             body["multipliers"] = self.multipliers
         return body
-
-
-def _default_tier() -> str:
-    from .tables import load_tables  # the tables are loaded (and cached) from presets/tiers.yaml
-
-    return load_tables().default_tier
 
 
 # --- YAML tables -----------------------------------------------------------------------------

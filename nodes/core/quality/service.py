@@ -31,7 +31,7 @@ class QualityService:
     def __init__(self, users_dir: Path, data_dir: Path | None = None, device: str = "reference",
                  tables: Tables | None = None, usd_per_gpu_hour: float | None = None) -> None:
         self.tables = tables or load_tables()
-        self.library = PresetLibrary(PresetStore(users_dir), self.tables)
+        self.library = PresetLibrary(PresetStore(users_dir, self.tables.default_tier), self.tables)
         calibration_path = data_dir / "calibration.sqlite" if data_dir else None
         self.estimator = Estimator(self.tables, CalibrationStore(calibration_path), device, usd_per_gpu_hour)
 

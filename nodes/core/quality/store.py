@@ -48,8 +48,11 @@ class Problem:
 
 
 class PresetStore:
-    def __init__(self, users_dir: Path) -> None:
+    """``default_extends``: the parent of a preset file that names none (the default tier)."""
+
+    def __init__(self, users_dir: Path, default_extends: str) -> None:
         self.users_dir = Path(users_dir)
+        self.default_extends = default_extends
         self._cache: dict[str, tuple[tuple[int, int, int], StoredSpec | Problem]] = {}
         self._cache_lock = threading.Lock()
         self._user_locks: dict[str, threading.Lock] = {}
@@ -107,8 +110,7 @@ class PresetStore:
             self._cache[path] = (stamp, result)
         return result
 
-    @staticmethod
-    def _parse(path: str, stamp: tuple[int, int, int]) -> StoredSpec | Problem:
+    def _parse(self, path: str, stamp: tuple[int, int, int]) -> StoredSpec | Problem:
         name = os.path.basename(path)
         try:
             with open(path, encoding="utf-8") as handle:
@@ -119,7 +121,7 @@ class PresetStore:
         if not isinstance(data, dict):
             return Problem(name, "expected a mapping of preset fields")
         try:
-            spec = CustomPresetSpec.model_validate(data)
+            spec = CustomPresetSpec.model_validate({"extends": self.default_extends, **data})
         except ValidationError as exc:
             return Problem(name, validation_error(exc).message)
         if f"{spec.id}{SUFFIX}" != name:

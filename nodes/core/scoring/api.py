@@ -15,9 +15,10 @@ import torch
 
 from ..base.errors import invalid
 from . import ranking
+from .builtin import builtin_scorers
 from .images import collect
 from .models import ModelFolders, ModelManager
-from .registry import Scorers, builtin_scorers
+from .registry import Scorers
 from .scores import score_variations
 
 FOLDER_KINDS = ("scorers", "aesthetic", "clip_vision")

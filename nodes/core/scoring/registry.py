@@ -2,7 +2,7 @@
 the model manager the model-based ones load from.
 
 ``SCORER_NAMES`` is the one list of built-in scorers (nodes, routes, CLI and the web panel read it);
-``builtin_scorers(models)`` is the registry a host builds once with its model folders.
+``builtin.builtin_scorers(models)`` is the registry a host builds once with its model folders.
 """
 
 from __future__ import annotations
@@ -116,13 +116,3 @@ def _given_weights(value: str | dict[str, Any]) -> dict[str, Any]:
             raise invalid("weights", part.strip(), '"name=weight, ..."')
         out[name.strip()] = number.strip()
     return out
-
-
-def builtin_scorers(models: ModelManager | None = None) -> Scorers:
-    """Every built-in scorer (``SCORER_NAMES``), the model-based ones loading from ``models``."""
-    from .model_scorers import MODEL_SCORERS
-    from .technical import TECHNICAL
-
-    registry = Scorers([TECHNICAL, *MODEL_SCORERS], models)
-    assert tuple(registry.names()) == SCORER_NAMES, registry.names()
-    return registry

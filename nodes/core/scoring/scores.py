@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..base.errors import AtelierError, invalid
+from .builtin import builtin_scorers
 from .images import ImageSet
-from .registry import Scorers, builtin_scorers
+from .registry import Scorers
 
 log = logging.getLogger("atelier")
 
