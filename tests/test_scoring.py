@@ -150,3 +150,22 @@ def test_latents_and_masks_stay_aligned() -> None:
     with pytest.raises(InvalidInput) as bad_mask:
         take_mask(torch.ones(2, 16, 16), [0], 3)
     assert bad_mask.value.field == "mask"
+
+
+def test_rank_select_keeps_the_best_aligned_and_blocks_only_when_asked() -> None:
+    from atelier.nodes.core.scoring.select import rank_select
+
+    images = torch.stack([torch.full((16, 16, 3), v) for v in (0.1, 0.9, 0.5)])
+    latent = {"samples": torch.arange(3.0).view(3, 1, 1, 1)}
+    scores = {"overall": [20.0, 25.0, 10.0], "warnings": []}
+    warned = rank_select(images, scores, top_k=2, threshold=30.0, latent=latent)
+    assert warned.selection.chosen == [1, 0] and warned.latent["samples"].flatten().tolist() == [1.0, 0.0]
+    assert float(warned.images[0].mean()) == pytest.approx(0.9) and warned.mask.shape == (2, 16, 16)
+    assert warned.mask.abs().sum() == 0 and warned.block is None  # ComfyUI's empty mask; a warning only
+    assert warned.below_message and "25.00 < threshold 30" in warned.below_message
+    blocked = rank_select(images, scores, threshold=30.0, below_threshold="block")
+    assert blocked.block == blocked.below_message and blocked.outputs()[3] == 1
+    assert rank_select(images, scores, threshold=5.0, below_threshold="block").block is None
+    with pytest.raises(InvalidInput) as bad:
+        rank_select(images, scores, below_threshold="stop")
+    assert bad.value.field == "below_threshold"

@@ -14,7 +14,7 @@ from ..core.scoring import ranking
 from ..core.scoring.images import collect
 from ..core.scoring.registry import DEFAULT_SCORERS, SCORER_NAMES
 from ..core.scoring.scores import ScoreResult, score_variations
-from ..core.scoring.select import take_images, take_latent, take_mask
+from ..core.scoring.select import rank_select
 from . import runtime
 
 log = logging.getLogger("atelier")
@@ -168,25 +168,16 @@ class RankSelect(io.ComfyNode):
     def execute(cls, images: torch.Tensor, scores: ScoreResult, top_k: int = 1,
                 threshold: float = ranking.DEFAULT_THRESHOLD, below_threshold: str = "warn",
                 latent: dict[str, Any] | None = None, mask: torch.Tensor | None = None) -> io.NodeOutput:
-        count = int(images.shape[0])
         try:
-            selection = ranking.select(scores, count, top_k, threshold)
-            chosen_latent = take_latent(latent, selection.chosen, count)
-            chosen_mask = take_mask(mask, selection.chosen, count)
+            chosen = rank_select(images, scores, top_k, threshold, below_threshold, latent, mask)
         except AtelierError as exc:
             raise node_error(exc) from None
-        overall = scores.overall if isinstance(scores, ScoreResult) else []
-        report = selection.report(overall)
-        for warning in selection.warnings:
+        for warning in chosen.selection.warnings:
             log.warning("Atelier Rank Select: %s", warning)
-        shown = {"text": [report], "atelier_selection": [{**selection.to_dict(), "overall": overall}],
+        if chosen.below_message:
+            log.warning(chosen.below_message)
+        shown = {"text": [chosen.report], "atelier_selection": [{**chosen.selection.to_dict(), "overall": chosen.overall}],
                  "atelier_images": _previews(list(images), cls)}
-        if chosen_mask is None:  # ComfyUI's empty mask: zeros of the images' size
-            chosen_mask = torch.zeros((len(selection.chosen), images.shape[1], images.shape[2]))
-        values = (take_images(images, selection.chosen), chosen_latent, chosen_mask, selection.best_index, report)
-        if selection.below_threshold:
-            message = f"Atelier Rank Select: best score {selection.best_score:.2f} < threshold {threshold:g}"
-            log.warning(message)
-            if below_threshold == "block":  # stops only the nodes downstream of this one
-                return io.NodeOutput(*values, block_execution=message, ui=shown)
-        return io.NodeOutput(*values, ui=shown)
+        if chosen.block:  # stops only the nodes downstream of this one
+            return io.NodeOutput(*chosen.outputs(), block_execution=chosen.block, ui=shown)
+        return io.NodeOutput(*chosen.outputs(), ui=shown)
