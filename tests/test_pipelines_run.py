@@ -74,3 +74,29 @@ def test_pipeline_routes_answer_errors_by_name(server) -> None:
     ]:
         status, answer = server.request("POST" if body is not None else "GET", path, body)
         assert status == code and answer["field"] == field, (path, answer)
+
+
+def test_the_follower_moves_records_along_comfyuis_queue_and_history_and_calibrates(on_comfyui, fake_comfyui) -> None:
+    """The records follower, through Atelier's one ComfyUI client: queued -> running (ComfyUI's queue) ->
+    completed or failed (its history, timed by its events); a finished plan teaches the estimator."""
+    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
+             "4": {"class_type": "AtelierQualityPreset", "inputs": {"tier": "draft", "model_family": "sd15",
+                                                                    "checkpoint": "(none)", "width": 512,
+                                                                    "height": 512, "batch_size": 1}},
+             "6": {"class_type": "KSampler", "inputs": {}}}
+    records = on_comfyui.records
+    ok = asyncio.run(records.submitter.submit("default", {"operation_type": "image_generation", "graph": graph}))
+    bad = asyncio.run(records.submitter.submit("default", {"operation_type": "image_generation", "graph": graph}))
+    follower = on_comfyui.follower()
+    fake_comfyui.start(ok.comfy_prompt_id)
+    assert asyncio.run(follower.poll()) == [] and records.store.get(ok.id).status == "running"
+    fake_comfyui.finish(ok.comfy_prompt_id, seconds=3.0, cached=["1"], outputs={"9": {"images": [{"filename": "a.png"}]}})
+    fake_comfyui.finish(bad.comfy_prompt_id, ok=False)
+    assert sorted(asyncio.run(follower.poll())) == sorted([ok.id, bad.id])
+    done, failed = records.store.get(ok.id), records.store.get(bad.id)
+    assert done.status == "completed" and done.outputs == {"9": ["a.png"]}
+    assert done.finished_at - done.started_at == pytest.approx(3.0, abs=0.01)  # ComfyUI's own clock
+    assert failed.status == "failed" and failed.error == "CUDA out of memory"
+    assert asyncio.run(follower.poll()) == []  # each finished prompt once
+    samples = on_comfyui.quality.estimator.calibration.samples("image:sd15", on_comfyui.settings.device)
+    assert [round(seconds, 2) for _, seconds in samples] == [3.0]  # learned once, from the successful run

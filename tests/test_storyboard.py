@@ -259,3 +259,29 @@ def test_a_retry_samples_again_with_the_next_seed() -> None:
     assert sample["latent_image"] == ["7.fc.clip_001_end.start", 0] and sample["positive"] == ["7.fc.clip_001_end.pos", 0]
     assert sample["denoise"] == ["7.fc.clip_001_end.start", 1]  # the same start as the first attempt
     assert not set(retry) & set(graph)  # new, deterministic ids
+
+
+def test_frame_select_keeps_the_best_retries_then_fails_with_the_start_it_was_given() -> None:
+    """Frame Select's decisions (core/storyboard/steps.py): what the node does, without ComfyUI."""
+    import json as json_
+
+    from atelier.nodes.core.storyboard.steps import fallback_image, select_frame
+
+    graph, _ = _expansion(reference=True)
+    select = graph["7.fc.clip_001_end.select"]["inputs"]
+    started = json_.dumps({"sources": ["reference"], "mode": "img2img"})  # its start frame had failed
+    good = demo_generate("b", "", None, 1.0, 3, 4, size=48)
+    kept = select_frame(good, "b", select["recipe"], 0, "", started, None)
+    assert kept.retry is None and kept.chosen in range(4) and kept.frame.status in ("ok", "below_threshold")
+    assert kept.frame.sources == ["reference"]  # what it started from, as Frame Start said
+    broken = torch.full((4, 48, 48, 3), float("nan"))
+    retry = select_frame(broken, "b", select["recipe"], 0, "", started, None)
+    assert retry.chosen is None and retry.retry_outputs == [["7.fc.clip_001_end.a1.select", 0],
+                                                            ["7.fc.clip_001_end.a1.select", 1]]
+    again = retry.retry["7.fc.clip_001_end.a1.select"]["inputs"]
+    assert again["start"] == ["7.fc.clip_001_end.start", 2] and again["attempt"] == 1
+    assert len(json_.loads(again["previous_attempts"])) == 1
+    failed = select_frame(broken, "b", again["recipe"], 1, again["previous_attempts"], started, None)
+    assert failed.retry is None and failed.chosen is None and failed.frame.status == "failed"
+    assert len(failed.frame.attempts) == 2 and "NaN" in failed.frame.error
+    assert fallback_image(64, 32).shape == (1, 32, 64, 3)

@@ -120,9 +120,7 @@ def select_frame(images: torch.Tensor, prompt: str, recipe: str, attempt: int, p
         retry = sampler_nodes(plan["prefix"], plan, attempt + 1)
         select_id = f"{plan['prefix']}.a{attempt + 1}.select"
         retry[select_id] = select_node(plan, [f"{plan['prefix']}.a{attempt + 1}.decode", 0], attempt + 1,
-                                       json.dumps([a.__dict__ for a in frame.attempts]))
-        if start:
-            retry[select_id]["inputs"]["start"] = start
+                                       json.dumps([a.__dict__ for a in frame.attempts]))  # the same start link
         return Verdict(frame, None, retry, [[select_id, 0], [select_id, 1]])
     return Verdict(frame, chosen)
 
