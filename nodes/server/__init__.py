@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from ..core.base.errors import NotFound
 from . import enhance, lists, pipelines, quality, records, social, storyboards, ui
 from .http import MAX_BODY_BYTES, PREFIX, Mount, Services, UserResolver, header_user
 
@@ -24,7 +25,14 @@ def build_routes(ctx: Services, user_of: UserResolver = header_user, prefix: str
     mount = Mount(routes, prefix, user_of)
     for capability in CAPABILITIES:
         capability.add_routes(mount, ctx)
+    for method in ("GET", "POST", "PUT", "DELETE"):  # last: any other path under the prefix is a JSON 404
+        mount._add(method, "/{path:.*}")(_no_route)
     return routes
+
+
+async def _no_route(request: web.Request) -> web.Response:
+    raise NotFound(f"no Atelier route {request.method} {request.path[:200]!r}", field="path",
+                   value=request.path[:200])
 
 
 def mount_on(table: web.RouteTableDef, ctx: Services, user_of: UserResolver) -> int:

@@ -3,14 +3,14 @@ bounds, and domain errors turned into 4xx answers naming the field, the value an
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from ..core.base.errors import AtelierError, InvalidInput, invalid
+from ..core.base import jsonsafe
+from ..core.base.errors import AtelierError, InvalidInput, TooLarge, invalid
 from ..core.base.ids import user_id
 
 if TYPE_CHECKING:
@@ -57,12 +57,12 @@ def guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except AtelierError as exc:
-            return web.json_response(exc.to_dict(), status=exc.status)
+            return answer(exc.to_dict(), status=exc.status)
         except web.HTTPException:
             raise
         except Exception:  # a bug: log it, answer without leaking a traceback
             log.exception("Atelier route %s %s failed", request.method, request.path)
-            return web.json_response({"error": "internal error in Atelier; see the ComfyUI log"}, status=500)
+            return answer({"error": "internal error in Atelier; see the server's log", "field": "server"}, status=500)
 
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
@@ -103,23 +103,33 @@ class Mount:
 
 
 def answer(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status)
+    """Strict JSON (NaN and infinities written as null)."""
+    return web.json_response(body, status=status, dumps=jsonsafe.dumps)
+
+
+def too_large(size: int | str) -> TooLarge:
+    return TooLarge(f"the body is {size} bytes; at most {MAX_BODY_BYTES} bytes are accepted", field="body",
+                    value=size, accepted=f"at most {MAX_BODY_BYTES} bytes")
 
 
 async def json_body(request: web.Request, required: bool = True) -> Any:
+    """The request's JSON, read up to the limit (413 beyond it, whatever the server's own limit), strict and
+    checked (nesting, NUL, lone surrogates: a 400 naming the field)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise invalid("body", f"{request.content_length} bytes", f"at most {MAX_BODY_BYTES} bytes")
-    raw = await request.read()
+        raise too_large(request.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_large(f"more than {MAX_BODY_BYTES}")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         if required:
             raise InvalidInput("the request needs a JSON body", field="body")
         return {}
-    if len(raw) > MAX_BODY_BYTES:
-        raise invalid("body", f"{len(raw)} bytes", f"at most {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", field="body") from None
+    return jsonsafe.loads(raw)
 
 
 def query_template(request: web.Request) -> dict[str, Any]:

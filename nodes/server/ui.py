@@ -28,7 +28,11 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     async def ui_file(request: web.Request) -> web.StreamResponse:
         """The page's scripts and styles: files under the pack's web/ folder, nothing outside it."""
         raw = request.match_info["path"]
-        path = (WEB_DIR / raw).resolve()
-        if WEB_DIR not in path.parents or not path.is_file() or path.suffix not in SERVED:
-            raise NotFound(f"no file {raw!r} in Atelier's web folder", field="path", value=raw)
+        missing = NotFound(f"no file {raw[:200]!r} in Atelier's web folder", field="path", value=raw[:200])
+        try:
+            path = (WEB_DIR / raw).resolve()
+            if WEB_DIR not in path.parents or not path.is_file() or path.suffix not in SERVED:
+                raise missing
+        except (OSError, ValueError):  # a name too long, a NUL: no such file either
+            raise missing from None
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

@@ -72,3 +72,9 @@ class Unavailable(AtelierError):
     """What the request needs is not here (e.g. a standalone server has no ComfyUI queue)."""
 
     status = 503
+
+
+class TooLarge(AtelierError):
+    """A request, a field or what it would make is over a documented limit."""
+
+    status = 413

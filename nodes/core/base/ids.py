@@ -23,6 +23,14 @@ def user_id(user: str | None) -> str:
     return user
 
 
+_PRESET = re.compile(PRESET_ID)
+
+
+def is_preset_id(value: object) -> bool:
+    """A custom preset's id: lowercase letters, digits, '_' and '-', 1-64 (so never a path)."""
+    return isinstance(value, str) and bool(_PRESET.match(value))
+
+
 def is_folder_id(value: object) -> bool:
     return isinstance(value, str) and bool(FOLDER_ID.match(value)) and ".." not in value
 

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..base.errors import Conflict, InvalidInput, NotFound, ReadOnly, invalid
+from ..base.ids import is_preset_id
 from ..base.validation import validation_error
 from .schema import PARAM_MODELS, CustomPresetSpec, Multipliers, Preset
 from .store import PresetStore, Problem, StoredSpec
@@ -61,13 +62,14 @@ class PresetLibrary:
 
     def get(self, user: str, preset_id: str) -> Preset:
         """A built-in tier (name or alias) or one of ``user``'s custom presets, resolved."""
-        found = self.builtin(preset_id)
+        found = self.builtin(preset_id) if isinstance(preset_id, str) else None
         if found:
             return found
-        if self.store.get(user, preset_id) is None:
+        if not is_preset_id(preset_id) or self.store.get(user, preset_id) is None:
             accepted = [*self.tables.tiers, *self._ids(user)]
-            raise NotFound(f"no preset {preset_id!r}; known: {', '.join(accepted)}",
-                           field="preset", value=preset_id, accepted=accepted)
+            shown = str(preset_id)[:80]
+            raise NotFound(f"no preset {shown!r}; known: {', '.join(accepted)}",
+                           field="preset", value=shown, accepted=accepted)
         return self._resolve(user, preset_id, lambda i: self.store.get(user, i))
 
     def _ids(self, user: str) -> list[str]:
@@ -219,6 +221,8 @@ class PresetLibrary:
         return self.get(user, preset_id)
 
     def delete(self, user: str, preset_id: str) -> None:
+        if not is_preset_id(preset_id) and not self.builtin(preset_id):
+            raise NotFound(f"no custom preset {str(preset_id)[:80]!r}", field="id", value=str(preset_id)[:80])
         if self.builtin(preset_id):
             raise ReadOnly(f"{preset_id!r} is a built-in tier and cannot be deleted",
                            field="id", value=preset_id)

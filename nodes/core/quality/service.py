@@ -102,6 +102,8 @@ class QualityService:
             raise invalid("body", type(body).__name__, "a JSON object")
         if "pipeline" in body:
             request = {k: v for k, v in body.items() if k not in ("pipeline", "tier")}
+            if not isinstance(body["pipeline"], str):
+                raise invalid("pipeline", type(body["pipeline"]).__name__, list(self.tables.pipelines.pipelines))
             plan = self.pipeline_plan(user, body["pipeline"], body.get("tier", self.tables.default_tier), request)
             return {"pipeline": plan["pipeline"], "tier": plan["tier"],
                     "stages": [{"id": s["id"], "workflow": s["workflow"], "estimate": s["estimate"]}

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from ..base.data import YAMLError, parse_yaml
 from ..base.errors import Conflict, NotFound
 from ..base.files import atomic_write_text
-from ..base.ids import user_id
+from ..base.ids import is_preset_id, user_id
 from ..base.validation import validation_error
 from .schema import CustomPresetSpec
 
@@ -90,7 +90,10 @@ class PresetStore:
         return specs, problems
 
     def get(self, user: str, preset_id: str, fresh: bool = False) -> StoredSpec | None:
-        """One preset; ``fresh`` bypasses the cache (writers decide on what is on disk)."""
+        """One preset; ``fresh`` bypasses the cache (writers decide on what is on disk). An id that is not a
+        preset id names no file: None, without touching the disk."""
+        if not is_preset_id(preset_id):
+            return None
         path = self.folder(user) / f"{preset_id}{SUFFIX}"
         try:
             stat = path.stat()

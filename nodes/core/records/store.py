@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import re
 import time
@@ -78,6 +79,20 @@ def _event_time(messages: dict[str, dict[str, Any]], kind: str) -> float | None:
     """The time (epoch seconds) of one of ComfyUI's execution events, as kept in its history."""
     stamp = messages.get(kind, {}).get("timestamp")
     return float(stamp) / 1000.0 if isinstance(stamp, (int, float)) else None
+
+
+def _cursor(cursor: str) -> tuple[float, str]:
+    """A next_cursor of a previous page: base64 of [created_at, id]; anything else names the cursor."""
+    bad = invalid("cursor", cursor[:80], "a next_cursor from a previous page")
+    try:
+        created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, TypeError, UnicodeError, RecursionError):
+        raise bad from None
+    if isinstance(created, bool) or not isinstance(created, (int, float)) or not isinstance(last_id, str):
+        raise bad
+    if not math.isfinite(created) or abs(created) > 1e12 or len(last_id) > 64:
+        raise bad
+    return float(created), last_id
 
 
 class RecordStore:
@@ -182,10 +197,7 @@ class RecordStore:
             if value is not None:
                 query = query.where(column == value)
         if cursor:
-            try:
-                created, last_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-            except (ValueError, TypeError):
-                raise invalid("cursor", cursor, "a next_cursor from a previous page") from None
+            created, last_id = _cursor(cursor)
             query = query.where(tuple_(Record.created_at, Record.id) < tuple_(created, last_id))  # index-friendly
         query = query.order_by(Record.created_at.desc(), Record.id.desc()).limit(limit + 1)
         with self.session() as s:
