@@ -30,9 +30,9 @@ def test_pipeline_runs_are_recorded_and_queued(on_comfyui, fake_comfyui) -> None
     assert queued["latent"]["class_type"] == "EmptyLatentImage" and queued["quality"]["inputs"]["batch_size"] == 3
     record = records.store.get(answer["record_id"])
     assert record.status == "queued" and record.operation_type == "shot_generation"
-    assert asyncio.run(pipelines.status(answer["prompt_id"]))["status"] == "queued"  # ComfyUI's queue says so
+    assert asyncio.run(pipelines.status("default", answer["prompt_id"]))["status"] == "queued"  # ComfyUI's queue says so
     fake_comfyui.start(answer["prompt_id"])
-    assert asyncio.run(pipelines.status(answer["prompt_id"]))["status"] == "running"
+    assert asyncio.run(pipelines.status("default", answer["prompt_id"]))["status"] == "running"
 
 
 def test_a_graph_comfyui_refuses_is_a_400_and_a_failed_record(on_comfyui, fake_comfyui) -> None:
@@ -55,7 +55,7 @@ def test_status_reads_comfyui_history_and_the_storyboard_manifest(on_comfyui, fa
     fake_comfyui.finish(prompt_id, outputs={
         "3.fc.save": {"images": [], "storyboard": ["atelier/storyboards/s_1"]},
         "x": {"storyboard": ["atelier/storyboards/../../../etc"]}})
-    status = asyncio.run(on_comfyui.pipelines.status(prompt_id))
+    status = asyncio.run(on_comfyui.pipelines.status("default", prompt_id))
     assert status["status"] == "completed" and status["manifests"][0]["failed_clips"] == [2]
     assert len(status["manifests"]) == 1  # a folder outside output/atelier/storyboards is never read
 

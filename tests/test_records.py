@@ -55,8 +55,8 @@ def test_identical_earlier_runs_are_found(store: RecordStore) -> None:
 
 
 def test_prompt_versions_variables_and_latest(store: RecordStore) -> None:
-    store.add_prompt_version("hero", "a portrait of {{ name }}")
-    v2 = store.add_prompt_version("hero", "a portrait of {{name}} in {{place}}")
+    store.add_prompt_version("u", "hero", "a portrait of {{ name }}")
+    v2 = store.add_prompt_version("u", "hero", "a portrait of {{name}} in {{place}}")
     assert v2["version"] == 2 and v2["variables"] == ["name", "place"]
     latest = store.create("image", "u", PARAMS, prompt_family="hero", variables={"name": "Mira", "place": "Rome"})
     assert latest.prompt_text == "a portrait of Mira in Rome" and latest.prompt_source == "versioned"
@@ -68,7 +68,8 @@ def test_prompt_versions_variables_and_latest(store: RecordStore) -> None:
     assert missing.value.field == "variables" and missing.value.value == "place" and "{{place}}" in missing.value.message
     with pytest.raises(NotFound):
         store.create("image", "u", PARAMS, prompt_family="villain")
-    assert store.prompt_families() == [{"family": "hero", "latest_version": 2}]
+    assert store.prompt_families("u") == [{"family": "hero", "latest_version": 2}]
+    assert store.prompt_families("someone else") == []
     assert store.create("image", "u", PARAMS, prompt="inline {{x}}", variables={"x": 1}).prompt_source == "inline"
 
 
@@ -134,7 +135,7 @@ def _write_many(url: str, worker: int, count: int) -> int:
     store = RecordStore(url)
     for i in range(count):
         store.create("image", f"p{worker}", {**PARAMS, "seed": i}, prompt="from a process")
-        store.add_prompt_version("shared", f"version from {worker}/{i}")
+        store.add_prompt_version("team", "shared", f"version from {worker}/{i}")
     return count
 
 
@@ -145,7 +146,7 @@ def test_concurrent_writers_in_processes_lose_nothing(db_url: str) -> None:
         written = pool.starmap(_write_many, [(url, w, 15) for w in range(3)])
     store = RecordStore(url)
     assert store.count() == sum(written) == 45
-    assert store.prompt_families() == [{"family": "shared", "latest_version": 45}]  # versions unique, none lost
+    assert store.prompt_families("team") == [{"family": "shared", "latest_version": 45}]  # versions unique, none lost
 
 
 def test_a_process_killed_mid_write_leaves_a_consistent_database(tmp_path: Path) -> None:
@@ -181,9 +182,24 @@ def test_an_older_schema_migrates_in_place(tmp_path: Path) -> None:
     store = RecordStore(sqlite_url(db))
     old = store.get("old1")
     assert old.prompt_text == "an old prompt" and old.prompt_source == "inline" and old.scores is None
-    assert store.add_prompt_version("new", "works after the upgrade")["version"] == 1
+    assert store.add_prompt_version("u", "new", "works after the upgrade")["version"] == 1
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0003"
+        assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0004"
+
+
+def test_prompt_families_made_before_owners_become_the_default_users(tmp_path: Path) -> None:
+    db = tmp_path / "families.sqlite"
+    engine = make_engine(sqlite_url(db))
+    migrate(engine, "0003")  # families had no owner
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO atelier_prompt_families (name, description, created_at) "
+                                   "VALUES ('hero', '', 1.0)")
+        connection.exec_driver_sql("INSERT INTO atelier_prompt_versions (id, family, version, template, created_at) "
+                                   "VALUES ('v1', 'hero', 1, 'an old {{x}}', 1.0)")
+    store = RecordStore(sqlite_url(db))
+    assert store.prompt_families("default") == [{"family": "hero", "latest_version": 1}]
+    assert store.create("image", "default", PARAMS, prompt_family="hero", variables={"x": "hero"}).prompt_text == "an old hero"
+    assert store.prompt_families("alice") == []
 
 
 def test_generation_routes(server, record_service) -> None:

@@ -72,7 +72,10 @@ def test_a_world_that_allows_more(tmp_path: Path) -> None:
     assert service.build("bob", partner)["rating"] == "restricted"
     (tmp_path / "social" / "social.yaml").write_text("default_max_rating: mature_implied\nusers: {bob: sfw}\n")
     assert service.build("bob", partner)["rating"] == "sfw"
-    assert service.build("carol", partner)["rating"] == "mature_implied"
+    # carol is not listed: her name is only a claim (comfy-user), so she gets the strictest maximum configured;
+    # named by a trusted proxy, the default maximum.
+    assert service.build("carol", partner)["rating"] == "sfw"
+    assert service.build("carol", partner, authenticated=True)["rating"] == "mature_implied"
 
 
 def test_enforcement_clamps_or_rejects() -> None:

@@ -225,7 +225,8 @@ def _curate(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
             print(f"  {frame.name:<16} {frame.status:<16} best {best}  ({len(frame.attempts)} attempt(s))",
                   file=sys.stderr)
 
-    return curate(storyboard, settings, out, preset.id, args.seed, enhance, progress, atelier.scorers)
+    return curate(storyboard, settings, out, preset.id, args.seed, enhance, progress, atelier.scorers,
+                  owner=args.user)
 
 
 # --- the panel -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
+from ..core.base.ids import user_id
 from ..core.quality.plan import QualityPlan
 from ..core.records.service import node_parameters, node_scores, node_text
 from ..core.scoring.scores import ScoreResult
@@ -39,6 +40,8 @@ class RecordGeneration(io.ComfyNode):
                 QualityPresetType.Input("quality_preset", optional=True),
                 SocialContextType.Input("social_context", optional=True),
                 ScoresType.Input("scores", optional=True),
+                io.String.Input("owner", default="", optional=True,
+                                tooltip="The user the record belongs to (empty: default); not authentication"),
             ],
             outputs=[],
             hidden=[io.Hidden.prompt],
@@ -51,10 +54,11 @@ class RecordGeneration(io.ComfyNode):
     @classmethod
     def execute(cls, operation_type: str, workspace: str, images: Any = None, prompt: str = "",
                 quality_preset: QualityPlan | None = None, social_context: dict[str, Any] | None = None,
-                scores: ScoreResult | None = None) -> io.NodeOutput:
+                scores: ScoreResult | None = None, owner: str = "") -> io.NodeOutput:
         service = runtime.atelier().records
         try:
-            record = service.create("default", {
+            user = user_id(owner or None)
+            record = service.create(user, {
                 "operation_type": operation_type, "workspace": workspace, "prompt": prompt or "",
                 "parameters": node_parameters(cls.hidden.prompt, quality_preset, social_context)},
                 status="running", comfy_prompt_id=runtime.current_prompt_id())
@@ -62,5 +66,5 @@ class RecordGeneration(io.ComfyNode):
                 service.store.set_status(record.id, "running", scores=node_scores(scores))
         except AtelierError as exc:
             raise node_error(exc) from None
-        earlier = service.store.identical(record.repro_hash, exclude=record.id)
+        earlier = service.store.identical(record.repro_hash, exclude=record.id, user=user)
         return io.NodeOutput(ui=ui.PreviewText(node_text(record, earlier)))

@@ -154,7 +154,9 @@ class StoryboardSave(io.ComfyNode):
             is_output_node=True,
             inputs=[io.Image.Input("images"), io.String.Input("reports", force_input=True),
                     io.String.Input("storyboard", multiline=True), io.String.Input("settings", default="{}"),
-                    io.String.Input("tier", default=""), io.String.Input("filename_prefix", default="storyboard")],
+                    io.String.Input("tier", default=""), io.String.Input("filename_prefix", default="storyboard"),
+                    io.String.Input("owner", default="", optional=True,
+                                    tooltip="The user the storyboard and its record belong to (empty: default)")],
             outputs=[io.Image.Output("frames"), io.String.Output("manifest")],
             hidden=[io.Hidden.prompt])
 
@@ -164,10 +166,10 @@ class StoryboardSave(io.ComfyNode):
 
     @classmethod
     def execute(cls, images: torch.Tensor, reports: str, storyboard: str, settings: str, tier: str,
-                filename_prefix: str) -> io.NodeOutput:
+                filename_prefix: str, owner: str = "") -> io.NodeOutput:
         prompt_id = runtime.current_prompt_id()
         try:
-            manifest = steps.saved_manifest(storyboard, settings, reports, tier, prompt_id)
+            manifest = steps.saved_manifest(storyboard, settings, reports, tier, prompt_id, owner)
         except AtelierError as exc:
             raise node_error(exc) from None
         subfolder = STORYBOARDS / steps.folder_name(filename_prefix)
@@ -175,7 +177,7 @@ class StoryboardSave(io.ComfyNode):
         write_storyboard(folder, manifest, [images[i: i + 1] for i in range(len(manifest.frames))])
         records = runtime.atelier().records
         try:  # the storyboard is saved; a records problem must not lose it
-            record = records.create("default", steps.record_config(manifest, graph_parameters(cls.hidden.prompt)),
+            record = records.create(manifest.owner, steps.record_config(manifest, graph_parameters(cls.hidden.prompt)),
                                     status="running", comfy_prompt_id=prompt_id)
             records.store.set_status(record.id, "running", scores=steps.record_scores(manifest, str(folder)))
         except AtelierError:
@@ -214,6 +216,9 @@ class FrameChain(io.ComfyNode):
                 io.String.Input("scorers", default="technical"),
                 io.String.Input("filename_prefix", default="storyboard"),
                 io.Image.Input("reference", optional=True),
+                io.String.Input("owner", default="", optional=True,
+                                tooltip="The user the storyboard and its record belong to (empty: default). "
+                                        "Atelier's pipeline routes set it; it is not authentication."),
             ],
             outputs=[io.Image.Output("frames"), io.String.Output("manifest")],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
@@ -233,9 +238,9 @@ class FrameChain(io.ComfyNode):
     @classmethod
     def execute(cls, model: Any, clip: Any, vae: Any, quality_preset: QualityPlan, storyboard: str,
                 negative: str, variations: int, threshold: float, seed: int, enhance: bool, scorers: str,
-                filename_prefix: str, reference: torch.Tensor | None = None) -> io.NodeOutput:
+                filename_prefix: str, reference: torch.Tensor | None = None, owner: str = "") -> io.NodeOutput:
         request = steps.ChainRequest(storyboard, negative, variations, threshold, seed, enhance, scorers,
-                                     filename_prefix)
+                                     filename_prefix, owner)
         endpoint = runtime.atelier().enhance.endpoint_names()[0]
         try:
             graph, outputs = steps.frame_chain(quality_preset, request,

@@ -6,7 +6,8 @@ scorer models in its model folders. Outside it (``atelier serve``, the CLI): ``A
 (default ``~/.atelier``) holds ``users/``, ``data/``, ``output/`` and ``models/``.
 
 Environment variables are read here, and only here: ``ATELIER_HOME``, ``ATELIER_DATABASE_URL``,
-``ATELIER_GPU_HOURLY_USD``, ``ATELIER_LLM_CONFIG``, ``ATELIER_DEVICE``, ``HF_HUB_CACHE``/``HF_HOME``.
+``ATELIER_GPU_HOURLY_USD``, ``ATELIER_LLM_CONFIG``, ``ATELIER_TRUSTED_USER_HEADER``, ``ATELIER_DEVICE``,
+``HF_HUB_CACHE``/``HF_HOME``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Settings:
     database_url: str | None = None  # None: SQLite in data_dir
     usd_per_gpu_hour: float | None = None  # None: the estimator table's rate
     llm_config: Path | None = None   # None: data_dir/llm.json
+    trusted_user_header: str | None = None  # a header a trusted reverse proxy sets to the user's name
 
     @property
     def llm_config_file(self) -> Path:
@@ -79,6 +81,7 @@ class FromEnvironment(TypedDict):
     database_url: str | None
     usd_per_gpu_hour: float | None
     llm_config: Path | None
+    trusted_user_header: str | None
 
 
 def from_environment(env: Mapping[str, str]) -> FromEnvironment:
@@ -89,6 +92,7 @@ def from_environment(env: Mapping[str, str]) -> FromEnvironment:
     except ValueError:
         raise invalid("ATELIER_GPU_HOURLY_USD", rate, "a number of US dollars per GPU hour") from None
     return {"database_url": env.get("ATELIER_DATABASE_URL") or None, "usd_per_gpu_hour": usd,
+            "trusted_user_header": env.get("ATELIER_TRUSTED_USER_HEADER") or None,
             "llm_config": Path(env["ATELIER_LLM_CONFIG"]) if env.get("ATELIER_LLM_CONFIG") else None}
 
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from ..remote.comfyui import ComfyClient
 from ..server import mount_on, standalone_app
-from ..server.http import UserResolver, header_user
+from ..server.http import UserResolver, header_user, trusted_header
 from .context import Atelier
 
 
@@ -18,16 +18,25 @@ def comfyui(url: str, verify_tls: bool = True) -> ComfyClient:
     return ComfyClient(url, verify_tls=verify_tls)
 
 
+def users(atelier: Atelier, default: UserResolver) -> tuple[UserResolver, bool]:
+    """Who a request comes from: the trusted proxy's header when one is configured (authenticated), else the
+    host's own notion (ComfyUI's ``comfy-user``, a claim anyone can make)."""
+    header = atelier.settings.trusted_user_header
+    return (trusted_header(header), True) if header else (default, False)
+
+
 def mount_routes(table: Any, atelier: Atelier, user_of: UserResolver) -> int:
     """Atelier's routes on another server's route table (ComfyUI's ``PromptServer.routes``)."""
-    return mount_on(table, atelier, user_of)
+    resolver, authenticated = users(atelier, user_of)
+    return mount_on(table, atelier, resolver, authenticated)
+
+
+def app(atelier: Atelier, user_of: UserResolver = header_user) -> web.Application:
+    """The standalone server's aiohttp application (``serve``; tests and benchmarks serve it themselves)."""
+    resolver, authenticated = users(atelier, user_of)
+    return standalone_app(atelier, resolver, authenticated=authenticated)
 
 
 def serve(atelier: Atelier, host: str, port: int, user_of: UserResolver = header_user) -> None:
     """Atelier's routes and panel on a standalone aiohttp server, until interrupted."""
-    web.run_app(standalone_app(atelier, user_of), host=host, port=port, print=None)
-
-
-def app(atelier: Atelier, user_of: UserResolver = header_user) -> web.Application:
-    """The standalone server's aiohttp application (tests and benchmarks serve it themselves)."""
-    return standalone_app(atelier, user_of)
+    web.run_app(app(atelier, user_of), host=host, port=port, print=None)

@@ -14,15 +14,17 @@ from aiohttp import web
 
 from ..core.base.errors import NotFound
 from . import enhance, lists, pipelines, quality, records, social, storyboards, ui
-from .http import MAX_BODY_BYTES, PREFIX, Mount, Services, UserResolver, header_user
+from .http import MAX_BODY_BYTES, PREFIX, Mount, Services, UserResolver, header_user, trusted_header
 
 CAPABILITIES = (ui, lists, quality, pipelines, enhance, social, records, storyboards)
 
 
-def build_routes(ctx: Services, user_of: UserResolver = header_user, prefix: str = PREFIX) -> web.RouteTableDef:
-    """Every route of every capability, under ``prefix``; services are asked per request."""
+def build_routes(ctx: Services, user_of: UserResolver = header_user, prefix: str = PREFIX,
+                 authenticated: bool = False) -> web.RouteTableDef:
+    """Every route of every capability, under ``prefix``; services are asked per request. ``authenticated``:
+    ``user_of`` reads a trusted proxy's header (else a user name is only a claim)."""
     routes = web.RouteTableDef()
-    mount = Mount(routes, prefix, user_of)
+    mount = Mount(routes, prefix, user_of, authenticated)
     for capability in CAPABILITIES:
         capability.add_routes(mount, ctx)
     for method in ("GET", "POST", "PUT", "DELETE"):  # last: any other path under the prefix is a JSON 404
@@ -35,10 +37,10 @@ async def _no_route(request: web.Request) -> web.Response:
                    value=request.path[:200])
 
 
-def mount_on(table: web.RouteTableDef, ctx: Services, user_of: UserResolver) -> int:
+def mount_on(table: web.RouteTableDef, ctx: Services, user_of: UserResolver, authenticated: bool = False) -> int:
     """Add Atelier's routes to another route table (ComfyUI's PromptServer.routes); returns how many."""
     count = 0
-    for route in build_routes(ctx, user_of):
+    for route in build_routes(ctx, user_of, authenticated=authenticated):
         if isinstance(route, web.RouteDef):
             table.route(route.method, route.path, **route.kwargs)(route.handler)
             count += 1
@@ -46,12 +48,12 @@ def mount_on(table: web.RouteTableDef, ctx: Services, user_of: UserResolver) -> 
 
 
 def standalone_app(ctx: Services, user_of: UserResolver = header_user,
-                   prefixes: Iterable[str] = (PREFIX, f"/api{PREFIX}")) -> web.Application:
+                   prefixes: Iterable[str] = (PREFIX, f"/api{PREFIX}"), authenticated: bool = False) -> web.Application:
     """An aiohttp app serving Atelier's routes under /atelier and /api/atelier, as ComfyUI does."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     for prefix in prefixes:
-        app.add_routes(build_routes(ctx, user_of, prefix))
+        app.add_routes(build_routes(ctx, user_of, prefix, authenticated))
     return app
 
 
-__all__ = ["build_routes", "mount_on", "standalone_app", "header_user", "Services", "PREFIX"]
+__all__ = ["build_routes", "mount_on", "standalone_app", "header_user", "trusted_header", "Services", "PREFIX"]

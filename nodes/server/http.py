@@ -3,14 +3,15 @@ bounds, and domain errors turned into 4xx answers naming the field, the value an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from aiohttp import web
 
 from ..core.base import jsonsafe
-from ..core.base.errors import AtelierError, InvalidInput, TooLarge, invalid
+from ..core.base.errors import AtelierError, InvalidInput, TooLarge, Unauthenticated, invalid
 from ..core.base.ids import user_id
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ log = logging.getLogger("atelier")
 PREFIX = "/atelier"
 MAX_BODY_BYTES = 1024 * 1024
 
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UserResolver = Callable[[web.Request], str]
 
@@ -69,13 +71,27 @@ def guarded(handler: Handler) -> Handler:
     return wrapper
 
 
-class Mount:
-    """Routes under one prefix (``/atelier`` or ``/api/atelier``) of one route table, for one user resolver."""
+def trusted_header(name: str) -> UserResolver:
+    """The user a trusted reverse proxy names in header ``name``; a request without it is refused (401)."""
+    def resolve(request: web.Request) -> str:
+        user = request.headers.get(name)
+        if not user:
+            raise Unauthenticated(f"no user: the header {name!r} set by the trusted proxy is missing",
+                                  field=name)
+        return user
+    return resolve
 
-    def __init__(self, routes: web.RouteTableDef, prefix: str, user_of: UserResolver) -> None:
+
+class Mount:
+    """Routes under one prefix (``/atelier`` or ``/api/atelier``) of one route table, for one user resolver.
+    ``authenticated``: the resolver's users are named by a trusted proxy (not merely claimed)."""
+
+    def __init__(self, routes: web.RouteTableDef, prefix: str, user_of: UserResolver,
+                 authenticated: bool = False) -> None:
         self.routes = routes
         self.prefix = prefix
         self.user_of = user_of
+        self.authenticated = authenticated
 
     def user(self, request: web.Request) -> str:
         try:
@@ -100,6 +116,11 @@ class Mount:
 
     def delete(self, path: str) -> Callable[[Handler], Handler]:
         return self._add("DELETE", path)
+
+
+async def blocking(function: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call (database, files, hashing large graphs) in a worker thread, off the event loop."""
+    return await asyncio.to_thread(function, *args)
 
 
 def answer(body: Any, status: int = 200) -> web.Response:

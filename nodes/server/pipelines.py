@@ -17,4 +17,4 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     @mount.get("/pipelines/runs/{prompt_id}")
     async def pipeline_run(request: web.Request) -> web.Response:
         """Status from ComfyUI's queue and history, the storyboard manifests and the run's records."""
-        return answer(await ctx.pipelines.status(request.match_info["prompt_id"]))
+        return answer(await ctx.pipelines.status(mount.user(request), request.match_info["prompt_id"]))

@@ -1,12 +1,17 @@
 """Generation record routes: list and read, submit (record + queue on ComfyUI), cancel, validate, feedback,
-prompt families and versions, telemetry."""
+prompt families and versions, telemetry. Everything is the requesting user's: another user's record or family
+is not found. Database work runs off the event loop."""
 
 from __future__ import annotations
+
+import re
 
 from aiohttp import web
 
 from ..core.base.errors import invalid
-from .http import Mount, Services, answer, json_body
+from .http import Mount, Services, answer, blocking, json_body
+
+WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only ("²".isdigit() is True)
 
 
 def add_routes(mount: Mount, ctx: Services) -> None:
@@ -15,10 +20,11 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         """Filters: status, workspace, operation_type; limit (1-500) and cursor (from next_cursor)."""
         query = request.query
         limit = query.get("limit", "50")
-        if not limit.isdigit():
-            raise invalid("limit", limit, "a whole number 1-500")
-        return answer(ctx.records.store.page(query.get("status"), query.get("workspace"),
-                                             query.get("operation_type"), int(limit), query.get("cursor")).to_dict())
+        if not WHOLE_NUMBER.match(limit):
+            raise invalid("limit", limit[:20], "a whole number 1-500")
+        page = await blocking(ctx.records.store.page, query.get("status"), query.get("workspace"),
+                              query.get("operation_type"), int(limit), query.get("cursor"), mount.user(request))
+        return answer(page.to_dict())
 
     @mount.post("/generations")
     async def submit_generation(request: web.Request) -> web.Response:
@@ -29,34 +35,40 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     @mount.post("/generations/{record_id}/cancel")
     async def cancel_generation(request: web.Request) -> web.Response:
         """Removes the record's prompt from ComfyUI's queue, or interrupts it when it is running."""
-        return answer((await ctx.records.submitter.cancel(request.match_info["record_id"])).to_dict())
+        record = await ctx.records.submitter.cancel(request.match_info["record_id"], mount.user(request))
+        return answer(record.to_dict())
 
     @mount.get("/generations/telemetry")
     async def generation_telemetry(request: web.Request) -> web.Response:
-        """Duration p50/p95/p99 of completed runs per operation type (pipeline) and tier."""
-        return answer({"groups": ctx.records.store.telemetry()})
+        """Duration p50/p95/p99 of the user's completed runs per operation type (pipeline) and tier."""
+        return answer({"groups": await blocking(ctx.records.store.telemetry, None, mount.user(request))})
 
     @mount.post("/generations/validate")
     async def validate_generation(request: web.Request) -> web.Response:
-        return answer(ctx.records.validate(await json_body(request)))
+        body = await json_body(request)
+        return answer(await blocking(ctx.records.validate, mount.user(request), body))
 
     @mount.get("/generations/prompts")
     async def prompt_families(request: web.Request) -> web.Response:
-        return answer({"families": ctx.records.store.prompt_families()})
+        return answer({"families": await blocking(ctx.records.store.prompt_families, mount.user(request))})
 
     @mount.post("/generations/prompts/{family}")
     async def add_prompt_version(request: web.Request) -> web.Response:
-        """Body: {"template": "... {{variable}} ...", "description"}: a new version of the family."""
+        """Body: {"template": "... {{variable}} ...", "description"}: a new version of the user's family."""
         body = await json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("template"), str) or not body["template"]:
             raise invalid("template", None, "a non-empty prompt template")
-        version = ctx.records.store.add_prompt_version(request.match_info["family"], body["template"],
-                                                       str(body.get("description", "")))
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise invalid("description", type(description).__name__, "text")
+        version = await blocking(ctx.records.store.add_prompt_version, mount.user(request),
+                                 request.match_info["family"], body["template"], description)
         return answer(version, status=201)
 
     @mount.get("/generations/{record_id}")
     async def get_generation(request: web.Request) -> web.Response:
-        return answer(ctx.records.store.get(request.match_info["record_id"]).to_dict())
+        record = await blocking(ctx.records.store.get, request.match_info["record_id"], mount.user(request))
+        return answer(record.to_dict())
 
     @mount.post("/generations/{record_id}/feedback")
     async def generation_feedback(request: web.Request) -> web.Response:
@@ -64,5 +76,6 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         body = await json_body(request)
         if not isinstance(body, dict):
             raise invalid("body", type(body).__name__, '{"rating": 1-5, "comment": "..."}')
-        return answer(ctx.records.store.feedback(request.match_info["record_id"], body.get("rating"),
-                                                 body.get("comment", "")).to_dict())
+        record = await blocking(ctx.records.store.feedback, request.match_info["record_id"], body.get("rating"),
+                                body.get("comment", ""), mount.user(request))
+        return answer(record.to_dict())

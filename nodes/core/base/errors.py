@@ -78,3 +78,9 @@ class TooLarge(AtelierError):
     """A request, a field or what it would make is over a documented limit."""
 
     status = 413
+
+
+class Unauthenticated(AtelierError):
+    """The request names no user where a trusted proxy must (``ATELIER_TRUSTED_USER_HEADER``)."""
+
+    status = 401

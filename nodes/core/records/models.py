@@ -18,7 +18,7 @@ class Base(DeclarativeBase):
 class Record(Base):
     __tablename__ = "atelier_records"
     __table_args__ = tuple(Index(f"ix_atelier_records_{c}_page", c, "created_at", "id")
-                           for c in ("status", "workspace", "operation_type"))
+                           for c in ("status", "workspace", "operation_type", "user"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -52,7 +52,7 @@ class Feedback(Base):
 class PromptFamily(Base):
     __tablename__ = "atelier_prompt_families"
 
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)  # "<user>/<family>"
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
 
@@ -62,7 +62,8 @@ class PromptVersion(Base):
     __table_args__ = (UniqueConstraint("family", "version", name="uq_prompt_family_version"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    family: Mapped[str] = mapped_column(ForeignKey("atelier_prompt_families.name", ondelete="CASCADE"), index=True)
+    family: Mapped[str] = mapped_column(String(256), ForeignKey("atelier_prompt_families.name", ondelete="CASCADE"),
+                                        index=True)
     version: Mapped[int] = mapped_column(Integer)
     template: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)

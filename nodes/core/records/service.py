@@ -6,6 +6,7 @@ The host names the database: SQLite in Atelier's data folder (``records.sqlite``
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,19 +54,20 @@ class RecordService:
         self.comfy = comfy
         self.submitter = Submitter(self, comfy)
 
-    def _prompt(self, config: GenerationConfig) -> str:
+    def _prompt(self, user: str, config: GenerationConfig) -> str:
         if config.prompt_family:
-            template = self.store.prompt_version(config.prompt_family, config.prompt_version).template
+            template = self.store.prompt_version(user, config.prompt_family, config.prompt_version).template
         else:
             template = config.prompt or ""
         return render(template, config.variables)
 
-    def validate(self, body: Any) -> dict[str, Any]:
-        """Checks a config (prompt variables included) without writing; names identical earlier runs."""
+    def validate(self, user: str, body: Any) -> dict[str, Any]:
+        """Checks a config (prompt variables included) without writing; names ``user``'s identical earlier runs."""
         config = GenerationConfig.parse(body)
-        text = self._prompt(config)
+        text = self._prompt(user, config)
         digest = repro_hash({**config.parameters, "prompt": text})
-        return {"valid": True, "prompt": text, "repro_hash": digest, "identical": self.store.identical(digest)}
+        return {"valid": True, "prompt": text, "repro_hash": digest,
+                "identical": self.store.identical(digest, user=user)}
 
     def create(self, user: str, body: Any, status: str = "pending",
                comfy_prompt_id: str | None = None) -> GenerationRecord:
@@ -119,7 +121,7 @@ class Submitter:
             raise invalid("graph", type(graph).__name__, "an API-format graph: {node id: {class_type, inputs}}")
         if graph is not None and self.comfy is None:
             raise invalid("graph", "(a graph)", "no graph here: this server has no ComfyUI queue")
-        record = self.service.create(user, body)
+        record = await asyncio.to_thread(self.service.create, user, body)
         if graph is None:
             return record
         assert self.comfy is not None
@@ -130,8 +132,9 @@ class Submitter:
             raise
         return self.service.store.set_status(record.id, "queued", comfy_prompt_id=prompt_id)
 
-    async def cancel(self, record_id: str) -> GenerationRecord:
-        record = self.service.store.get(record_id)
+    async def cancel(self, record_id: str, user: str | None = None) -> GenerationRecord:
+        """Take ``user``'s record off ComfyUI's queue, or interrupt it when it runs."""
+        record = self.service.store.get(record_id, user)
         if record.status not in ("pending", "queued", "running"):
             raise Conflict(f"record {record_id} is {record.status}; only pending, queued or running ones "
                            f"can be cancelled", field="status", value=record.status)

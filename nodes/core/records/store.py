@@ -1,7 +1,9 @@
 """The record store: SQLAlchemy 2 over SQLite (WAL, busy timeout) or any URL, migrated by alembic on open.
 
 Every write is one transaction. Listing uses a cursor (created_at, id) so pages never skip or
-repeat rows while others write.
+repeat rows while others write. Records, their feedback and prompt families belong to one user: a ``user``
+given to a read or a write limits it to that user's, and anything else is "not found" (the same answer as
+for what does not exist). Stored text is bounded: a rendered prompt, a comment, the parameters.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from ..base.errors import Conflict, NotFound, invalid
+from ..base.errors import Conflict, NotFound, TooLarge, invalid
 from .hashing import canonical, repro_hash
 from .models import FINAL, STATUSES, Feedback, PromptFamily, PromptVersion, Record
 from .record import Feedback as FeedbackEntry
@@ -31,7 +33,12 @@ from .record import GenerationRecord, RecordPage
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+FAMILY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_PAGE = 500
+MAX_PROMPT = 20_000           # characters of a rendered prompt (or a template)
+MAX_VARIABLE = 4_000          # characters of one variable's value
+MAX_PARAMETERS = 512 * 1024   # bytes of a record's parameters as JSON
+MAX_COMMENT = 5_000
 SETTABLE = ("comfy_prompt_id", "outputs", "scores", "error", "started_at", "finished_at")
 TRANSITIONS = {"pending": {"queued", "running", "failed", "cancelled"}, "queued": {"running", "failed", "cancelled",
                "completed"}, "running": {"completed", "failed", "cancelled"}}
@@ -67,12 +74,39 @@ def sqlite_url(path: Path) -> str:
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
-    """``{{name}}`` substitution; a missing variable is an error naming it."""
+    """``{{name}}`` substitution; a missing variable is an error naming it. The result is bounded (MAX_PROMPT)
+    before it is built, so a short request cannot make a huge prompt."""
+    if len(template) > MAX_PROMPT:
+        raise TooLarge(f"the prompt template has {len(template)} characters; at most {MAX_PROMPT}",
+                       field="prompt", value=len(template), accepted=f"at most {MAX_PROMPT} characters")
     missing = sorted({m for m in VARIABLE_RE.findall(template) if m not in variables})
     if missing:
         raise invalid("variables", missing[0], f"values for {', '.join(missing)}",
                       f"the prompt uses {{{{{missing[0]}}}}}")
-    return VARIABLE_RE.sub(lambda m: str(variables[m.group(1)]), template)
+    values = {name: str(value) for name, value in variables.items() if isinstance(name, str)}
+    for name, value in values.items():
+        if len(value) > MAX_VARIABLE:
+            raise TooLarge(f"variable {name!r} has {len(value)} characters; at most {MAX_VARIABLE}",
+                           field=f"variables.{name}", value=len(value), accepted=f"at most {MAX_VARIABLE} characters")
+    size = len(VARIABLE_RE.sub("", template)) + sum(len(values[m]) for m in VARIABLE_RE.findall(template))
+    if size > MAX_PROMPT:
+        raise TooLarge(f"the rendered prompt would have {size} characters; at most {MAX_PROMPT}", field="prompt",
+                       value=size, accepted=f"at most {MAX_PROMPT} characters")
+    return VARIABLE_RE.sub(lambda m: values[m.group(1)], template)
+
+
+def family_key(user: str, family: Any) -> str:
+    """A prompt family's key: its owner and its name (a name is 1-64 letters, digits, . _ -)."""
+    if not isinstance(family, str) or not FAMILY_RE.match(family):
+        raise invalid("family", str(family)[:80], "a name of 1-64 letters, digits, '.', '_' or '-'")
+    return f"{user}/{family}"
+
+
+def _bounded_parameters(parameters: dict[str, Any]) -> None:
+    size = len(json.dumps(parameters, default=str))
+    if size > MAX_PARAMETERS:
+        raise TooLarge(f"the parameters are {size} bytes as JSON; at most {MAX_PARAMETERS}", field="parameters",
+                       value=size, accepted=f"at most {MAX_PARAMETERS} bytes")
 
 
 def _event_time(messages: dict[str, dict[str, Any]], kind: str) -> float | None:
@@ -95,6 +129,10 @@ def _cursor(cursor: str) -> tuple[float, str]:
     return float(created), last_id
 
 
+def _record_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64
+
+
 class RecordStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
@@ -102,9 +140,13 @@ class RecordStore:
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     # --- prompts -----------------------------------------------------------------------------
-    def add_prompt_version(self, family: str, template: str, description: str = "") -> dict[str, Any]:
-        if not family or len(family) > 128:
-            raise invalid("family", family, "a name of 1-128 characters")
+    def add_prompt_version(self, user: str, name: str, template: str, description: str = "") -> dict[str, Any]:
+        """A new version of ``user``'s prompt family ``name`` (made on its first version)."""
+        family = family_key(user, name)
+        if len(template) > MAX_PROMPT:
+            raise TooLarge(f"the template has {len(template)} characters; at most {MAX_PROMPT}", field="template",
+                           value=len(template), accepted=f"at most {MAX_PROMPT} characters")
+        description = description[:2000]
         for attempt in range(20):
             try:
                 self._ensure_family(family, description)
@@ -114,11 +156,11 @@ class RecordStore:
                     version = PromptVersion(id=uuid.uuid4().hex, family=family, version=(latest or 0) + 1,
                                             template=template, created_at=time.time())
                     s.add(version)
-                return {"id": version.id, "family": family, "version": version.version, "template": template,
+                return {"id": version.id, "family": name, "version": version.version, "template": template,
                         "variables": sorted(set(VARIABLE_RE.findall(template)))}
             except (IntegrityError, OperationalError):  # another writer took the number (or the lock): again
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
-        raise Conflict(f"prompt family {family!r} is being written by others; retry", field="family", value=family)
+        raise Conflict(f"prompt family {name!r} is being written by others; retry", field="family", value=name)
 
     def _ensure_family(self, family: str, description: str) -> None:
         with self.session() as s:
@@ -130,22 +172,27 @@ class RecordStore:
         except IntegrityError:
             pass  # made by another writer meanwhile
 
-    def prompt_version(self, family: str, version: int | None = None) -> PromptVersion:
+    def prompt_version(self, user: str, name: str, version: int | None = None) -> PromptVersion:
+        """A version (the latest by default) of ``user``'s prompt family ``name``."""
+        family = family_key(user, name)
         with self.session() as s:
             query = select(PromptVersion).where(PromptVersion.family == family)
             query = query.where(PromptVersion.version == version) if version else query.order_by(
                 PromptVersion.version.desc())
             found = s.scalars(query.limit(1)).first()
         if found is None:
-            raise NotFound(f"no prompt {family!r}" + (f" version {version}" if version else ""), field="family",
-                           value=family)
+            raise NotFound(f"no prompt {name!r}" + (f" version {version}" if version else ""), field="family",
+                           value=name)
         return found
 
-    def prompt_families(self) -> list[dict[str, Any]]:
+    def prompt_families(self, user: str) -> list[dict[str, Any]]:
+        """``user``'s prompt families and their latest version."""
+        prefix = f"{user}/"
         with self.session() as s:
-            rows = s.execute(select(PromptVersion.family, func.max(PromptVersion.version)).group_by(
-                PromptVersion.family)).all()
-        return [{"family": f, "latest_version": v} for f, v in sorted(rows)]
+            rows = s.execute(select(PromptVersion.family, func.max(PromptVersion.version))
+                             .where(PromptVersion.family.startswith(prefix, autoescape=True))
+                             .group_by(PromptVersion.family)).all()
+        return [{"family": f.removeprefix(prefix), "latest_version": v} for f, v in sorted(rows)]
 
     # --- records -----------------------------------------------------------------------------
     def create(self, operation_type: str, user: str, parameters: dict[str, Any], workspace: str = "default",
@@ -156,12 +203,13 @@ class RecordStore:
             raise invalid("status", status, list(STATUSES))
         version_id, source = None, "inline"
         if prompt_family:
-            version = self.prompt_version(prompt_family, prompt_version)
+            version = self.prompt_version(user, prompt_family, prompt_version)
             text = render(version.template, variables or {})
             version_id, source = version.id, "versioned"
         else:
             text = render(prompt or "", variables or {})
         params = canonical({**parameters, "prompt": text})
+        _bounded_parameters(params)
         record = Record(id=uuid.uuid4().hex, status=status, operation_type=operation_type, workspace=workspace,
                         user=user, parameters=params, prompt_text=text, prompt_version_id=version_id,
                         prompt_source=source, repro_hash=repro_hash(params), created_at=time.time(), outputs={},
@@ -170,30 +218,33 @@ class RecordStore:
             s.add(record)
         return GenerationRecord.of(record)
 
-    def get(self, record_id: str) -> GenerationRecord:
-        """One record, with its feedback."""
+    def get(self, record_id: str, user: str | None = None) -> GenerationRecord:
+        """One record, with its feedback; another user's is not found."""
         with self.session() as s:
-            record = s.get(Record, record_id)
-            if record is None:
-                raise NotFound(f"no generation record {record_id!r}", field="id", value=record_id)
+            record = s.get(Record, record_id) if _record_id(record_id) else None
+            if record is None or (user is not None and record.user != user):
+                raise NotFound(f"no generation record {str(record_id)[:80]!r}", field="id", value=str(record_id)[:80])
             feedback = tuple(FeedbackEntry(f.rating, f.comment, f.created_at)
                              for f in s.scalars(select(Feedback).where(Feedback.record_id == record_id)))
             return GenerationRecord.of(record, feedback)
 
-    def identical(self, digest: str, exclude: str | None = None) -> list[str]:
+    def identical(self, digest: str, exclude: str | None = None, user: str | None = None) -> list[str]:
+        """The ids of earlier records with this reproducibility hash (``user``'s only, when given)."""
+        query = select(Record.id).where(Record.repro_hash == digest)
+        if user is not None:
+            query = query.where(Record.user == user)
         with self.session() as s:
-            ids = s.scalars(select(Record.id).where(Record.repro_hash == digest).order_by(Record.created_at))
-            return [i for i in ids if i != exclude]
+            return [i for i in s.scalars(query.order_by(Record.created_at)) if i != exclude]
 
     def page(self, status: str | None = None, workspace: str | None = None, operation_type: str | None = None,
-             limit: int = 50, cursor: str | None = None) -> RecordPage:
+             limit: int = 50, cursor: str | None = None, user: str | None = None) -> RecordPage:
         if status is not None and status not in STATUSES:
             raise invalid("status", status, list(STATUSES))
         if not 1 <= limit <= MAX_PAGE:
             raise invalid("limit", limit, f"1-{MAX_PAGE}")
         query = select(Record)
         for column, value in ((Record.status, status), (Record.workspace, workspace),
-                              (Record.operation_type, operation_type)):
+                              (Record.operation_type, operation_type), (Record.user, user)):
             if value is not None:
                 query = query.where(column == value)
         if cursor:
@@ -247,23 +298,24 @@ class RecordStore:
                 continue  # cancelled or finished meanwhile
         return moved
 
-    def feedback(self, record_id: str, rating: Any, comment: Any = "") -> GenerationRecord:
+    def feedback(self, record_id: str, rating: Any, comment: Any = "", user: str | None = None) -> GenerationRecord:
+        """Rate a record (``user``'s only, when given)."""
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
             raise invalid("rating", rating, "a whole number from 1 to 5")
-        if not isinstance(comment, str) or len(comment) > 5000:
-            raise invalid("comment", type(comment).__name__, "text of at most 5000 characters")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+            raise invalid("comment", type(comment).__name__, f"text of at most {MAX_COMMENT} characters")
+        self.get(record_id, user)  # another user's record is not found
         with self.session.begin() as s:
-            if s.get(Record, record_id) is None:
-                raise NotFound(f"no generation record {record_id!r}", field="id", value=record_id)
             s.add(Feedback(record_id=record_id, rating=rating, comment=comment, created_at=time.time()))
-        return self.get(record_id)
+        return self.get(record_id, user)
 
-    def for_prompt(self, comfy_prompt_id: str) -> list[GenerationRecord]:
-        """Every record of a ComfyUI prompt, oldest first."""
+    def for_prompt(self, comfy_prompt_id: str, user: str | None = None) -> list[GenerationRecord]:
+        """Every record of a ComfyUI prompt (``user``'s only, when given), oldest first."""
+        query = select(Record).where(Record.comfy_prompt_id == comfy_prompt_id)
+        if user is not None:
+            query = query.where(Record.user == user)
         with self.session() as s:
-            rows = s.scalars(select(Record).where(Record.comfy_prompt_id == comfy_prompt_id)
-                             .order_by(Record.created_at))
-            return [GenerationRecord.of(r) for r in rows]
+            return [GenerationRecord.of(r) for r in s.scalars(query.order_by(Record.created_at))]
 
     def open_for_prompt(self, comfy_prompt_id: str) -> list[str]:
         """Records of a ComfyUI prompt that have not finished yet."""
@@ -299,10 +351,12 @@ class RecordStore:
                 continue  # cancelled meanwhile: it stays cancelled
         return done
 
-    def telemetry(self, since: float | None = None) -> list[dict[str, Any]]:
+    def telemetry(self, since: float | None = None, user: str | None = None) -> list[dict[str, Any]]:
         """Duration percentiles (p50/p95/p99, seconds) of completed records per operation type and tier."""
         query = select(Record.operation_type, Record.parameters, Record.started_at, Record.finished_at).where(
             Record.status == "completed", Record.started_at.is_not(None), Record.finished_at.is_not(None))
+        if user is not None:
+            query = query.where(Record.user == user)
         if since is not None:
             query = query.where(Record.created_at >= since)
         groups: dict[tuple[str, str], list[float]] = {}

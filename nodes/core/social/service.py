@@ -2,9 +2,12 @@
 
 ``user/atelier/social.yaml`` (the ComfyUI user directory's ``atelier`` folder)::
 
-    default_max_rating: mature_implied   # every user, unless named below
-    users: {alice: sfw}
+    default_max_rating: mature_implied   # users a trusted proxy authenticated, unless named below
+    users: {alice: sfw, bob: restricted}
 
+A user named under ``users`` gets that maximum. Any other user gets ``default_max_rating`` only when a trusted
+reverse proxy names the user (``ATELIER_TRUSTED_USER_HEADER``); otherwise the user name is a claim anyone can
+make (ComfyUI's ``comfy-user`` header), so an unlisted or unknown user gets the strictest maximum configured.
 A request's own ``max_rating`` can only lower these; nothing a client sends raises them.
 """
 
@@ -15,7 +18,7 @@ from typing import Any
 
 from ..base.data import read_yaml
 from ..base.errors import invalid
-from .context import ContextRequest, build_context, enforce, validate, worlds
+from .context import ContextRequest, World, build_context, enforce, validate, worlds
 
 
 class SocialService:
@@ -40,15 +43,32 @@ class SocialService:
         ordered = [found.pop("default")] if "default" in found else []
         return list(dict.fromkeys(r for world in [*ordered, *found.values()] for r in world.ratings))
 
-    def user_max(self, user: str) -> str | None:
-        """The server's maximum rating for ``user`` (None: only the world's maximum applies)."""
+    def user_max(self, user: str, world: World, authenticated: bool = False) -> str | None:
+        """The server's maximum rating for ``user`` in ``world`` (None: only the world's maximum applies)."""
         config = self._config()
-        return (config.get("users") or {}).get(user, config.get("default_max_rating"))
+        users = config.get("users") or {}
+        if not isinstance(users, dict):
+            raise invalid("social.yaml users", type(users).__name__, "a mapping of user names to ratings")
+        if user in users:
+            return str(users[user])
+        default = config.get("default_max_rating")
+        if authenticated:
+            return None if default is None else str(default)
+        configured = [str(r) for r in [default, *users.values()] if r is not None]
+        known = [r for r in configured if r in world.ratings]
+        if len(known) != len(configured):
+            unknown = next(r for r in configured if r not in world.ratings)
+            raise invalid("social.yaml rating", unknown, list(world.ratings))
+        return min(known, key=world.rank) if known else None
 
-    def build(self, user: str, body: Any) -> dict[str, Any]:
+    def build(self, user: str, body: Any, authenticated: bool = False) -> dict[str, Any]:
+        """``authenticated``: a trusted proxy named the user (else the user name is only a claim)."""
         request = ContextRequest.parse(body)
         world_list = self.worlds()
-        context = build_context(request, self.user_max(user), world_list)
+        world_of = world_list.get(request.world_id)
+        if world_of is None:
+            raise invalid("world_id", request.world_id, sorted(world_list))
+        context = build_context(request, self.user_max(user, world_of, authenticated), world_list)
         out = context.to_dict()
         world = world_list[request.world_id]
         if request.requested_rating:

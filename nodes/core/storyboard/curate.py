@@ -42,14 +42,14 @@ def rule_enhancer(model_family: str = "sd15") -> Callable[[str], str]:
 def curate(storyboard: Storyboard, settings: ChainSettings, out_dir: Path, tier: str, seed: int = 0,
            enhance: Callable[[str], str] | None = None,
            progress: Callable[[FrameSpec, FrameResult], None] | None = None,
-           registry: Scorers | None = None) -> dict[str, Any]:
+           registry: Scorers | None = None, owner: str = "default") -> dict[str, Any]:
     """Run the storyboard on the demo renderer; returns the manifest (paths under ``files``)."""
     started = time.perf_counter()
     reference = demo_reference(storyboard.clips[0].start, seed)
     runner = StoryboardRunner(demo_generate, settings, enhance, registry, progress=progress)
     frames, images = runner.run(storyboard, reference, seed)
     manifest = build_manifest(storyboard, settings, frames, tier, generator="atelier demo renderer", seed=seed,
-                              duration_s=round(time.perf_counter() - started, 3))
+                              duration_s=round(time.perf_counter() - started, 3), owner=owner)
     atomic_write_bytes(out_dir / "reference.png", png_bytes(reference[0]))
     path = write_storyboard(out_dir, manifest, images)
     written = manifest.to_dict()

@@ -31,6 +31,7 @@ class StoryboardManifest:
     negative: str
     settings: dict[str, Any]
     frames: list[FrameResult]
+    owner: str = "default"               # the user it belongs to (the viewer shows it to them only)
     created_at: float = field(default_factory=time.time)
     comfy_prompt_id: str | None = None   # made by a ComfyUI prompt
     generator: str | None = None         # made outside ComfyUI (the demo renderer)
@@ -53,7 +54,8 @@ class StoryboardManifest:
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "version": self.version, "created_at": self.created_at, "tier": self.tier, "status": self.status,
+            "version": self.version, "created_at": self.created_at, "owner": self.owner, "tier": self.tier,
+            "status": self.status,
             "clips": self.clips, "negative": self.negative, "settings": self.settings,
             "frames": [f.to_dict() for f in self.frames], "failed_clips": self.failed_clips,
             "warnings": self.warnings}

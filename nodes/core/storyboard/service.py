@@ -8,6 +8,7 @@ records.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 from ..base.errors import NotFound, Unavailable, invalid
 from ..records.service import RecordService
+from .library import DEFAULT_OWNER as DEFAULT_USER
+from .library import owner_of
 from .pipelines import pipeline_graph
 
 
@@ -32,7 +35,12 @@ class PipelineService:
         if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 128):
             raise invalid("client_id", client_id, "a websocket client id of 1-128 characters")
         run, graph = pipeline_graph(name, body)
-        self.check_tier(user, run.tier)
+        preset = self.check_tier(user, run.tier)
+        for node in graph.values():
+            if node["class_type"] == "AtelierQualityPreset" and not preset.builtin and user != DEFAULT_USER:
+                node["inputs"]["tier"] = f"{user}/{preset.id}"  # the node reads other users' presets so
+            if node["class_type"] == "AtelierFrameChain":
+                node["inputs"]["owner"] = user  # the storyboard and its record are the user's
         if self.records.comfy is None:
             raise Unavailable("this Atelier server has no ComfyUI queue: run pipelines on a ComfyUI server",
                               field="name", value=name)
@@ -42,8 +50,16 @@ class PipelineService:
         return {"prompt_id": record.comfy_prompt_id, "record_id": record.id, "pipeline": name,
                 "tier": run.tier, "nodes": len(graph), "graph": graph}
 
-    async def status(self, prompt_id: str) -> dict[str, Any]:
-        records = self.records.store.for_prompt(prompt_id)
+    async def status(self, user: str, prompt_id: str) -> dict[str, Any]:
+        """A run of ``user``'s: another user's run is not found. A prompt without records (queued on ComfyUI
+        directly) answers from ComfyUI's queue and history, as ComfyUI's own routes would."""
+        if not isinstance(prompt_id, str) or not 0 < len(prompt_id) <= 64:
+            raise NotFound(f"ComfyUI knows no prompt {str(prompt_id)[:80]!r}", field="prompt_id",
+                           value=str(prompt_id)[:80])
+        records = await asyncio.to_thread(self.records.store.for_prompt, prompt_id, user)
+        others = [] if records else await asyncio.to_thread(self.records.store.for_prompt, prompt_id, None)
+        if others:  # another user's run
+            raise NotFound(f"ComfyUI knows no prompt {prompt_id!r}", field="prompt_id", value=prompt_id)
         comfy = self.records.comfy
         item = await comfy.history(prompt_id) if comfy else None
         if item is not None:
@@ -57,10 +73,10 @@ class PipelineService:
             status = status or records[-1].status
         outputs = (item or {}).get("outputs") or {}
         return {"prompt_id": prompt_id, "status": status, "outputs": outputs,
-                "manifests": self._manifests(outputs), "records": [r.to_dict() for r in records]}
+                "manifests": self._manifests(outputs, user), "records": [r.to_dict() for r in records]}
 
-    def _manifests(self, outputs: dict[str, Any]) -> list[dict[str, Any]]:
-        """The manifest.json of every storyboard a prompt saved (found from its saved frames)."""
+    def _manifests(self, outputs: dict[str, Any], user: str) -> list[dict[str, Any]]:
+        """The manifest.json of every storyboard of ``user``'s a prompt saved (found from its saved frames)."""
         found: list[dict[str, Any]] = []
         seen: set[str] = set()
         root = self.output_dir.resolve()
@@ -73,5 +89,7 @@ class PipelineService:
                 seen.add(sub)
                 path = (root / sub / "manifest.json").resolve()
                 if root in path.parents and path.is_file():
-                    found.append({"folder": sub, **json.loads(path.read_text(encoding="utf-8"))})
+                    manifest = json.loads(path.read_text(encoding="utf-8"))
+                    if isinstance(manifest, dict) and owner_of(manifest) == user:
+                        found.append({"folder": sub, **manifest})
         return found

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..base.errors import invalid
+from ..base.ids import user_id
 from ..quality.plan import QualityPlan
 from ..scoring.registry import Scorers
 from .chaining import Start, frame_start, start_image
@@ -51,6 +52,7 @@ class ChainRequest:
     enhance: bool = True
     scorers: str = "technical"
     filename_prefix: str = "storyboard"
+    owner: str = ""            # the user the storyboard belongs to ("": default)
 
 
 def frame_chain(plan: QualityPlan, request: ChainRequest, links: dict[str, Link], prefix: str,
@@ -68,7 +70,7 @@ def frame_chain(plan: QualityPlan, request: ChainRequest, links: dict[str, Link]
     sources = Sources(links["model"], links["clip"], links["vae"], links.get("reference"), enhance)
     specs = frames(board, "reference" in links, settings.reanchor_every)
     save = {"storyboard": board.model_dump_json(), "settings": settings.model_dump_json(), "tier": plan.preset.id,
-            "filename_prefix": request.filename_prefix}
+            "filename_prefix": request.filename_prefix, "owner": request.owner}
     return storyboard_graph(specs, settings, sampling, sources, prefix, board.negative or request.negative, save)
 
 
@@ -155,8 +157,13 @@ def folder_name(prefix: str, now: float | None = None) -> str:
     return f"{safe}_{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}_{int(now * 1e6) % 10**6:06d}"
 
 
+def owner(value: str) -> str:
+    """The user named by a node's ``owner`` input ("" is the default user)."""
+    return user_id(value or None)
+
+
 def saved_manifest(storyboard: str, settings: str, reports: str, tier: str,
-                   comfy_prompt_id: str | None) -> StoryboardManifest:
+                   comfy_prompt_id: str | None, owner_name: str = "") -> StoryboardManifest:
     """Storyboard Save's manifest, from Frame Chain's storyboard and settings and the collected reports."""
     try:
         board = Storyboard.from_text(storyboard)
@@ -164,7 +171,7 @@ def saved_manifest(storyboard: str, settings: str, reports: str, tier: str,
         results = [FrameResult.from_dict(r) for r in json.loads(reports)]
     except (ValueError, TypeError) as exc:
         raise invalid("reports", "(frame reports)", "the reports Storyboard Collect gathered", str(exc)) from None
-    return build_manifest(board, chain, results, tier, comfy_prompt_id=comfy_prompt_id)
+    return build_manifest(board, chain, results, tier, comfy_prompt_id=comfy_prompt_id, owner=owner(owner_name))
 
 
 def record_config(manifest: StoryboardManifest, graph: dict[str, Any]) -> dict[str, Any]:
