@@ -374,6 +374,29 @@ def test_prompt_enhance_feeds_clip_text_encode_and_caches_by_seed(comfy: Client)
     assert status == 200 and body["prompt"].startswith("A red fox")
 
 
+def test_prompt_enhance_node_gives_up_on_a_stalled_server_within_its_deadline(comfy: Client) -> None:
+    """A server that accepts and never answers holds the node (and ComfyUI's queue) no longer than its deadline."""
+    from test_deadlines_and_secrets import Stalled
+
+    _ci_tiny(comfy)
+    stalled = Stalled()
+    try:
+        config = Path(comfy.base_dir) / "user" / "atelier" / "llm.json"  # type: ignore[attr-defined]
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(json.dumps({"endpoints": {"stalled": {"backend": "ollama", "url": stalled.url,
+                                                                 "model": "m"}}}))
+        graph = _enhanced_graph(seed=9, sampler_seed=29)
+        graph["30"]["inputs"].update(backend="ollama", endpoint="stalled", timeout_s=3.0)
+        item, seconds = _run(comfy, graph)
+        assert item["status"]["status_str"] == "success", item["status"]
+        text = item["outputs"]["30"]["text"][0]
+        assert "deadline (3 s)" in text and "(storm:1.5)" in text  # the rule backend finished the job
+        assert len(stalled.accepted) == 1  # no retry of the call that timed out, then the circuit was open
+        print(f"\nstalled LLM server: the graph with its enhancement finished in {seconds:.1f} s (deadline 3 s)")
+    finally:
+        stalled.close()
+
+
 def test_social_context_node_feeds_the_prompt_and_enforces_the_rating(comfy: Client) -> None:
     _ci_tiny(comfy)
     graph = _graph("ci-tiny", 64, 64, 1, seed=31)

@@ -157,7 +157,7 @@ def test_openai_backend_with_lm_studio_refusing_json_schema(llm) -> None:
     assert "sk-test-123" not in json.dumps(result.to_dict())  # never in results or traces
 
 
-def test_slow_server_hits_the_timeout_and_falls_back_to_rule(llm) -> None:
+def test_slow_server_hits_the_deadline_and_falls_back_to_rule(llm) -> None:
     async def slow(body, request):
         await asyncio.sleep(3)
         return "too late"
@@ -167,8 +167,8 @@ def test_slow_server_hits_the_timeout_and_falls_back_to_rule(llm) -> None:
                                 release_after=False))
     assert result.score >= 85  # the rule backend finished the job
     notes = " ".join(result.fallbacks)
-    assert "ollama critic failed" in notes and "no answer within 0.3 s" in notes and url in notes
-    assert len(server.requests) >= 3  # retried with backoff before falling back
+    assert f"ollama critic at {url} gave no answer within the enhancement's deadline (0.3 s)" in notes
+    assert len(server.requests) == 1  # a call that timed out is not repeated; the deadline had passed after it
 
 
 def test_malformed_json_and_server_errors_fall_back(llm) -> None:
@@ -194,6 +194,7 @@ def test_unreachable_server_names_the_url_and_the_original_survives(llm) -> None
                                 timeout_s=1, release_after=False))
     assert result.prompt and result.score > 0
     assert any("http://127.0.0.1:9/api/chat" in f for f in result.fallbacks)
+    assert any("circuit open" in f for f in result.fallbacks)  # after the first failure, no more waiting
 
 
 def test_enhance_route_validates_and_answers(server, enhance_service, tmp_path) -> None:

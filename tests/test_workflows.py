@@ -32,7 +32,7 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
                           "outputs": ["IMAGE", "LATENT", "MASK", "INT", "STRING"]},
     "AtelierPromptEnhance": {"inputs": ["prompt", "negative", "backend", "endpoint", "model", "model_family",
                                         "threshold", "iterations", "seed", "temperature", "keep_trace",
-                                        "keep_llm_loaded", "quality_preset"],
+                                        "keep_llm_loaded", "quality_preset", "timeout_s"],
                              "outputs": ["STRING", "STRING", "FLOAT", "INT", "STRING"]},
     "AtelierFrameChain": {"inputs": ["model", "clip", "vae", "quality_preset", "storyboard", "negative", "variations",
                                      "threshold", "seed", "enhance", "scorers", "filename_prefix", "reference",

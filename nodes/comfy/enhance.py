@@ -9,7 +9,13 @@ from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
 from ..core.enhance.config import DEFAULT_ENDPOINT
-from ..core.enhance.loop import BACKENDS, DEFAULT_THRESHOLD, MAX_ITERATIONS
+from ..core.enhance.loop import (
+    BACKENDS,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_THRESHOLD,
+    MAX_DEADLINE_S,
+    MAX_ITERATIONS,
+)
 from ..core.enhance.service import node_body, node_fingerprint, node_text
 from ..core.quality.plan import QualityPlan
 from . import runtime
@@ -51,6 +57,9 @@ class PromptEnhance(io.ComfyNode):
                                  tooltip="Ollama: keep the model in memory after the loop (default: free its VRAM "
                                          "for the diffusion model)"),
                 QualityPresetType.Input("quality_preset", optional=True),
+                io.Float.Input("timeout_s", default=DEFAULT_DEADLINE_S, min=1.0, max=MAX_DEADLINE_S, step=1.0,
+                               optional=True, tooltip="The whole enhancement's deadline: a dead LLM server never "
+                                                      "holds the queue longer; then the rule backend takes over"),
             ],
             outputs=[
                 io.String.Output("prompt_out", display_name="prompt"),
@@ -69,11 +78,12 @@ class PromptEnhance(io.ComfyNode):
     @classmethod
     async def execute(cls, prompt: str, negative: str, backend: str, endpoint: str, model: str, model_family: str,
                       threshold: float, iterations: int, seed: int, temperature: float, keep_trace: bool,
-                      keep_llm_loaded: bool = False, quality_preset: QualityPlan | None = None) -> io.NodeOutput:
+                      keep_llm_loaded: bool = False, quality_preset: QualityPlan | None = None,
+                      timeout_s: float = DEFAULT_DEADLINE_S) -> io.NodeOutput:
         body = node_body({"prompt": prompt, "negative": negative, "backend": backend, "endpoint": endpoint,
                           "model": model, "model_family": model_family, "threshold": threshold,
                           "iterations": iterations, "seed": seed, "temperature": temperature,
-                          "keep_llm_loaded": keep_llm_loaded}, quality_preset)
+                          "keep_llm_loaded": keep_llm_loaded, "timeout_s": timeout_s}, quality_preset)
         try:
             result = await runtime.atelier().enhance.enhance(body, keep_trace=keep_trace)
         except AtelierError as exc:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..core.enhance.config import key_for
+from ..core.enhance.config import key_for, secrets_for
 from ..core.enhance.service import EnhanceService
 from ..core.quality import plan as planning
 from ..core.quality.runs import RunObserver
@@ -70,8 +70,8 @@ class Atelier:
     @property
     def enhance(self) -> EnhanceService:
         config = self.settings.llm_config_file
-        return self._once("enhance", lambda: EnhanceService(
-            config, self.settings.traces_dir, http_backends(lambda url: key_for(url, config))))
+        return self._once("enhance", lambda: EnhanceService(config, self.settings.traces_dir, http_backends(
+            lambda name: key_for(name, config), lambda name: secrets_for(name, config))))
 
     @property
     def social(self) -> SocialService:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import Mount, Services, answer, json_body
+from .http import Mount, Services, answer, json_body, while_connected
 
 
 def add_routes(mount: Mount, ctx: Services) -> None:
     @mount.post("/enhance")
     async def enhance_prompt(request: web.Request) -> web.Response:
         """Body: prompt, negative, backend, endpoint (a configured name), model, model_family, threshold,
-        iterations, seed, temperature, keep_trace. Answers the enhanced prompt, negative, score and trace."""
+        iterations, seed, temperature, timeout_s (the whole enhancement's deadline, default 30, at most 120),
+        keep_trace. Answers the enhanced prompt, negative, score and trace; stops when the client leaves."""
         body = await json_body(request)
         keep = bool(body.pop("keep_trace", False)) if isinstance(body, dict) else False
-        return answer(await ctx.enhance.enhance(body, keep_trace=keep))
+        result = await while_connected(request, ctx.enhance.enhance(body, keep_trace=keep))  # stops if it leaves
+        return answer(result) if result is not None else web.Response(status=499)
 
     @mount.get("/enhance/endpoints")
     async def enhance_endpoints(request: web.Request) -> web.Response:

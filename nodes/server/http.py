@@ -123,6 +123,21 @@ async def blocking(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(function, *args)
 
 
+async def while_connected(request: web.Request, work: Awaitable[T], poll_s: float = 0.25) -> T | None:
+    """``work`` while the client is still there: when it leaves, the work is cancelled (None)."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=poll_s)
+        if done:
+            return task.result()
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            log.info("Atelier: %s %s stopped: the client left", request.method, request.path)
+            return None
+
+
 def answer(body: Any, status: int = 200) -> web.Response:
     """Strict JSON (NaN and infinities written as null)."""
     return web.json_response(body, status=status, dumps=jsonsafe.dumps)

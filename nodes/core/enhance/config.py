@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import invalid
+from ..base.secrets import public_url, redact, url_secrets
 from .loop import LLM_BACKENDS
 
 DEFAULT_ENDPOINT = "(backend default)"
@@ -38,7 +39,12 @@ class Endpoint:
         return self.api_key or os.environ.get("ATELIER_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "backend": self.backend, "url": self.url, "model": self.model}
+        """What may be shown: never a key, and the URL without credentials."""
+        return {"name": self.name, "backend": self.backend, "url": public_url(self.url), "model": self.model}
+
+    def secrets(self) -> list[str]:
+        """Everything to redact from what this endpoint's server answers: its key and URL credentials."""
+        return [s for s in (self.key(), *url_secrets(self.url)) if s]
 
 
 def load_endpoints(path: Path | None) -> dict[str, Endpoint]:
@@ -48,7 +54,8 @@ def load_endpoints(path: Path | None) -> dict[str, Endpoint]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8")).get("endpoints", {})
     except (OSError, ValueError, AttributeError) as exc:
-        raise invalid("llm config", str(path), 'a JSON file {"endpoints": {name: {...}}}', str(exc)) from None
+        raise invalid("llm config", path.name, 'a JSON file {"endpoints": {name: {...}}}',
+                      redact(str(exc))[:200]) from None
     out: dict[str, Endpoint] = {}
     for name, spec in raw.items():
         if not isinstance(spec, dict) or spec.get("backend") not in LLM_BACKENDS:
@@ -58,9 +65,18 @@ def load_endpoints(path: Path | None) -> dict[str, Endpoint]:
     return out
 
 
-def key_for(url: str, path: Path | None) -> str | None:
-    """The API key of the endpoint serving ``url`` (or the environment's), never from a request."""
-    for endpoint in load_endpoints(path).values():
-        if endpoint.url.rstrip("/") == url.rstrip("/"):
-            return endpoint.key()
+def key_for(name: str, path: Path | None) -> str | None:
+    """The API key of the endpoint configured under ``name`` (by name, never by URL: two endpoints may share
+    one), or the environment's for the backend default (""); never from a request."""
+    endpoint = load_endpoints(path).get(name) if name else None
+    if endpoint is not None:
+        return endpoint.key()
     return os.environ.get("ATELIER_OPENAI_API_KEY") or os.environ.get("OPENAI_API_KEY")
+
+
+def secrets_for(name: str, path: Path | None) -> list[str]:
+    """What to redact from the answers of the endpoint ``name`` (or the backend default's)."""
+    endpoint = load_endpoints(path).get(name) if name else None
+    if endpoint is not None:
+        return endpoint.secrets()
+    return [k for k in (os.environ.get("ATELIER_OPENAI_API_KEY"), os.environ.get("OPENAI_API_KEY")) if k]

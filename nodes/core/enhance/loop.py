@@ -9,6 +9,7 @@ them (prompt, negative, backends, model, endpoint, family, threshold, iterations
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -21,12 +22,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..base.files import atomic_write_text
+from ..base.secrets import public_url, redact
 from ..base.validation import parse_model
 from . import rules
 from .rules import Critique, Style
 
 MAX_ITERATIONS = 4
 DEFAULT_THRESHOLD = 85.0
+DEFAULT_DEADLINE_S = 30.0   # one enhancement, every call and retry included
+MAX_DEADLINE_S = 120.0
+RELEASE_S = 5.0             # at most, to free an Ollama model after the loop
 CACHE_SIZE = 256
 LLM_BACKENDS = ("ollama", "openai", "transformers")
 BACKENDS = ("rule", *LLM_BACKENDS)  # the one list: nodes, routes, CLI and the panel read it
@@ -52,7 +57,8 @@ class EnhanceRequest(BaseModel):
     iterations: Annotated[int, Field(ge=1, le=MAX_ITERATIONS)] = MAX_ITERATIONS
     seed: Annotated[int, Field(ge=0, le=2**64 - 1)] = 0
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
-    timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0.0, le=MAX_DEADLINE_S)] = DEFAULT_DEADLINE_S  # the whole enhancement's
+    endpoint_name: Annotated[str, Field(max_length=128)] = ""  # the configured endpoint (its key); "": default
     keep_alive: Annotated[str, Field(max_length=20)] = "5m"  # Ollama keeps the model loaded during the loop
     release_after: bool = True  # then frees its VRAM for the diffusion model
 
@@ -141,45 +147,70 @@ class Enhancer:
         self.clock = clock
         self._cache: OrderedDict[str, EnhanceResult] = OrderedDict()
 
+    async def _attempt(self, role: str, name: str, call: Callable[[], Awaitable[Any]], deadline: float,
+                       request: EnhanceRequest) -> tuple[Any, str | None]:
+        """One backend's call within what is left of the enhancement's deadline: (its result, None), or
+        (None, why it failed) with anything credential-shaped taken out."""
+        try:
+            if name == "rule":  # offline and instant: always allowed, it is the fallback
+                return await call(), None
+            left = deadline - self.clock()
+            if left <= 0:
+                raise TimeoutError("no time left")
+            return await asyncio.wait_for(call(), left), None
+        except TimeoutError:
+            where = f" at {public_url(request.endpoint)}" if request.endpoint else ""
+            return None, (f"{name} {role}{where} gave no answer within the enhancement's deadline "
+                          f"({request.timeout_s:g} s); falling back")
+        except Exception as exc:  # noqa: BLE001 - any backend failure falls back, recorded in the trace
+            return None, redact(f"{name} {role} failed ({type(exc).__name__}: {exc}); falling back")
+
     async def _write(self, prompt: str, critique: Critique, request: EnhanceRequest, style: Style,
-                     iteration: int, trace: list[Step], fallbacks: list[str]) -> str:
+                     iteration: int, trace: list[Step], fallbacks: list[str], deadline: float) -> str:
         for name in dict.fromkeys([request.backend, "rule"]):
             writer = self.backends.writers.get(name)
             start = self.clock()
-            try:
+
+            async def call(writer: WriterFn | None = writer, name: str = name) -> str:
                 if writer is None:
                     raise RuntimeError(f"no {name} writer is configured")
                 text = rules.strip_meta(await writer(prompt, critique, request, style))
                 if not text:
                     raise ValueError("the writer returned an empty prompt")
-            except Exception as exc:  # noqa: BLE001 - any backend failure falls back, recorded in the trace
-                note = f"{name} writer failed ({type(exc).__name__}: {exc}); falling back"
+                return text
+
+            text, note = await self._attempt("writer", name, call, deadline, request)
+            elapsed = (self.clock() - start) * 1000
+            if note is not None:
                 fallbacks.append(note)
-                trace.append(Step(iteration, "writer", name, note=note, elapsed_ms=(self.clock() - start) * 1000))
+                trace.append(Step(iteration, "writer", name, note=note, elapsed_ms=elapsed))
                 continue
-            trace.append(Step(iteration, "writer", name, text=text, elapsed_ms=(self.clock() - start) * 1000))
-            return text
+            trace.append(Step(iteration, "writer", name, text=text, elapsed_ms=elapsed))
+            return str(text)
         fallbacks.append("every writer failed; keeping the prompt as it was")
         return prompt
 
     async def _critique(self, prompt: str, request: EnhanceRequest, style: Style, iteration: int,
-                        trace: list[Step], fallbacks: list[str]) -> Critique:
+                        trace: list[Step], fallbacks: list[str], deadline: float) -> Critique:
         for name in dict.fromkeys([request.critic_backend or request.backend, "rule"]):
             critic = self.backends.critics.get(name)
             start = self.clock()
-            try:
+
+            async def call(critic: CriticFn | None = critic, name: str = name) -> Critique:
                 if critic is None:
                     raise RuntimeError(f"no {name} critic is configured")
-                result = await critic(prompt, request, style)
-            except Exception as exc:  # noqa: BLE001 - any backend failure falls back, recorded in the trace
-                note = f"{name} critic failed ({type(exc).__name__}: {exc}); falling back"
+                return await critic(prompt, request, style)
+
+            result, note = await self._attempt("critic", name, call, deadline, request)
+            elapsed = (self.clock() - start) * 1000
+            if note is not None:
                 fallbacks.append(note)
-                trace.append(Step(iteration, "critic", name, note=note, elapsed_ms=(self.clock() - start) * 1000))
+                trace.append(Step(iteration, "critic", name, note=note, elapsed_ms=elapsed))
                 continue
             trace.append(Step(iteration, "critic", name, text=prompt, score=result.score,
                               checks=[c.to_dict() for c in result.checks], feedback=result.feedback,
-                              elapsed_ms=(self.clock() - start) * 1000))
-            return result
+                              elapsed_ms=elapsed))
+            return result  # type: ignore[no-any-return]
         return Critique(0.0, source="none")
 
     async def run(self, request: EnhanceRequest, trace_file: Path | None = None,
@@ -194,21 +225,26 @@ class Enhancer:
         style = rules.style_for(request.model_family, request.checkpoint)
         trace: list[Step] = _LiveTrace(trace_file, request)
         fallbacks: list[str] = []
+        deadline = self.clock() + request.timeout_s  # one for the whole loop: calls, retries and all
         original = request.prompt.strip()
-        current = await self._critique(original, request, style, 0, trace, fallbacks)
+        current = await self._critique(original, request, style, 0, trace, fallbacks, deadline)
         best_text, best = original, current
         text, used = original, 0
         while best.score < request.threshold and used < request.iterations:
             used += 1
-            text = await self._write(text, current, request, style, used, trace, fallbacks)
-            current = await self._critique(text, request, style, used, trace, fallbacks)
+            text = await self._write(text, current, request, style, used, trace, fallbacks, deadline)
+            current = await self._critique(text, request, style, used, trace, fallbacks, deadline)
             if current.score > best.score:
                 best_text, best = text, current
         if self.backends.finish is not None:
+            left = min(deadline - self.clock(), RELEASE_S)
             try:
-                await self.backends.finish(request)
+                if left <= 0:
+                    raise TimeoutError("no time left")
+                await asyncio.wait_for(self.backends.finish(request), left)
             except Exception as exc:  # noqa: BLE001 - freeing memory is best effort; the result is made
-                fallbacks.append(f"releasing the model failed: {exc}")
+                why = "the deadline passed" if isinstance(exc, TimeoutError) else str(exc)
+                fallbacks.append(redact(f"releasing the model failed: {why}"))
         negative = rules.negative_prompt(request.negative, style)
         reached = "reached" if best.score >= request.threshold else "did not reach"
         summary = (f"{used} iteration(s); best score {best.score:.0f} {reached} the threshold "

@@ -39,6 +39,8 @@ class EnhanceService:
         if not isinstance(body, dict):
             raise invalid("body", type(body).__name__, "a JSON object with at least a prompt")
         body = dict(body)
+        for internal in ("endpoint_name",):
+            body.pop(internal, None)  # set from the configured name below, never by a client
         for secret in ("api_key", "key", "token"):
             if secret in body:
                 raise invalid(secret, "(hidden)", "nothing: keys live in the environment or the LLM config file")
@@ -52,6 +54,7 @@ class EnhanceService:
             if body["backend"] != chosen.backend:
                 raise invalid("backend", body["backend"], [chosen.backend], f"endpoint {name!r} is {chosen.backend}")
             body["endpoint"] = chosen.url
+            body["endpoint_name"] = name  # its key is chosen by name, never by URL
             if not body.get("model"):
                 body["model"] = chosen.model
         return EnhanceRequest.parse(body)
