@@ -26,8 +26,9 @@ OBJECT_INFO = REPO.parent / "shared" / "comfyui" / "object_info.json"
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> QualityService:
-    return QualityService(tmp_path / "users", tmp_path / "data")
+def service(settings: Settings) -> QualityService:
+    """The quality service on the test's folders (the same the ``atelier`` context and ``server`` use)."""
+    return QualityService(settings.users_dir, settings.data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -179,7 +179,7 @@ class StoryboardSave(io.ComfyNode):
         try:  # the storyboard is saved; a records problem must not lose it
             record = records.create(manifest.owner, steps.record_config(manifest, graph_parameters(cls.hidden.prompt)),
                                     status="running", comfy_prompt_id=prompt_id)
-            records.store.set_status(record.id, "running", scores=steps.record_scores(manifest, str(folder)))
+            records.store.set_status(record.id, "running", scores=steps.record_scores(manifest, str(subfolder)))
         except AtelierError:
             pass
         saved = [ui.SavedResult(f.file, str(subfolder), io.FolderType.output) for f in manifest.frames if f.file]

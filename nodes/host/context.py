@@ -12,6 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..core.base.files import StorageError, storage_error
+from ..core.base.secrets import redact
 from ..core.enhance.config import key_for, secrets_for
 from ..core.enhance.service import EnhanceService
 from ..core.quality import plan as planning
@@ -79,7 +83,20 @@ class Atelier:
 
     @property
     def records(self) -> RecordService:
-        return self._once("records", lambda: RecordService(self.settings.records_url, self.comfy))
+        """The records; a database that cannot be opened (a read-only data folder) is a 503 naming it, and the
+        next request tries again."""
+        def make() -> RecordService:
+            try:
+                return RecordService(self.settings.records_url, self.comfy)
+            except (OSError, SQLAlchemyError) as exc:
+                shown = "records.sqlite" if not self.settings.database_url else "the records database"
+                if isinstance(exc, OSError):
+                    raise storage_error(exc, shown, "open") from None
+                cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                cause = redact(cause.replace(str(self.settings.data_dir), "data"))[:200]
+                raise StorageError(f"cannot open {shown}: {cause}", field="storage", value=shown,
+                                   accepted="a writable data folder or a reachable database") from None
+        return self._once("records", make)
 
     @property
     def pipelines(self) -> PipelineService:

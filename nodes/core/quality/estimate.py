@@ -12,6 +12,7 @@ runs of the same (category/family, device) replace the prior with a robust linea
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 import statistics
@@ -25,6 +26,7 @@ from typing import Any
 
 from .tables import Tables, load_tables
 
+log = logging.getLogger("atelier")
 MAX_SAMPLES_PER_KEY = 200
 REFERENCE_SIDE = 512  # one work unit: one SD1.5 UNet evaluation at 512x512
 FIT_TTL_S = 5.0  # fits are re-read this often, so runs recorded by other processes count
@@ -176,6 +178,15 @@ class CalibrationStore:
         self._lock = threading.Lock()
         self._fits: dict[tuple[str, str], tuple[float, Fit | None]] = {}
         self._memory: sqlite3.Connection | None = None
+        try:
+            self._create()
+        except (OSError, sqlite3.Error) as exc:  # a read-only data folder: learn in memory, say so once
+            log.warning("Atelier: calibration data cannot be written to %s (%s); estimates learn in memory only",
+                        path.name if path else "memory", exc)
+            self.path = None
+            self._create()
+
+    def _create(self) -> None:
         with self._db() as db, db:
             db.execute("""CREATE TABLE IF NOT EXISTS run_samples (
                 id INTEGER PRIMARY KEY, key TEXT NOT NULL, device TEXT NOT NULL,

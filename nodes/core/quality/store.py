@@ -10,6 +10,7 @@ a malformed file is reported and skipped while the others load.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -24,7 +25,7 @@ from pydantic import ValidationError
 
 from ..base.data import YAMLError, parse_yaml
 from ..base.errors import Conflict, NotFound
-from ..base.files import atomic_write_text
+from ..base.files import atomic_write_text, clean_stale_temporaries, regular, storage_error
 from ..base.ids import is_preset_id, user_id
 from ..base.validation import validation_error
 from .schema import CustomPresetSpec
@@ -56,6 +57,7 @@ class PresetStore:
         self._cache: dict[str, tuple[tuple[int, int, int], StoredSpec | Problem]] = {}
         self._cache_lock = threading.Lock()
         self._user_locks: dict[str, threading.Lock] = {}
+        self._cleaned: set[Path] = set()
 
     # --- paths -------------------------------------------------------------------------------
     def folder(self, user: str) -> Path:
@@ -74,14 +76,23 @@ class PresetStore:
         folder = self.folder(user)
         specs: dict[str, StoredSpec] = {}
         problems: list[Problem] = []
+        if folder not in self._cleaned:  # once per folder: what a write killed mid-way left behind
+            self._cleaned.add(folder)
+            clean_stale_temporaries(folder)
         try:
             entries = list(os.scandir(folder))
         except FileNotFoundError:
             return specs, problems
+        except OSError as exc:
+            return specs, [Problem("presets", f"the presets folder cannot be read ({errno_name(exc)})")]
         for entry in entries:
             if not entry.name.endswith(SUFFIX) or entry.name.startswith("."):
                 continue
-            result = self._read(entry.path, entry.stat())
+            info = regular(entry.path)  # never open a FIFO, a device or a link (loops, outside targets)
+            if info is None:
+                problems.append(Problem(entry.name, "not a regular file; skipped"))
+                continue
+            result = self._read(entry.path, info)
             if isinstance(result, Problem):
                 problems.append(result)
             else:
@@ -95,11 +106,10 @@ class PresetStore:
         if not is_preset_id(preset_id):
             return None
         path = self.folder(user) / f"{preset_id}{SUFFIX}"
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
+        info = regular(path)
+        if info is None:
             return None
-        result = self._parse(str(path), _stamp(stat)) if fresh else self._read(str(path), stat)
+        result = self._parse(str(path), _stamp(info)) if fresh else self._read(str(path), info)
         return None if isinstance(result, Problem) else result
 
     def _read(self, path: str, stat: os.stat_result) -> StoredSpec | Problem:
@@ -136,11 +146,22 @@ class PresetStore:
     def locked(self, user: str) -> Iterator[None]:
         """Serialise writers of one user: threads of this process and other processes."""
         folder = self.folder(user)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, f"presets/{user}/") from None
         with self._cache_lock:
             thread_lock = self._user_locks.setdefault(user, threading.Lock())
-        with thread_lock, FileLock(str(folder / ".lock"), timeout=30):
-            yield
+        with thread_lock:
+            lock = FileLock(str(folder / ".lock"), timeout=30)
+            try:
+                lock.acquire()
+            except OSError as exc:  # the lock file cannot be made (a read-only folder)
+                raise storage_error(exc, f"presets/{user}/") from None
+            try:
+                yield
+            finally:
+                lock.release()
 
     def write(self, user: str, spec: CustomPresetSpec, *, create: bool,
               expected_revision: int | None = None) -> CustomPresetSpec:
@@ -157,7 +178,7 @@ class PresetStore:
                            f"the update was based on {expected_revision}; reload and retry",
                            field="revision", value=expected_revision, accepted=revision)
         saved = spec.model_copy(update={"revision": revision + 1 if current else 1})
-        atomic_write_text(path, dump_spec(saved))
+        atomic_write_text(path, dump_spec(saved), shown=f"presets/{user}/{path.name}")
         return saved
 
     def delete(self, user: str, preset_id: str) -> None:
@@ -166,8 +187,14 @@ class PresetStore:
             path.unlink()
         except FileNotFoundError:
             raise NotFound(f"no custom preset {preset_id!r}", field="id", value=preset_id) from None
+        except OSError as exc:
+            raise storage_error(exc, f"presets/{user}/{path.name}", "delete") from None
         with self._cache_lock:
             self._cache.pop(str(path), None)
+
+
+def errno_name(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, "error")
 
 
 def _stamp(stat: os.stat_result) -> tuple[int, int, int]:

@@ -31,7 +31,7 @@ class SocialService:
             return {}
         data = read_yaml(path) or {}
         if not isinstance(data, dict):
-            raise invalid("social.yaml", str(path), "a mapping with default_max_rating and users")
+            raise invalid("social.yaml", type(data).__name__, "a mapping with default_max_rating and users")
         return data
 
     def worlds(self) -> dict[str, Any]:

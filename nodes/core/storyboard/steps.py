@@ -183,5 +183,6 @@ def record_config(manifest: StoryboardManifest, graph: dict[str, Any]) -> dict[s
 
 
 def record_scores(manifest: StoryboardManifest, folder: str) -> dict[str, Any]:
+    """The record's scores: each frame's best, the failed clips, and the folder (relative to ComfyUI's output)."""
     return {"frames": {f.name: f.best_score for f in manifest.frames}, "failed_clips": manifest.failed_clips,
             "folder": folder, "files": [f.file for f in manifest.frames if f.file]}
