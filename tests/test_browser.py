@@ -48,6 +48,13 @@ def open_view(page: Any, view: str) -> None:
     page.wait_for_selector(f"#atelier-panel-{view}")
 
 
+def test_an_unknown_view_opens_the_first_and_says_so(page: Any) -> None:
+    page.goto(f"{page.base}?view=nonsense")
+    page.wait_for_selector("#atelier-panel-presets")
+    assert page.get_by_role("tab", name="Presets").get_attribute("aria-selected") == "true"
+    assert 'No view "nonsense"' in page.get_by_role("status").first.inner_text()  # and no JavaScript error
+
+
 def expected(seconds: float) -> str:
     """How the panel writes an expected time (dom.js seconds())."""
     if seconds >= 3600:

@@ -97,3 +97,32 @@ def test_python_api_scores_tensors() -> None:
     sharp = scene(seed=4)
     result = score(torch.stack([blurred(sharp), sharp]), "discs", top_k=1)
     assert result["ranking"]["best_index"] == 1 and "image 1" in result["report"].splitlines()[0]
+
+
+def test_a_newcomers_first_commands_answer_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """curate checks its destination before any work and replaces a run only with --force; --json works after the
+    command too; serve refuses a missing storyboards folder; enhance knows the families plan knows."""
+    import json
+
+    from atelier.nodes.cli import main
+
+    monkeypatch.setenv("ATELIER_HOME", str(tmp_path / "home"))
+    out = tmp_path / "demo"
+    assert main(["curate", "--out", str(out), "--tier", "draft"]) == 0
+    first = json.loads((out / "manifest.json").read_text())["created_at"]
+    capsys.readouterr()
+    assert main(["curate", "--out", str(out), "--tier", "draft"]) == 2  # refused, before rendering anything
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err and "Traceback" not in err
+    (out / "mine.txt").write_text("the user's own file")
+    assert main(["curate", "--out", str(out), "--tier", "draft", "--force", "--json"]) == 0  # --json after it
+    again = json.loads(capsys.readouterr().out)
+    assert again["created_at"] > first and (out / "mine.txt").exists()  # only the run's files were replaced
+    (tmp_path / "a-file").write_text("x")
+    assert main(["curate", "--out", str(tmp_path / "a-file")]) == 2
+    assert "a folder (this is a file)" in capsys.readouterr().err
+    assert main(["serve", "--storyboards", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["enhance", "a fox", "--family", "nope"]) == 2
+    assert "model_family='nope'" in capsys.readouterr().err

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,7 +111,7 @@ def test_an_echoed_key_never_reaches_the_answer_or_the_trace(server, settings, l
     assert status == 200 and any("HTTP 401" in f for f in body["fallbacks"])
     text = json.dumps(body)
     assert "sk-super-secret-1" not in text and "[redacted]" in text
-    assert "sk-super-secret-1" not in Path(body["trace_file"]).read_text()
+    assert "sk-super-secret-1" not in (settings.output_dir / body["trace_file"]).read_text()
 
 
 def test_keys_are_chosen_by_endpoint_name_and_credentials_never_shown(server, settings, llm_server) -> None:

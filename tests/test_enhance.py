@@ -232,7 +232,8 @@ def test_configured_endpoints_supply_url_model_and_key(llm, tmp_path, monkeypatc
     assert result["score"] == 91 and not result["fallbacks"]
     _, body, headers = server.requests[0]
     assert body["model"] == "qwen3-8b" and headers["Authorization"] == "Bearer sk-from-env"
-    trace_file = Path(result["trace_file"])
+    assert result["trace_file"].startswith("atelier/traces/")  # from the output folder: no server path
+    trace_file = settings.output_dir / result["trace_file"]
     assert trace_file.parent == settings.traces_dir and "sk-from-env" not in trace_file.read_text()
     with pytest.raises(InvalidInput) as wrong:
         service.request({"prompt": "x", "endpoint": "studio", "backend": "ollama"})
@@ -246,7 +247,7 @@ def test_trace_files_are_removed_unless_kept(tmp_path) -> None:
     gone = asyncio.run(service.enhance({"prompt": "a bare castle"}))
     assert gone["trace_file"] is None and not list((tmp_path / "traces").glob("*.json"))
     kept = asyncio.run(service.enhance({"prompt": "a quiet harbour", "seed": 4}, keep_trace=True))
-    saved = json.loads(Path(kept["trace_file"]).read_text())
+    saved = json.loads((tmp_path / "traces" / Path(kept["trace_file"]).name).read_text())
     assert saved["prompt"] == kept["prompt"] and saved["trace"][0]["iteration"] == 0
 
 

@@ -234,5 +234,6 @@ def test_serve_refuses_a_taken_port_in_one_line(tmp_path, capsys, monkeypatch) -
         taken.listen()
         port = taken.getsockname()[1]
         assert main(["serve", "--port", str(port), "--storyboards", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert err.startswith("atelier: --port=") and "cannot listen" in err and "Traceback" not in err
+    assert "Atelier panel: http" not in out  # the address is printed only once the port is bound

@@ -144,7 +144,13 @@ def test_the_main_job_curates_the_shipped_storyboard(tmp_path: Path) -> None:
     assert all(len(f["attempts"][-1]["scores"]) == 2 for f in manifest["frames"])  # draft: 2 variations
     assert manifest["frames"][0]["prompt"] != manifest["clips"][0]["start"]       # enhanced by the rule loop
     report = (tmp_path / "report.html").read_text()
-    assert report.count("<img ") == 6 and "clip_003_end.png" in report
+    frames_shown = [f'src="{f["file"]}"' for f in manifest["frames"]]
+    assert all(shown in report for shown in frames_shown) and 'src="reference.png"' in report
+    # every variation of every attempt, with its per-scorer scores; the kept one marked
+    variations = [name for f in manifest["frames"] for a in f["attempts"] for name in a["files"]]
+    assert len(variations) == 12 and all((tmp_path / name).is_file() and name in report for name in variations)
+    assert report.count('<figure class="chosen">') == 6 and "technical" in report
+    assert all(len(a["details"]) == 2 for f in manifest["frames"] for a in f["attempts"])
     assert main(["curate", "--storyboard", str(tmp_path / "missing.txt")]) == 2
 
 

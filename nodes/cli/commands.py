@@ -19,7 +19,7 @@ from typing import Any
 from ..core.base.errors import AtelierError, invalid
 from ..core.enhance.loop import BACKENDS
 from ..core.scoring.registry import SCORER_NAMES
-from ..host import Atelier, wiring
+from ..host import Atelier
 from . import printers
 
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -80,13 +80,13 @@ def _read(field: str, path: str) -> str:
 
 # --- plan ------------------------------------------------------------------------------------------
 def _plan_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("pipeline", nargs="?", default="storyboard_generation")
+    p.add_argument("pipeline", nargs="?", default="storyboard_generation", help="a pipeline (atelier pipelines)")
     p.add_argument("--tier", help="a tier or preset id (default: tiers.yaml's default, standard)")
-    p.add_argument("--user", default="default")
+    p.add_argument("--user", default="default", help="whose custom presets to use")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter for every stage that takes it (JSON value), e.g. --set steps=30")
     p.add_argument("--prompt", help="enhance this prompt (rule backend) and show each stage's prompt")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the enhancement's seed")
     _template_options(p)
 
 
@@ -102,16 +102,16 @@ def _plan(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
 
 # --- enhance ---------------------------------------------------------------------------------------
 def _enhance_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prompt")
-    p.add_argument("--negative", default="")
-    p.add_argument("--backend", default="rule", choices=list(BACKENDS))
+    p.add_argument("prompt", help="the prompt to improve")
+    p.add_argument("--negative", default="", help="the negative prompt to complete")
+    p.add_argument("--backend", default="rule", choices=list(BACKENDS), help="who writes and criticises")
     p.add_argument("--endpoint", default="(backend default)", help="a name from the LLM config file")
-    p.add_argument("--model", default="")
-    p.add_argument("--family", default="sd15")
-    p.add_argument("--threshold", type=float, default=85.0)
-    p.add_argument("--iterations", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--model", default="", help="the LLM (or a local transformers folder); empty: the endpoint's")
+    p.add_argument("--family", default="sd15", help="the model family the prompt is written for")
+    p.add_argument("--threshold", type=float, default=85.0, help="stop once the critic's score reaches this")
+    p.add_argument("--iterations", type=int, default=4, help="at most this many rewrites")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same result")
+    p.add_argument("--temperature", type=float, default=0.7, help="the LLM's sampling temperature")
 
 
 def _enhance_command(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def _enhance_command(args: argparse.Namespace, atelier: Atelier) -> dict[str, An
 # --- presets, comparison, recommendation -----------------------------------------------------------
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("presets", nargs="*", help="preset ids (default: the built-in tiers)")
-    p.add_argument("--user", default="default")
+    p.add_argument("--user", default="default", help="whose custom presets to use")
     _template_options(p)
 
 
@@ -134,12 +134,13 @@ def _compare(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
 
 
 def _recommend_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("use_case")
+    p.add_argument("use_case", help="preview, iteration, review, social_media, client_presentation, "
+                                    "final_delivery or print")
     _template_options(p)
 
 
 def _user_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--user", default="default")
+    p.add_argument("--user", default="default", help="whose custom presets to list")
 
 
 # --- scoring ---------------------------------------------------------------------------------------
@@ -148,8 +149,8 @@ def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt", default="", help="the prompt the images were made from")
     p.add_argument("--scorers", default="technical", help=", ".join(SCORER_NAMES))
     p.add_argument("--weights", default="", help='e.g. "technical=1, clip_score=2"')
-    p.add_argument("--top-k", type=int, default=1)
-    p.add_argument("--threshold", type=float, default=30.0)
+    p.add_argument("--top-k", type=int, default=1, help="how many of the best to keep")
+    p.add_argument("--threshold", type=float, default=30.0, help="warn when the best overall score is below this")
     p.add_argument("--models", help="a ComfyUI models folder (scorers/, aesthetic/, clip_vision/)")
 
 
@@ -173,13 +174,13 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address")
     p.add_argument("--tier", help="a tier or preset id (default: tiers.yaml's default, standard)")
     p.add_argument("--checkpoint", help="a checkpoint in ComfyUI's models/checkpoints (pipelines)")
-    p.add_argument("--prompt", default="")
+    p.add_argument("--prompt", default="", help="the shot's (or the sequence's) prompt")
     p.add_argument("--storyboard", help="a storyboard file (JSON or 'start | end' lines)")
     p.add_argument("--reference", help="a reference image in ComfyUI's input folder")
-    p.add_argument("--variations", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=0)
-    p.add_argument("--height", type=int, default=0)
+    p.add_argument("--variations", type=int, default=0, help="variations per image (0: the tier's)")
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    p.add_argument("--width", type=int, default=0, help="base width (0: the model family's native size)")
+    p.add_argument("--height", type=int, default=0, help="base height (0: the model family's native size)")
     p.add_argument("--out", default="atelier_outputs", help="where the outputs are downloaded")
 
 
@@ -192,6 +193,8 @@ def _run(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
         body["reference"] = args.reference
     if args.storyboard:
         body["storyboard"] = _read("storyboard", args.storyboard)
+    from ..host import wiring  # aiohttp: only the commands that talk HTTP load it
+
     client = wiring.comfyui(args.server)
     return asyncio.run(client.run(args.target, body, Path(args.out), None if args.json else printers.progress_bar))
 
@@ -201,10 +204,11 @@ def _curate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storyboard", help="a JSON file, or lines 'start prompt | end prompt' "
                                         "(default: the shipped lighthouse storyboard)")
     p.add_argument("--tier", help="a tier or preset id (default: tiers.yaml's default, standard)")
-    p.add_argument("--user", default="default")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--user", default="default", help="whose presets to use; the storyboard is theirs")
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same storyboard")
     p.add_argument("--variations", type=int, help="variations per frame (default: the tier's)")
     p.add_argument("--out", help="output folder (default: ATELIER_HOME/output/storyboards/<time>)")
+    p.add_argument("--force", action="store_true", help="replace the run already in --out (its files only)")
     p.add_argument("--no-enhance", action="store_true", help="use the prompts as written")
 
 
@@ -226,26 +230,35 @@ def _curate(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
                   file=sys.stderr)
 
     return curate(storyboard, settings, out, preset.id, args.seed, enhance, progress, atelier.scorers,
-                  owner=args.user)
+                  owner=args.user, force=args.force)
 
 
 # --- the panel -------------------------------------------------------------------------------------
 def _serve_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8189)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    p.add_argument("--port", type=int, default=8189, help="the port to listen on")
     p.add_argument("--storyboards", help="a folder of storyboards, or one storyboard folder (default: where "
                                          "curate writes, ATELIER_HOME/output/storyboards)")
 
 
 def _serve(args: argparse.Namespace, atelier: Atelier) -> None:
     """Atelier's routes on a standalone aiohttp server (no ComfyUI queue: pipeline runs answer 503)."""
+    from ..host import wiring  # aiohttp: only the commands that talk HTTP load it
+
     if not 0 < args.port < 65536:
         raise invalid("--port", args.port, "a port number 1-65535")
     folder = Path(args.storyboards).resolve() if args.storyboards else atelier.settings.storyboards_dir
+    if args.storyboards and not folder.is_dir():
+        raise invalid("--storyboards", args.storyboards, "a folder of storyboards, or one storyboard's folder",
+                      "no such folder")
     served = Atelier(atelier.settings.with_storyboards(folder))
-    print(f"Atelier panel: http://{args.host}:{args.port}/atelier/ui/  (storyboards from {folder}; Ctrl+C stops)")
+
+    def listening() -> None:  # only once the port is bound: the address printed works
+        print(f"Atelier panel: http://{args.host}:{args.port}/atelier/ui/  (storyboards from {folder}; "
+              f"Ctrl+C stops)", flush=True)
+
     try:
-        wiring.serve(served, args.host, args.port)
+        wiring.serve(served, args.host, args.port, on_listening=listening)
     except OSError as exc:  # e.g. the port is taken
         raise invalid("--port", args.port, "a free port on this host", f"cannot listen: {exc.strerror or exc}") \
             from None

@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        command.arguments(sub.add_parser(command.name, help=command.help))
+        one = sub.add_parser(command.name, help=command.help, description=command.help)
+        # --json before or after the command: SUPPRESS keeps the main parser's value when it is not given here
+        one.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of tables")
+        command.arguments(one)
     return parser
 
 

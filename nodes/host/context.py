@@ -12,27 +12,22 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..core.base.files import StorageError, storage_error
 from ..core.base.secrets import redact
-from ..core.enhance.config import key_for, secrets_for
-from ..core.enhance.service import EnhanceService
-from ..core.quality import plan as planning
-from ..core.quality.runs import RunObserver
 from ..core.quality.service import QualityService
-from ..core.records.comfy import ComfyUI
-from ..core.records.follower import HistoryFollower
-from ..core.records.service import RecordService, calibrate_from_record
 from ..core.social.service import SocialService
-from ..core.storyboard.service import PipelineService
-from ..remote.llm import http_backends
 from .settings import Settings
 
-if TYPE_CHECKING:  # torch-backed: imported when first used, so the command line starts fast
+if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported when first used: commands start fast
+    from ..core.enhance.service import EnhanceService
+    from ..core.quality.runs import RunObserver
+    from ..core.records.comfy import ComfyUI
+    from ..core.records.follower import HistoryFollower
+    from ..core.records.service import RecordService
     from ..core.scoring.models import ModelManager
     from ..core.scoring.registry import Scorers
     from ..core.storyboard.library import StoryboardLibrary
+    from ..core.storyboard.service import PipelineService
 
 T = TypeVar("T")
 PrepareHook = Callable[[Any], None]  # a scorer model, before each use (ComfyUI: its memory management)
@@ -73,6 +68,10 @@ class Atelier:
 
     @property
     def enhance(self) -> EnhanceService:
+        from ..core.enhance.config import key_for, secrets_for
+        from ..core.enhance.service import EnhanceService
+        from ..remote.llm import http_backends
+
         config = self.settings.llm_config_file
         return self._once("enhance", lambda: EnhanceService(config, self.settings.traces_dir, http_backends(
             lambda name: key_for(name, config), lambda name: secrets_for(name, config))))
@@ -85,6 +84,10 @@ class Atelier:
     def records(self) -> RecordService:
         """The records; a database that cannot be opened (a read-only data folder) is a 503 naming it, and the
         next request tries again."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ..core.records.service import RecordService
+
         def make() -> RecordService:
             try:
                 return RecordService(self.settings.records_url, self.comfy)
@@ -100,6 +103,8 @@ class Atelier:
 
     @property
     def pipelines(self) -> PipelineService:
+        from ..core.storyboard.service import PipelineService
+
         return self._once("pipelines", lambda: PipelineService(self.records, self.settings.output_dir,
                                                                self.quality.tier))
 
@@ -127,11 +132,17 @@ class Atelier:
     @property
     def observer(self) -> RunObserver:
         """Finished prompts with a Quality Preset node -> calibration samples."""
+        from ..core.quality import plan as planning
+        from ..core.quality.runs import RunObserver
+
         return self._once("observer", lambda: RunObserver(
             self.quality.estimator, lambda inputs: planning.planned_run(self.quality, inputs, self.checkpoint_header)))
 
     def follower(self) -> HistoryFollower:
         """Moves records along ComfyUI's queue and history, and calibrates from finished runs."""
+        from ..core.records.follower import HistoryFollower
+        from ..core.records.service import calibrate_from_record
+
         comfy = self.comfy
         if comfy is None:
             raise RuntimeError("this Atelier has no ComfyUI to follow")

@@ -3,6 +3,8 @@ and a client of a running ComfyUI."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +39,22 @@ def app(atelier: Atelier, user_of: UserResolver = header_user) -> web.Applicatio
     return standalone_app(atelier, resolver, authenticated=authenticated)
 
 
-def serve(atelier: Atelier, host: str, port: int, user_of: UserResolver = header_user) -> None:
-    """Atelier's routes and panel on a standalone aiohttp server, until interrupted."""
-    web.run_app(app(atelier, user_of), host=host, port=port, print=None)
+def serve(atelier: Atelier, host: str, port: int, user_of: UserResolver = header_user,
+          on_listening: Callable[[], None] | None = None) -> None:
+    """Atelier's routes and panel on a standalone aiohttp server, until interrupted; ``on_listening`` once the
+    port is bound (an OSError, e.g. a taken port, comes first)."""
+    async def run() -> None:
+        runner = web.AppRunner(app(atelier, user_of))
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            if on_listening is not None:
+                on_listening()
+            await asyncio.Event().wait()  # until Ctrl+C
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass

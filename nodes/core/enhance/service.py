@@ -14,13 +14,15 @@ from typing import Any
 
 from ..base.errors import invalid
 from ..quality.plan import QualityPlan
+from ..quality.tables import load_tables
 from .config import DEFAULT_ENDPOINT, load_endpoints
 from .loop import Backends, Enhancer, EnhanceRequest
 
 
 class EnhanceService:
     """``config``: the LLM config file (named endpoints); ``backends``: the writers and critics the host
-    provides (rule only when none are given); ``trace_dir``: where a running loop's trace is written."""
+    provides (rule only when none are given); ``trace_dir``: where a running loop's trace is written
+    (``<output>/atelier/traces``: a kept trace is answered as a path from the output folder)."""
 
     def __init__(self, config: Path | None = None, trace_dir: Path | None = None,
                  backends: Backends | None = None) -> None:
@@ -57,6 +59,10 @@ class EnhanceService:
             body["endpoint_name"] = name  # its key is chosen by name, never by URL
             if not body.get("model"):
                 body["model"] = chosen.model
+        family = body.get("model_family", "sd15")
+        known = load_tables().families.families
+        if family not in known:  # the same families plan and the Quality Preset accept
+            raise invalid("model_family", family, list(known))
         return EnhanceRequest.parse(body)
 
     async def enhance(self, body: Any, keep_trace: bool = False) -> dict[str, Any]:
@@ -65,8 +71,10 @@ class EnhanceService:
         if self.trace_dir is not None:
             name = hashlib.sha256(request.cache_key().encode()).hexdigest()[:16]
             trace_file = self.trace_dir / f"enhance_{name}.json"
-        result = await self.enhancer.run(request, trace_file, keep_trace)
-        return result.to_dict()
+        result = (await self.enhancer.run(request, trace_file, keep_trace)).to_dict()
+        if result.get("trace_file") and self.trace_dir is not None:  # shown from the output folder, no server path
+            result["trace_file"] = Path(result["trace_file"]).relative_to(self.trace_dir.parents[1]).as_posix()
+        return result
 
 
 def node_body(inputs: dict[str, Any], plan: QualityPlan | None = None) -> dict[str, Any]:

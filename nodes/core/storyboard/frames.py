@@ -39,6 +39,8 @@ class Attempt:
     problems: list[str | None]
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    details: list[dict[str, float]] = field(default_factory=list)  # per variation: each scorer's 0-100 score
+    files: list[str] = field(default_factory=list)  # per variation: its thumbnail, where the run keeps them
 
 
 @dataclass
@@ -94,8 +96,10 @@ def judge_attempt(images: torch.Tensor, prompt: str, seed: int, scorers: str, th
     if result.failed:
         attempt.error = "scoring failed: " + "; ".join(result.warnings or ["no overall score"])
         return attempt, None, False
+    attempt.details = [{} for _ in problems]
     for position, index in enumerate(usable):
         attempt.scores[index] = result.overall[position]
+        attempt.details[index] = {name: values[position] for name, values in result.normalised.items()}
     selection = ranking.select(result.to_dict(), len(usable), 1, threshold)
     return attempt, usable[selection.best_index], selection.below_threshold
 

@@ -78,8 +78,8 @@ def png_bytes(image: torch.Tensor, text: dict[str, str] | None = None) -> bytes:
 
     if image.ndim == 4:
         image = image[0]
-    array = (image[..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    picture = Image.frombytes("RGB", (array.shape[1], array.shape[0]), bytes(array.contiguous().untyped_storage()))
+    array = (image[..., :3].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().contiguous()
+    picture = Image.fromarray(array.numpy())  # one copy through numpy, as ComfyUI's SaveImage does
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_text(key, value)

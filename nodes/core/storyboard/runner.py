@@ -22,17 +22,20 @@ log = logging.getLogger("atelier")
 # generate(prompt, negative, init image [1,H,W,3] or None, denoise, seed, count) -> images [count,H,W,3]
 Generate = Callable[[str, str, "torch.Tensor | None", float, int, int], torch.Tensor]
 Enhance = Callable[[str], str]
+# (frame, its attempt's variations, the attempt) after each attempt is judged: e.g. keep their thumbnails
+Variations = Callable[[FrameSpec, torch.Tensor, Attempt], None]
 
 
 class StoryboardRunner:
     def __init__(self, generate: Generate, settings: ChainSettings, enhance: Enhance | None = None,
-                 registry: Scorers | None = None, progress: Callable[[FrameSpec, FrameResult], None] | None = None
-                 ) -> None:
+                 registry: Scorers | None = None, progress: Callable[[FrameSpec, FrameResult], None] | None = None,
+                 variations: Variations | None = None) -> None:
         self.generate = generate
         self.settings = settings
         self.enhance = enhance
         self.registry = registry
         self.progress = progress
+        self.variations = variations
 
     def run(self, storyboard: Storyboard, reference: torch.Tensor | None = None,
             seed: int = 0) -> tuple[list[FrameResult], list[torch.Tensor | None]]:
@@ -79,6 +82,8 @@ class StoryboardRunner:
                 continue
             result, chosen, below = judge_attempt(images, prompt, attempt_seed, self.settings.scorers,
                                                   self.settings.threshold, self.registry)
+            if self.variations is not None:
+                self.variations(spec, images, result)
             conclude(frame, result, chosen, below, self.settings.threshold)
             if chosen is not None:
                 return images[chosen: chosen + 1]

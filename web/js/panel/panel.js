@@ -111,6 +111,12 @@ export function mountPanel(element, ctx, initial = "presets") {
   });
 
   element.replaceChildren(h("div", { class: "atelier-panel" }, tabs, panels));
-  activate(initial);
-  return { activate };
+  const known = VIEWS.some(([v]) => v === initial); // ?view=<unknown> opens the first view, and says so
+  activate(known ? initial : VIEWS[0][0]);
+  if (!known) {
+    const note = h("p", { class: "atelier-message atelier-info", role: "status" });
+    note.textContent = `No view "${initial}"; the views are ${VIEWS.map(([v]) => v).join(", ")}.`;
+    panels.prepend(note);
+  }
+  return { activate: (id, focus) => VIEWS.some(([v]) => v === id) && activate(id, focus) };
 }
