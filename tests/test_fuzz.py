@@ -153,3 +153,23 @@ def test_thousands_of_hostile_requests_get_no_5xx_and_named_4xx(server, storyboa
           f"largest answer {largest} bytes")
     assert len(requests) >= 5000
     assert not failures, f"{len(failures)} bad answers, e.g.:\n" + "\n".join(failures[:25])
+
+
+def test_a_small_request_cannot_make_a_huge_answer_or_record(server) -> None:
+    """The amplification found by hand: {{a}} x 4,000 with a 25,000-character variable (45 KB sent) made a
+    100 MB answer and an 80 MB record. Now the prompt is bounded before it is built."""
+    import time
+
+    big = {"operation_type": "image_generation", "prompt": "{{a}}" * 4000, "variables": {"a": "x" * 25000}}
+    worst = 0
+    for path in ("/atelier/generations/validate", "/atelier/generations"):
+        started = time.monotonic()
+        status, body = server.post(path, big)
+        assert status == 413 and body["field"] == "variables.a" and time.monotonic() - started < 2
+        worst = max(worst, len(json.dumps(body)))
+        fits = {**big, "variables": {"a": "x" * 4000}}  # each value allowed, the rendered prompt is not
+        status, body = server.post(path, fits)
+        assert status == 413 and body["field"] == "prompt" and "at most 20000" in body["accepted"]
+        worst = max(worst, len(json.dumps(body)))
+    assert server.get("/atelier/generations")[1]["items"] == []  # nothing was stored
+    print(f"\namplification request ({len(json.dumps(big))} bytes sent): largest answer {worst} bytes")

@@ -3,10 +3,14 @@ and calibration, recommendations, tier comparison, the model families."""
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from ..core.base.errors import AtelierError, invalid
-from .http import Mount, Services, answer, json_body, query_template
+from .http import Mount, Services, answer, blocking, json_body, query_template
+
+REVISION = re.compile(r"^[0-9]{1,9}$")
 
 
 def add_routes(mount: Mount, ctx: Services) -> None:
@@ -18,7 +22,7 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     @mount.post("/presets")
     async def create_preset(request: web.Request) -> web.Response:
         body = await json_body(request)
-        return answer(ctx.quality.create_preset(mount.user(request), body), status=201)
+        return answer(await blocking(ctx.quality.create_preset, mount.user(request), body), status=201)
 
     @mount.post("/presets/validate")
     async def validate_preset(request: web.Request) -> web.Response:
@@ -41,16 +45,16 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         body = await json_body(request)
         if isinstance(body, dict) and "If-Match" in request.headers and "revision" not in body:
             raw = request.headers["If-Match"].strip('"W/ ')
-            if not raw.isdigit():
+            if not REVISION.match(raw):  # ASCII digits ("²".isdigit() is True)
                 raise invalid("If-Match", raw, "the preset's revision number")
             body = {**body, "revision": int(raw)}
         preset_id = request.match_info["preset_id"]
-        return answer(ctx.quality.update_preset(mount.user(request), preset_id, body))
+        return answer(await blocking(ctx.quality.update_preset, mount.user(request), preset_id, body))
 
     @mount.delete("/presets/{preset_id}")
     async def delete_preset(request: web.Request) -> web.Response:
         preset_id = request.match_info["preset_id"]
-        ctx.quality.delete_preset(mount.user(request), preset_id)
+        await blocking(ctx.quality.delete_preset, mount.user(request), preset_id)
         return answer({"deleted": preset_id})
 
     @mount.post("/presets/{preset_id}/apply")

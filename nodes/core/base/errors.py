@@ -57,7 +57,8 @@ class Forbidden(AtelierError):
 
 def invalid(field: str, value: Any, accepted: Any, why: str = "") -> InvalidInput:
     """Build the standard "field=value is not accepted; use …" error."""
-    shown = value if isinstance(value, (int, float, bool)) or value is None else str(value)[:200]
+    shown = value if isinstance(value, (int, float, bool)) or value is None else \
+        str(value)[:200].encode("utf-8", "backslashreplace").decode("utf-8")  # no lone surrogate in an answer
     reason = f" ({why})" if why else ""
     return InvalidInput(f"{field}={shown!r} is not accepted{reason}; accepted: {accepted}",
                         field=field, value=shown, accepted=accepted)
