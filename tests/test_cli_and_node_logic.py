@@ -126,3 +126,16 @@ def test_a_newcomers_first_commands_answer_in_one_line(tmp_path: Path, capsys: p
     assert "no such folder" in capsys.readouterr().err
     assert main(["enhance", "a fox", "--family", "nope"]) == 2
     assert "model_family='nope'" in capsys.readouterr().err
+
+
+def test_score_prints_each_warning_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from atelier.nodes.cli import main
+
+    monkeypatch.setenv("ATELIER_HOME", str(tmp_path / "home"))
+    out = tmp_path / "demo"
+    assert main(["curate", "--out", str(out), "--tier", "draft"]) == 0
+    capsys.readouterr()
+    assert main(["score", str(out / "clip_001_start.png"), "--scorers", "technical,clip_score"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("clip_score needs a prompt") == 1

@@ -99,7 +99,7 @@ def scores(result: dict[str, Any]) -> None:
         values = " ".join(f"{scores['metrics'][n][index]:>11.3f}" for n in names)
         mark = " *" if index in result["ranking"]["chosen"] else ""
         print(f"{rank:<5} {overall:>8.2f} {values}  {files[index]}{mark}")
-    for warning in [*scores["warnings"], *result["ranking"]["warnings"]]:
+    for warning in dict.fromkeys([*scores["warnings"], *result["ranking"]["warnings"]]):  # each once
         print(f"warning: {warning}")
     if result["ranking"]["below_threshold"]:
         print(f"warning: the best score is below the threshold {result['ranking']['threshold']:g}")
