@@ -65,7 +65,8 @@ def test_resolution_scale_rounds_to_the_family_multiple() -> None:
 def test_every_category_has_its_parameters() -> None:
     assert set(params("high", category="video")) >= {"fps", "frames", "motion_quality", "interpolation", "width"}
     assert params("ultra", category="audio")["sample_rate"] == 48000
-    assert params("draft", category="text") == {"max_tokens": 256, "temperature": 0.9}
+    assert params("draft", category="text") == {"max_tokens": 256, "temperature": 0.9, "enhance_iterations": 1,
+                                                "enhance_threshold": 70.0}
 
 
 def test_apply_keeps_declared_inputs_and_adds_metadata(service: QualityService) -> None:

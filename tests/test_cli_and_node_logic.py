@@ -25,7 +25,7 @@ def test_cli_plans_a_pipeline_with_estimates(tmp_path: Path) -> None:
     result = run_cli("plan", "storyboard_generation", "--tier", "high", "--family", "sdxl", home=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for text in ("storyboard_generation", "keyframes", "atelier_txt2img_hires_best_of_n", "total", "GB peak"):
+    for text in ("storyboard_generation", "keyframes", "atelier_quality_txt2img", "total", "GB peak"):
         assert text in out
     assert "sampler_name=dpmpp_2m" in out
 

@@ -111,12 +111,23 @@ def _social_node(**values: Any) -> dict[str, Any]:
 
 
 def _graph(preset: str, width: int = 64, height: int = 64, batch: int = 1, seed: int = 1) -> dict[str, Any]:
-    """The shipped API workflow (QualityPreset drives EmptyLatentImage and KSampler), on the test checkpoint."""
-    graph = json.loads((REPO / "workflows" / "api" / "atelier_quality_txt2img.json").read_text())
-    graph["1"]["inputs"]["ckpt_name"] = CHECKPOINT
-    graph["4"]["inputs"].update(tier=preset, checkpoint=CHECKPOINT, width=width, height=height, batch_size=batch)
-    graph["6"]["inputs"]["seed"] = seed
-    return graph
+    """A hand-wired graph as users build it: Quality Preset's sockets drive EmptyLatentImage and one KSampler
+    (the base pass), on the test checkpoint. Node ids: 1 checkpoint, 2/3 prompts, 4 preset, 6 KSampler, 8 save."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CHECKPOINT}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse on a cliff at dusk", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry, low quality", "clip": ["1", 1]}},
+        "4": {"class_type": "AtelierQualityPreset", "inputs": {"tier": preset, "model_family": "auto",
+                                                               "checkpoint": CHECKPOINT, "width": width,
+                                                               "height": height, "batch_size": batch}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": ["4", 5], "height": ["4", 6],
+                                                           "batch_size": ["4", 7]}},
+        "6": {"class_type": "KSampler", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["5", 0], "seed": seed,
+            "steps": ["4", 1], "cfg": ["4", 2], "sampler_name": ["4", 3], "scheduler": ["4", 4], "denoise": ["4", 8]}},
+        "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["1", 2]}},
+        "8": {"class_type": "SaveImage", "inputs": {"images": ["7", 0], "filename_prefix": "atelier_quality"}},
+    }
 
 
 def _shipped(name: str, **preset: Any) -> dict[str, Any]:

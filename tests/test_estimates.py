@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from atelier.nodes.core.quality.apply import FunctionTemplate, apply_preset
-from atelier.nodes.core.quality.estimate import CalibrationStore, Estimator, work_units
+from atelier.nodes.core.quality.estimate import CalibrationStore, Estimator, calibration_key, work_units
 from atelier.nodes.core.quality.runs import PlannedRun, RunObserver
 from atelier.nodes.core.quality.tables import load_tables
 
@@ -90,7 +90,7 @@ def test_runs_recorded_by_another_process_count(tmp_path: Path) -> None:
         writer.record_run("image", params, "sd15", 10.0 + i, run_id=str(i))
     assert reader.calibration.count() == 5
     assert reader.calibration.summary()[0] | {"last_run_at": 0} == {
-        "key": "image:sd15", "device": "gpu", "samples": 5, "last_run_at": 0}
+        "key": "image:sd15:u2", "device": "gpu", "samples": 5, "last_run_at": 0}
     assert reader.estimate("image", image_params(), "sd15").calibrated
 
 
@@ -120,7 +120,7 @@ def test_observer_reads_durations_from_comfyui_history(tmp_path: Path) -> None:
     observer = RunObserver(est, planner)
     assert observer.ingest("p1", _history()) == "recorded 12.50s"
     assert planned[0]["tier"] == "standard"  # planned from the inputs kept in history
-    assert est.calibration.samples("image:sd15", "cpu")[0][1] == 12.5
+    assert est.calibration.samples(calibration_key("image", "sd15"), "cpu")[0][1] == 12.5
     assert observer.ingest("p1", _history()) == "already seen"
     # a re-run whose Quality Preset node was cached still teaches (the sampler ran)
     assert observer.ingest("p1b", _history(cached=["1", "9"])).startswith("recorded")

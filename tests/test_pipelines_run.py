@@ -98,5 +98,5 @@ def test_the_follower_moves_records_along_comfyuis_queue_and_history_and_calibra
     assert done.finished_at - done.started_at == pytest.approx(3.0, abs=0.01)  # ComfyUI's own clock
     assert failed.status == "failed" and failed.error == "CUDA out of memory"
     assert asyncio.run(follower.poll()) == []  # each finished prompt once
-    samples = on_comfyui.quality.estimator.calibration.samples("image:sd15", on_comfyui.settings.device)
+    samples = on_comfyui.quality.estimator.calibration.samples("image:sd15:u2", on_comfyui.settings.device)
     assert [round(seconds, 2) for _, seconds in samples] == [3.0]  # learned once, from the successful run

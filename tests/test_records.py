@@ -331,7 +331,7 @@ def test_a_completed_record_with_a_plan_teaches_the_estimator(store: RecordStore
     store.finish_from_history("p-2", item)
     store.finish_from_history("p-3", item)
     assert calibrate_from_record(estimator, store.get(planned.id), item, "cpu")
-    assert estimator.calibration.samples("image:sd15", "cpu")[0][1] == 6.0
+    assert estimator.calibration.samples("image:sd15:u2", "cpu")[0][1] == 6.0
     assert not calibrate_from_record(estimator, store.get(planned.id), item, "cpu")  # once per prompt
     assert not calibrate_from_record(estimator, store.get(plain.id), item, "cpu")  # no plan, nothing learned
     loaded = _history("success", 1000, 7000, {**graph, "5": {"class_type": "LoraLoader"}})

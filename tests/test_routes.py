@@ -92,9 +92,9 @@ def test_pipelines_estimate_recommend_compare(server: Client) -> None:
     status, plan = server.get("/atelier/pipelines/storyboard_generation/summary/high?model_family=sdxl")
     assert status == 200 and plan["family"]["family"] == "sdxl"
     assert plan["totals"]["time_s"]["expected"] == pytest.approx(
-        sum(s["estimate"]["time_s"]["expected"] for s in plan["stages"]), abs=0.05)
+        sum(s["estimate"]["time_s"]["expected"] * s["runs"] for s in plan["stages"]), abs=0.05)
     status, est = server.post("/atelier/estimate", {"pipeline": "shot_generation", "tier": "draft"})
-    assert status == 200 and len(est["stages"]) == 3
+    assert status == 200 and len(est["stages"]) == 2
     status, est = server.post("/atelier/estimate", {"preset": "ultra", "template": {"model_family": "flux_dev"}})
     assert status == 200 and est["estimate"]["vram_gb"] > 20
     status, body = server.post("/atelier/estimate", {"pipeline": "shot_generation", "tier": "draft",

@@ -154,14 +154,25 @@ def test_the_main_job_curates_the_shipped_storyboard(tmp_path: Path) -> None:
     assert main(["curate", "--storyboard", str(tmp_path / "missing.txt")]) == 2
 
 
-def _expansion(reference: bool):
-    from atelier.nodes.core.storyboard.graph import Sampling, Sources, storyboard_graph
+def _sampling(size: int, steps: int, hires: bool = False):
+    """The sampling passes of a plan (one base pass; with ``hires`` a hires fix at 1.5x) and seed 5."""
+    from atelier.nodes.core.quality.passes import SamplingPass
+    from atelier.nodes.core.storyboard.graph import Sampling
+
+    passes = [SamplingPass("base", steps, 7.0, "euler", "normal", 1.0, size, size)]
+    if hires:
+        passes.append(SamplingPass("hires_fix", 3, 7.0, "euler", "normal", 0.45, size * 3 // 2, size * 3 // 2))
+    return Sampling(passes, 5)
+
+
+def _expansion(reference: bool, hires: bool = False):
+    from atelier.nodes.core.storyboard.graph import Sources, storyboard_graph
 
     board = Storyboard.parse({"clips": [{"start": "a", "end": "b"}, {"start": "c", "end": "d"}]})
     settings = chain_settings(2)
     specs = frames(board, reference, settings.reanchor_every)
     sources = Sources(["1", 0], ["1", 1], ["1", 2], ["9", 0] if reference else None)
-    return storyboard_graph(specs, settings, Sampling(512, 512, 20, 7.0, "euler", "normal", 5), sources, "7.fc",
+    return storyboard_graph(specs, settings, _sampling(512, 20, hires), sources, "7.fc",
                             "", {"storyboard": board.model_dump_json(), "settings": "{}", "tier": "standard",
                                  "filename_prefix": "s"})
 
@@ -201,7 +212,7 @@ def test_the_comfyui_expansion_chains_frames_with_core_nodes(object_info) -> Non
     check_nodes(second.graph, object_info)
     assert second.graph["7.fc.clip_002_start.start.chain"]["inputs"]["previous"] == ["7.fc.clip_001_end.select", 0]
     assert second.graph["7.fc.clip_002_start.start.chain"]["inputs"]["reference"] == ["9", 0]
-    sample = graph["7.fc.clip_002_start.a0.sample"]["inputs"]
+    sample = graph["7.fc.clip_002_start.a0.base"]["inputs"]
     assert sample["denoise"] == ["7.fc.clip_002_start.start", 1] and sample["seed"] == frame_seed(5, 2, 0)
     assert second.outputs[1] == chain_settings(2).denoise                              # the tier's denoise
     assert second.graph["7.fc.clip_002_start.start.batch"]["inputs"]["amount"] == 4   # the tier's variations
@@ -209,6 +220,26 @@ def test_the_comfyui_expansion_chains_frames_with_core_nodes(object_info) -> Non
     plain, _ = _expansion(reference=False)
     assert plain["7.fc.clip_001_start.latent"]["inputs"]["batch_size"] == 4           # text to image
     assert "reference" not in _started(plain, "clip_002_start").graph["7.fc.clip_002_start.start.chain"]["inputs"]
+
+
+def test_every_frame_runs_the_plans_passes_and_a_failed_frame_passes_on_at_the_final_size() -> None:
+    """With a hires fix, every frame's attempt is KSampler -> LatentUpscale -> KSampler -> VAEDecode; the base
+    pass keeps the start's denoise (a link: Frame Start decides it), the hires pass the plan's."""
+    from atelier.nodes.core.quality.passes import passes_in_graph
+
+    graph, _ = _expansion(reference=True, hires=True)
+    upscale = graph["7.fc.clip_002_start.a0.upscale"]["inputs"]
+    assert (upscale["width"], upscale["height"]) == (768, 768)
+    assert upscale["samples"] == ["7.fc.clip_002_start.a0.base", 0]
+    hires = graph["7.fc.clip_002_start.a0.hires_fix"]["inputs"]
+    assert (hires["steps"], hires["denoise"], hires["latent_image"]) == (3, 0.45, ["7.fc.clip_002_start.a0.upscale", 0])
+    assert graph["7.fc.clip_002_start.a0.decode"]["inputs"]["samples"] == ["7.fc.clip_002_start.a0.hires_fix", 0]
+    read = passes_in_graph(graph, "7.fc.clip_002_start.a0.decode")
+    assert [(p.name, p.steps, p.width) for p in read] == [("base", 20, 0), ("hires_fix", 3, 768)]
+    recipe = json.loads(graph["7.fc.clip_002_start.select"]["inputs"]["recipe"])
+    assert (recipe["width"], recipe["height"]) == (768, 768)  # a failed frame's grey image matches the others
+    start = json.loads(graph["7.fc.clip_002_start.start"]["inputs"]["recipe"])
+    assert (start["width"], start["height"]) == (512, 512)  # the chained image is scaled to the base pass
 
 
 def test_failed_frames_chain_the_same_on_the_command_line_and_in_comfyui() -> None:
@@ -225,11 +256,11 @@ def test_failed_frames_chain_the_same_on_the_command_line_and_in_comfyui() -> No
         results, _ = runner.run(board, demo_reference("x", 0, 48) if reference else None, seed=5)
         cli = {r.name: (r.sources, r.status) for r in results}
 
-        from atelier.nodes.core.storyboard.graph import Sampling, Sources, storyboard_graph
+        from atelier.nodes.core.storyboard.graph import Sources, storyboard_graph
 
         settings = chain_settings(2, {"variations": 2})
         specs = frames(board, reference, settings.reanchor_every)
-        graph, _ = storyboard_graph(specs, settings, Sampling(48, 48, 4, 7.0, "euler", "normal", 5),
+        graph, _ = storyboard_graph(specs, settings, _sampling(48, 4),
                                     Sources(["1", 0], ["1", 1], ["1", 2], ["9", 0] if reference else None),
                                     "7.fc", "", {})
         status = {name: state for name, (_, state) in cli.items()}
@@ -260,8 +291,8 @@ def test_a_retry_samples_again_with_the_next_seed() -> None:
     graph, _ = _expansion(reference=True)
     recipe = json_.loads(graph["7.fc.clip_001_end.select"]["inputs"]["recipe"])
     retry = sampler_nodes(recipe["prefix"], recipe, 1)
-    sample = retry["7.fc.clip_001_end.a1.sample"]["inputs"]
-    assert sample["seed"] == frame_seed(5, 1, 1) != graph["7.fc.clip_001_end.a0.sample"]["inputs"]["seed"]
+    sample = retry["7.fc.clip_001_end.a1.base"]["inputs"]
+    assert sample["seed"] == frame_seed(5, 1, 1) != graph["7.fc.clip_001_end.a0.base"]["inputs"]["seed"]
     assert sample["latent_image"] == ["7.fc.clip_001_end.start", 0] and sample["positive"] == ["7.fc.clip_001_end.pos", 0]
     assert sample["denoise"] == ["7.fc.clip_001_end.start", 1]  # the same start as the first attempt
     assert not set(retry) & set(graph)  # new, deterministic ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from atelier.nodes.core.quality.apply import FunctionTemplate, apply_preset
@@ -76,6 +77,21 @@ def test_nominal_time_multipliers_agree_with_computed_estimates() -> None:
         assert abs(ratio / tier.multipliers.time - 1) < 0.35, (tier.id, ratio, tier.multipliers.time)
 
 
-def test_every_pipeline_task_type_maps_a_workflow_for_every_tier() -> None:
-    for task_type in T.pipelines.task_types:
-        assert set(T.pipelines.workflows[task_type]) == set(T.tiers), task_type
+def test_the_fixed_mapping_names_shipped_workflows_that_exist() -> None:
+    """Every task type x tier names a shipped workflow (its builder and both files), or the task type says what
+    model it needs; every pipeline names the workflow that runs it."""
+    from atelier.nodes.core.storyboard.pipelines import WORKFLOWS
+
+    repo = Path(__file__).resolve().parents[1]
+    named = [T.pipelines.pipelines[p].workflow for p in T.pipelines.pipelines]
+    for task_type, spec in T.pipelines.task_types.items():
+        mapping = T.pipelines.workflows.get(task_type)
+        if mapping is None:
+            assert spec.needs and spec.category in ("video", "audio"), task_type
+            continue
+        assert set(mapping) == set(T.tiers), task_type
+        named.extend(mapping.values())
+    for name in named:
+        assert name in WORKFLOWS, name
+        assert (repo / "workflows" / f"{name}.json").is_file() and (repo / "workflows" / "api" / f"{name}.json").is_file()
+    assert set(T.pipelines.workflows) <= set(T.pipelines.task_types)

@@ -26,6 +26,9 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
         "outputs": ["QUALITY_PRESET", *_PLAN_TYPES],
     },
     "AtelierQualityStage": {"inputs": ["quality_preset", "stage"], "outputs": _PLAN_TYPES},
+    "AtelierQualitySampler": {"inputs": ["model", "positive", "negative", "latent_image", "quality_preset", "seed",
+                                         "start"],
+                              "outputs": ["LATENT"]},
     "AtelierVariationScore": {"inputs": ["images", "prompt", "scorers", "weights", "models"],
                               "outputs": ["SCORES", "FLOAT", *(["FLOAT"] * len(METRIC_OUTPUTS))]},
     "AtelierRankSelect": {"inputs": ["images", "scores", "top_k", "threshold", "below_threshold", "latent", "mask"],
@@ -36,7 +39,7 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
                              "outputs": ["STRING", "STRING", "FLOAT", "INT", "STRING"]},
     "AtelierFrameChain": {"inputs": ["model", "clip", "vae", "quality_preset", "storyboard", "negative", "variations",
                                      "threshold", "seed", "enhance", "scorers", "filename_prefix", "reference",
-                                     "owner"],
+                                     "owner", "pipeline"],
                           "outputs": ["IMAGE", "STRING"]},
     "AtelierFrameStart": {"inputs": ["recipe", "vae", "previous", "previous_report", "reference"],
                           "outputs": ["LATENT", "FLOAT", "STRING"]},
@@ -55,7 +58,8 @@ ATELIER_INPUT_TYPES = {"images": "IMAGE", "scores": "SCORES", "quality_preset": 
                        "mask": "MASK", "model": "MODEL", "clip": "CLIP", "vae": "VAE", "reference": "IMAGE",
                        "previous": "IMAGE", "image": "IMAGE", "fallback": "IMAGE", "prompt": "STRING",
                        "report": "STRING", "reports": "STRING", "previous_report": "STRING", "models": "SCORER_MODELS",
-                       "start": "STRING",
+                       "start": "STRING", "positive": "CONDITIONING", "negative": "CONDITIONING",
+                       "latent_image": "LATENT",
                        **{f"image_{s}": "IMAGE" for s in "abcd"}, **{f"preset_{s}": "QUALITY_PRESET" for s in "abcd"}}
 
 
@@ -90,7 +94,7 @@ def check_api_graph(graph: dict[str, Any], object_info: dict[str, Any], label: s
                     expected = ATELIER_INPUT_TYPES.get(name)
                 else:
                     expected = _input_type(object_info, class_type, name)
-                if expected is not None:
+                if expected not in (None, "*"):  # "*": any type (PreviewAny)
                     assert received == expected, f"{label} node {node_id}.{name}: {received} -> {expected}"
             elif class_type in ATELIER_NODES:
                 assert name in ATELIER_NODES[class_type]["inputs"], (class_type, name)

@@ -23,7 +23,7 @@ DEFAULTS = {"checkpoint": "", "tier": "standard", "prompt": "a lighthouse on a c
             "storyboard": "a lighthouse on a cliff at dusk | the lighthouse beam sweeping over the sea\n"
                           "storm clouds over the lighthouse at night | waves crashing below the lighthouse\n"
                           "the storm clearing at dawn | golden sunrise behind the lighthouse",
-            "variations": 4, "seed": 42}
+            "variations": 0, "seed": 42}  # variations 0: the tier's (best of N: 4)
 TITLES = {"ckpt": "Load Checkpoint", "quality": "Quality Preset", "enhance": "Prompt Enhance", "positive": "Positive",
           "negative": "Negative", "latent": "Empty Latent Image", "sample": "KSampler", "decode": "VAE Decode",
           "score": "Variation Score", "rank": "Rank Select", "refine_stage": "Quality Stage (refinement)",

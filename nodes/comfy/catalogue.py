@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .enhance import PromptEnhance
-from .quality import QualityPreset, QualityStage
+from .quality import QualityPreset, QualitySampler, QualityStage
 from .records import RecordGeneration
 from .scoring import RankSelect, ScorerModels, VariationScore
 from .social import SocialContext
@@ -22,6 +22,7 @@ from .storyboard import (
 CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierQualityPreset", QualityPreset, "Quality Preset"),
     ("AtelierQualityStage", QualityStage, "Quality Stage"),
+    ("AtelierQualitySampler", QualitySampler, "Quality Sampler"),
     ("AtelierVariationScore", VariationScore, "Variation Score"),
     ("AtelierRankSelect", RankSelect, "Rank Select"),
     ("AtelierScorerModels", ScorerModels, "Scorer Models"),

@@ -48,7 +48,9 @@ class PromptEnhance(io.ComfyNode):
                 io.Combo.Input("model_family", options=["auto", *service.tables.families.families], default="auto",
                                tooltip="auto: from the Quality Preset input, else SD1.5"),
                 io.Float.Input("threshold", default=DEFAULT_THRESHOLD, min=0.0, max=100.0, step=1.0),
-                io.Int.Input("iterations", default=MAX_ITERATIONS, min=1, max=MAX_ITERATIONS),
+                io.Int.Input("iterations", default=0, min=0, max=MAX_ITERATIONS,
+                             tooltip="Writer/critic rounds at most; 0: the tier's rounds and stopping score "
+                                     "(from the Quality Preset input)"),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
                 io.Float.Input("temperature", default=0.7, min=0.0, max=2.0, step=0.05),
                 io.Boolean.Input("keep_trace", default=False,

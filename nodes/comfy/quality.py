@@ -108,3 +108,48 @@ class QualityStage(io.ComfyNode):
         except AtelierError as exc:
             raise node_error(exc) from None
         return io.NodeOutput(*values)
+
+
+class QualitySampler(io.ComfyNode):
+    """Every sampling pass of the tier, in ComfyUI's own nodes: KSampler, then (hires fix) LatentUpscale and
+    KSampler, then (refinement) KSampler; exactly the passes the plan states and prices."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="AtelierQualitySampler",
+            display_name="Quality Sampler",
+            category="Atelier/Quality",
+            description="Runs the tier's passes on the latent: the base pass (steps, cfg, sampler, scheduler), the "
+                        "hires fix at high and ultra (latent upscale to the hires size, then its steps at its "
+                        "denoise) and the refinement pass at ultra. Expands into KSampler and LatentUpscale, so "
+                        "progress, previews, caching and interruption are ComfyUI's.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Conditioning.Input("positive"),
+                io.Conditioning.Input("negative"),
+                io.Latent.Input("latent_image", tooltip="At the plan's size (Quality Preset's width and height)"),
+                QualityPresetType.Input("quality_preset"),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True),
+                io.Combo.Input("start", options=list(planning.START_MODES), default="text",
+                               tooltip="text: an empty latent (denoise 1); image: an encoded image, sampled at "
+                                       "the tier's img2img strength"),
+            ],
+            outputs=[io.Latent.Output("latent")],
+            hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
+            enable_expand=True,
+        )
+
+    @classmethod
+    def execute(cls, model: Any, positive: Any, negative: Any, latent_image: Any,
+                quality_preset: planning.QualityPlan, seed: int, start: str = "text") -> io.NodeOutput:
+        service = runtime.atelier().quality
+        try:
+            passes = planning.sampler_passes(quality_preset, start,
+                                             service.tables.chain_level(quality_preset.preset.level)["denoise"])
+        except AtelierError as exc:
+            raise node_error(exc) from None
+        inputs = cls.hidden.dynprompt.get_node(str(cls.hidden.unique_id))["inputs"]
+        links = {name: inputs[name] for name in ("model", "positive", "negative", "latent_image")}
+        graph, latent = planning.sampler_expansion(passes, f"{cls.hidden.unique_id}.qs", links, seed)
+        return io.NodeOutput(latent, expand=graph, ui=ui.PreviewText(planning.passes_text(passes)))

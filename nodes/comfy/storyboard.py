@@ -219,6 +219,10 @@ class FrameChain(io.ComfyNode):
                 io.String.Input("owner", default="", optional=True,
                                 tooltip="The user the storyboard and its record belong to (empty: default). "
                                         "Atelier's pipeline routes set it; it is not authentication."),
+                io.Combo.Input("pipeline", options=steps.chain_pipelines(runtime.atelier().quality.tables),
+                               default="storyboard_generation", optional=True,
+                               tooltip="Whose stage prompt suffixes the frames get (presets/pipelines.yaml): "
+                                       "keyframes starting from text, chained frames from an image"),
             ],
             outputs=[io.Image.Output("frames"), io.String.Output("manifest")],
             hidden=[io.Hidden.unique_id, io.Hidden.dynprompt],
@@ -238,13 +242,14 @@ class FrameChain(io.ComfyNode):
     @classmethod
     def execute(cls, model: Any, clip: Any, vae: Any, quality_preset: QualityPlan, storyboard: str,
                 negative: str, variations: int, threshold: float, seed: int, enhance: bool, scorers: str,
-                filename_prefix: str, reference: torch.Tensor | None = None, owner: str = "") -> io.NodeOutput:
+                filename_prefix: str, reference: torch.Tensor | None = None, owner: str = "",
+                pipeline: str = "storyboard_generation") -> io.NodeOutput:
         request = steps.ChainRequest(storyboard, negative, variations, threshold, seed, enhance, scorers,
-                                     filename_prefix, owner)
+                                     filename_prefix, owner, pipeline)
         endpoint = runtime.atelier().enhance.endpoint_names()[0]
         try:
             graph, outputs = steps.frame_chain(quality_preset, request,
-                                               _links(cls, ("model", "clip", "vae", "reference")),
+                                               _links(cls, ("model", "clip", "vae", "reference", "quality_preset")),
                                                f"{cls.hidden.unique_id}.fc", endpoint)
         except AtelierError as exc:
             raise node_error(exc) from None

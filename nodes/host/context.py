@@ -106,7 +106,7 @@ class Atelier:
         from ..core.storyboard.service import PipelineService
 
         return self._once("pipelines", lambda: PipelineService(self.records, self.settings.output_dir,
-                                                               self.quality.tier))
+                                                               self.quality))
 
     @property
     def storyboards(self) -> StoryboardLibrary:

@@ -16,7 +16,7 @@ from ..base.errors import invalid
 from ..quality.plan import QualityPlan
 from ..quality.tables import load_tables
 from .config import DEFAULT_ENDPOINT, load_endpoints
-from .loop import Backends, Enhancer, EnhanceRequest
+from .loop import DEFAULT_THRESHOLD, MAX_ITERATIONS, Backends, Enhancer, EnhanceRequest
 
 
 class EnhanceService:
@@ -79,7 +79,8 @@ class EnhanceService:
 
 def node_body(inputs: dict[str, Any], plan: QualityPlan | None = None) -> dict[str, Any]:
     """The Prompt Enhance node's widgets as a request: ``auto`` family from the Quality Preset (else SD1.5), the
-    checkpoint too (its name tells Pony/Illustrious styles), and the LLM freed after the loop unless kept."""
+    checkpoint too (its name tells Pony/Illustrious styles), the LLM freed after the loop unless kept, and
+    ``iterations`` 0 for the tier's loop (``tier_enhancement``)."""
     body = {k: v for k, v in inputs.items() if k not in ("keep_trace", "keep_llm_loaded")}
     family = body.get("model_family", "auto")
     if family == "auto" and plan is not None:
@@ -87,7 +88,17 @@ def node_body(inputs: dict[str, Any], plan: QualityPlan | None = None) -> dict[s
     body["model_family"] = "sd15" if family == "auto" else family
     body["checkpoint"] = plan.template.checkpoint if plan is not None else None
     body["release_after"] = not inputs.get("keep_llm_loaded", False)
+    if body.get("iterations") == 0:  # the tier's loop: its rounds and its stopping score
+        body.update(tier_enhancement(plan))
     return body
+
+
+def tier_enhancement(plan: QualityPlan | None) -> dict[str, Any]:
+    """The enhancement loop a tier states (``text.enhance_iterations`` and ``enhance_threshold`` in tiers.yaml);
+    without a Quality Preset, the loop's own defaults."""
+    if plan is None:
+        return {"iterations": MAX_ITERATIONS, "threshold": DEFAULT_THRESHOLD}
+    return {"iterations": plan.preset.text.enhance_iterations, "threshold": plan.preset.text.enhance_threshold}
 
 
 def node_fingerprint(service: EnhanceService, inputs: dict[str, Any]) -> str:

@@ -23,10 +23,10 @@ from .tables import Tables, load_tables
 CATEGORY_INPUTS: dict[str, tuple[str, ...]] = {
     "image": ("steps", "cfg", "sampler_name", "scheduler", "denoise", "width", "height", "batch_size",
               "hires_enabled", "hires_scale", "hires_steps", "hires_denoise", "hires_width",
-              "hires_height", "refinement", "attention_slicing", "vae_slicing"),
+              "hires_height", "refinement", "refine_steps", "refine_denoise", "attention_slicing", "vae_slicing"),
     "video": ("fps", "frames", "width", "height", "motion_quality", "interpolation", "batch_size"),
     "audio": ("sample_rate", "bitrate_kbps", "processing_quality", "duration_s"),
-    "text": ("max_tokens", "temperature"),
+    "text": ("max_tokens", "temperature", "enhance_iterations", "enhance_threshold"),
 }
 CFG_WIDE_THRESHOLD = 1024
 CFG_WIDE_BONUS = 0.5
@@ -126,7 +126,9 @@ def _image(preset: Preset, template: FunctionTemplate, family_name: str, tables:
     hires_enabled = hires.enabled and fam.hires_fix
     if hires.enabled and not fam.hires_fix:
         warnings.append(f"hires fix disabled: {fam.display_name} is not made for a second pass")
-    refinement = img.refinement and not fam.distilled
+    refinement = img.refinement.enabled and not fam.distilled
+    if img.refinement.enabled and fam.distilled:
+        warnings.append(f"refinement pass disabled: {fam.display_name} is distilled")
     no_slicing = level >= NO_SLICING_LEVEL
     return {
         "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": scheduler,
@@ -138,6 +140,8 @@ def _image(preset: Preset, template: FunctionTemplate, family_name: str, tables:
         "hires_width": round_to_multiple(width * hires.scale, fam.resolution_multiple) if hires_enabled else width,
         "hires_height": round_to_multiple(height * hires.scale, fam.resolution_multiple) if hires_enabled else height,
         "refinement": refinement,
+        "refine_steps": max(1, round(img.refinement.steps * fam.steps_scale)) if refinement else 0,
+        "refine_denoise": img.refinement.denoise if refinement else 0.0,
         "attention_slicing": False if no_slicing else img.attention_slicing,
         "vae_slicing": False if no_slicing else img.vae_slicing,
     }
@@ -165,7 +169,9 @@ def _audio(preset: Preset, template: FunctionTemplate, tables: Tables) -> dict[s
 
 
 def _text(preset: Preset) -> dict[str, Any]:
-    return {"max_tokens": preset.text.max_tokens, "temperature": preset.text.temperature}
+    text = preset.text
+    return {"max_tokens": text.max_tokens, "temperature": text.temperature,
+            "enhance_iterations": text.enhance_iterations, "enhance_threshold": text.enhance_threshold}
 
 
 def apply_preset(preset: Preset, template: FunctionTemplate, tables: Tables | None = None) -> Applied:

@@ -2,7 +2,8 @@
 
 Work units model what a run computes: one unit is one model evaluation of an SD1.5 UNet at
 512x512. A family's cost, the resolution (to the power ``resolution_exponent``), cfg (two
-evaluations per step when cfg > 1), the batch, VAE decoding and a hires pass add up.
+evaluations per step when cfg > 1), the batch, VAE coding and every sampling pass of the plan
+(base, hires fix, refinement: ``passes.py``) add up.
 
 Prior: ``seconds = overhead + units * seconds_per_unit`` of a reference device. Recorded
 runs of the same (category/family, device) replace the prior with a robust linear fit
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .passes import final_size, sampling_passes
 from .tables import Tables, load_tables
 
 log = logging.getLogger("atelier")
@@ -54,30 +56,30 @@ class Estimate:
         }
 
 
+UNITS_VERSION = 2  # image units count every pass that runs (v1 priced hires and refinement apart from the graph)
+
+
 def calibration_key(category: str, family: str) -> str:
-    return f"image:{family}" if category == "image" else category
+    """Runs are compared by the units they computed: a change of the units' model starts a new key."""
+    return f"image:{family}:u{UNITS_VERSION}" if category == "image" else category
 
 
 def image_units(params: dict[str, Any], family: str, tables: Tables) -> float:
+    """Every sampling pass the plan states (``passes.sampling_passes``, what the graph runs), one VAE decode at
+    the final size, and one VAE encode when the base pass starts from an image (denoise < 1), per image.
+
+    ComfyUI's KSampler runs ``steps`` steps at any denoise (it shortens the schedule, not the loop)."""
     fam = tables.family(family)
     est = tables.estimator
     exponent = float(est["resolution_exponent"])
     reference_px = REFERENCE_SIDE ** 2
     evals = 1 if float(params.get("cfg", 1.0)) <= 1.0 else 2
-
-    def pass_units(width: int, height: int, steps: float) -> float:
-        rel = (width * height) / reference_px
-        return fam.cost * steps * evals * rel ** exponent + float(est["vae_decode_units"]) * fam.cost * rel
-
-    steps = float(params["steps"]) * float(params.get("denoise", 1.0) or 1.0)
-    units = pass_units(params["width"], params["height"], steps)
-    if params.get("hires_enabled"):
-        hires_steps = float(params["hires_steps"])
-        units += pass_units(params["hires_width"], params["hires_height"], hires_steps)
-    if params.get("refinement"):
-        width = params.get("hires_width", params["width"])
-        height = params.get("hires_height", params["height"])
-        units += pass_units(width, height, float(params["steps"]) * float(est["refinement_steps_fraction"]))
+    passes = sampling_passes(params)
+    units = sum(fam.cost * p.steps * evals * (p.width * p.height / reference_px) ** exponent for p in passes)
+    last, base = passes[-1], passes[0]
+    units += float(est["vae_decode_units"]) * fam.cost * last.width * last.height / reference_px
+    if base.denoise < 1.0:
+        units += float(est["vae_encode_units"]) * fam.cost * base.width * base.height / reference_px
     return units * int(params.get("batch_size", 1))
 
 
@@ -97,7 +99,7 @@ def work_units(category: str, params: dict[str, Any], family: str, tables: Table
         audio = est["audio"]
         factor = float(audio["processing_quality"][params["processing_quality"]])
         return float(audio["units_per_second"]) * params["duration_s"] * params["sample_rate"] / 44100 * factor
-    return float(est["text"]["units_per_token"]) * params["max_tokens"]
+    return float(est["text"]["units_per_token"]) * params["max_tokens"] * int(params.get("enhance_iterations", 1))
 
 
 def vram_gb(category: str, params: dict[str, Any], family: str, tables: Tables) -> float:
@@ -105,8 +107,7 @@ def vram_gb(category: str, params: dict[str, Any], family: str, tables: Tables) 
     vram = est["vram"]
     if category == "image":
         fam = tables.family(family)
-        width = params.get("hires_width", params["width"]) if params.get("hires_enabled") else params["width"]
-        height = params.get("hires_height", params["height"]) if params.get("hires_enabled") else params["height"]
+        width, height = final_size(params)
         megapixels = width * height / 1e6
         activations = float(vram["activation_gb_per_megapixel"]) * megapixels * int(params.get("batch_size", 1))
         if not params.get("attention_slicing", True):

@@ -1,7 +1,9 @@
 """Pipelines from ``presets/pipelines.yaml``, configured at one quality preset.
 
 Every stage's parameters are the preset applied to the stage's category (quality), then the
-stage's own parameters, then the user's (all stages, then per stage): quality < stage < user.
+stage's own parameters, then (Frame Chain's frames) the tier's storyboard settings, then the user's
+(variations, all stages, then per stage): quality < stage < storyboard < user. A stage the checkpoint
+cannot run (video, audio on an image model) is skipped with the reason and what it needs.
 The workflow of each stage comes from the fixed mapping per task type and tier. Nothing
 depends on the machine's free resources: the same tier always gives the same parameters.
 """
@@ -17,6 +19,7 @@ from ..base.errors import InvalidInput, NotFound, invalid
 from ..base.validation import parse_model, validation_error
 from .apply import CATEGORY_INPUTS, FunctionTemplate, apply_preset, round_to_multiple
 from .estimate import Estimate, Estimator
+from .passes import SamplingPass, sampling_passes
 from .schema import Preset, QualityWord, comfy_names
 from .tables import Tables
 
@@ -29,11 +32,13 @@ _RULES: dict[str, Any] = {
     "batch_size": Annotated[int, Field(ge=1, le=256)], "hires_enabled": bool,
     "hires_scale": Annotated[float, Field(ge=1.0, le=4.0)], "hires_steps": Annotated[int, Field(ge=0, le=150)],
     "hires_denoise": _Unit, "hires_width": _Size, "hires_height": _Size, "refinement": bool,
+    "refine_steps": Annotated[int, Field(ge=0, le=150)], "refine_denoise": _Unit,
     "attention_slicing": bool, "vae_slicing": bool, "fps": Annotated[int, Field(ge=1, le=120)],
     "frames": Annotated[int, Field(ge=1, le=2000)], "motion_quality": QualityWord, "interpolation": bool,
     "sample_rate": Annotated[int, Field(ge=8000, le=192000)], "bitrate_kbps": Annotated[int, Field(ge=32, le=512)],
     "processing_quality": QualityWord, "duration_s": Annotated[float, Field(gt=0.0, le=3600.0)],
     "max_tokens": Annotated[int, Field(ge=16, le=32768)], "temperature": Annotated[float, Field(ge=0.0, le=2.0)],
+    "enhance_iterations": Annotated[int, Field(ge=1, le=4)], "enhance_threshold": Annotated[float, Field(ge=0.0, le=100.0)],
 }
 PARAMETER_RULES: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(rule) for name, rule in _RULES.items()}
 
@@ -47,6 +52,10 @@ class PipelineRequest(BaseModel):
     checkpoint: str | None = None
     width: Annotated[int, Field(ge=0, le=16384)] = 0
     height: Annotated[int, Field(ge=0, le=16384)] = 0
+    clips: Annotated[int, Field(ge=1, le=64)] = 1       # storyboard clips (each a start and an end frame)
+    reference: bool = False                             # a reference image: every frame starts from an image
+    variations: Annotated[int, Field(ge=0, le=16)] = 0  # per frame or shot; 0: the tier's (or the stage's)
+    enhance: bool = True                                # the prompt enhancement stage runs
     parameters: dict[str, Any] = Field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -77,45 +86,84 @@ class StagePlan:
     workflow: str
     prompt_suffix: str
     parameters: dict[str, Any]
-    sources: dict[str, str]  # parameter -> "quality" | "stage" | "user"
-    estimate: Estimate
+    sources: dict[str, str]  # parameter -> "quality" | "stage" | "storyboard" | "user"
+    estimate: Estimate       # one run
+    runs: int = 1            # how many times it runs (frames of a storyboard); the totals count them all
+    note: str = ""
+
+    @property
+    def passes(self) -> list[SamplingPass]:
+        """The sampling passes one run makes (image stages)."""
+        return sampling_passes(self.parameters) if self.category == "image" else []
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "task_type": self.task_type, "category": self.category,
                 "workflow": self.workflow, "prompt_suffix": self.prompt_suffix,
-                "parameters": self.parameters, "sources": self.sources, "estimate": self.estimate.to_dict()}
+                "parameters": self.parameters, "sources": self.sources, "runs": self.runs,
+                "passes": [p.to_dict() for p in self.passes], "estimate": self.estimate.to_dict(),
+                **({"note": self.note} if self.note else {})}
+
+
+@dataclass(frozen=True)
+class SkippedStage:
+    """A stage the chosen checkpoint cannot run: neither planned nor priced."""
+
+    id: str
+    task_type: str
+    reason: str
+    needs: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "task_type": self.task_type, "reason": self.reason, "needs": self.needs}
 
 
 @dataclass
 class PipelinePlan:
     name: str
     description: str
+    workflow: str
     preset: Preset
     tier: str
     family: dict[str, str]
     stages: list[StagePlan]
+    skipped: list[SkippedStage]
+    request: PipelineRequest
+
+    def stage(self, stage_id: str) -> StagePlan | None:
+        return next((s for s in self.stages if s.id == stage_id), None)
 
     def totals(self) -> dict[str, Any]:
-        est = [s.estimate for s in self.stages]
-        return {"time_s": {"min": round(sum(e.time_min_s for e in est), 2),
-                           "expected": round(sum(e.time_expected_s for e in est), 2),
-                           "max": round(sum(e.time_max_s for e in est), 2)},
-                "vram_gb": round(max(e.vram_gb for e in est), 2),
-                "cost_usd": round(sum(e.cost_usd for e in est), 5)}
+        """Every run of every planned stage (a storyboard's stages run once per frame)."""
+        est = [(s.estimate, s.runs) for s in self.stages]
+        return {"time_s": {"min": round(sum(e.time_min_s * n for e, n in est), 2),
+                           "expected": round(sum(e.time_expected_s * n for e, n in est), 2),
+                           "max": round(sum(e.time_max_s * n for e, n in est), 2)},
+                "vram_gb": round(max((e.vram_gb for e, n in est if n), default=0.0), 2),
+                "cost_usd": round(sum(e.cost_usd * n for e, n in est), 5),
+                "runs": sum(n for _, n in est)}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pipeline": self.name, "description": self.description, "tier": self.tier,
-                "preset": self.preset.summary(), "family": self.family,
-                "stages": [s.to_dict() for s in self.stages], "totals": self.totals()}
+        return {"pipeline": self.name, "description": self.description, "workflow": self.workflow,
+                "tier": self.tier, "preset": self.preset.summary(), "family": self.family,
+                "stages": [s.to_dict() for s in self.stages], "skipped": [s.to_dict() for s in self.skipped],
+                "totals": self.totals()}
 
 
 def list_pipelines(tables: Tables) -> list[dict[str, Any]]:
     table = tables.pipelines
-    return [{"name": name, "description": spec.description,
+    return [{"name": name, "description": spec.description, "workflow": spec.workflow,
              "stages": [{"id": s.id, "task_type": s.task_type,
                          "category": table.task_types[s.task_type].category,
                          "workflows": table.workflows.get(s.task_type, {})} for s in spec.stages]}
             for name, spec in table.pipelines.items()]
+
+
+def frame_runs(chain: str, request: PipelineRequest) -> int:
+    """How many frames of a storyboard of ``request.clips`` clips start from text / from an image: without a
+    reference the first start frame starts from text and every other frame from an image (spec.frames)."""
+    frames = 2 * request.clips
+    from_text = 0 if request.reference else 1
+    return from_text if chain == "text" else frames - from_text
 
 
 def configure_pipeline(name: str, preset: Preset, request: PipelineRequest, tables: Tables,
@@ -135,23 +183,42 @@ def configure_pipeline(name: str, preset: Preset, request: PipelineRequest, tabl
             accepted = sorted({k for c in categories for k in CATEGORY_INPUTS[c]})
             raise invalid(f"parameters.{key}", key, accepted, f"no stage of {name} takes it")
     tier = preset.id if preset.builtin else tables.builtin_for_level(preset.level).id
+    chain = tables.chain_level(preset.level)
 
     stages: list[StagePlan] = []
+    skipped: list[SkippedStage] = []
     family: dict[str, str] = {}
     for stage in spec.stages:
-        category = table.task_types[stage.task_type].category
-        workflow = table.workflows.get(stage.task_type, {}).get(tier)
-        if workflow is None:
-            raise InvalidInput(f"pipeline {name!r} maps no workflow for task type {stage.task_type!r} "
-                               f"at tier {tier!r}", field="tier", value=tier)
+        task = table.task_types[stage.task_type]
+        category = task.category
         template = FunctionTemplate(id=f"{name}.{stage.id}", category=category,
                                     model_family=request.model_family, checkpoint=request.checkpoint,
                                     width=request.width, height=request.height)
         applied = apply_preset(preset, template, tables)
-        family = applied.family.to_dict()
+        family = applied.family.to_dict() if category == "image" or not family else family
+        fam = tables.family(applied.family.family)
+        if category != "text" and category not in fam.categories:
+            skipped.append(SkippedStage(stage.id, stage.task_type, f"{fam.display_name} checkpoints make "
+                                        f"{' and '.join(fam.categories)} only, not {category}", task.needs))
+            continue
+        if category == "text" and not request.enhance:
+            skipped.append(SkippedStage(stage.id, stage.task_type, "prompt enhancement is off", ""))
+            continue
+        workflow = table.workflows.get(stage.task_type, {}).get(tier)
+        if workflow is None:
+            raise InvalidInput(f"pipeline {name!r} maps no workflow for task type {stage.task_type!r} "
+                               f"at tier {tier!r}", field="tier", value=tier)
         params = dict(applied.params)
         sources = dict.fromkeys(params, "quality")
+        chained: dict[str, Any] = {}
+        if stage.chain is not None:  # Frame Chain's frames: the tier's variations and img2img strength
+            chained["batch_size"] = chain["variations"]
+            if stage.chain == "image":
+                chained["denoise"] = chain["denoise"]
+        variations = {"batch_size": request.variations} if request.variations and category == "image" else {}
         layers = (("stage", f"pipelines.{name}.{stage.id}.parameters", stage.parameters),
+                  ("storyboard", f"storyboard.levels.{preset.level}", chained),
+                  ("user", "variations", variations),
                   ("user", "parameters", {k: v for k, v in request.parameters.items()
                                           if k in CATEGORY_INPUTS[category]}),
                   ("user", f"stages.{stage.id}", request.stages.get(stage.id, {})))
@@ -163,10 +230,17 @@ def configure_pipeline(name: str, preset: Preset, request: PipelineRequest, tabl
                 params[key] = check_parameter(field, key, value)
                 sources[key] = source
         _rescale_hires(params, sources, tables, applied.family.family, category)
+        runs, note = 1, ""
+        if stage.chain is not None:
+            runs = frame_runs(stage.chain, request)
+            if runs == 0:
+                note = "every frame starts from the reference image"
+        elif category == "text" and any(s.chain for s in spec.stages):
+            runs = 2 * request.clips  # every frame's prompt is enhanced
         estimate = estimator.estimate(category, params, applied.family.family)
         stages.append(StagePlan(stage.id, stage.task_type, category, workflow, stage.prompt_suffix,
-                                params, sources, estimate))
-    return PipelinePlan(name, spec.description, preset, tier, family, stages)
+                                params, sources, estimate, runs, note))
+    return PipelinePlan(name, spec.description, spec.workflow, preset, tier, family, stages, skipped, request)
 
 
 def _rescale_hires(params: dict[str, Any], sources: dict[str, str], tables: Tables, family: str,

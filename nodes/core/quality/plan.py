@@ -17,6 +17,7 @@ from ..base.errors import AtelierError, invalid
 from .apply import FunctionTemplate, apply_preset, check_compatibility
 from .estimate import Estimate
 from .families import Detection, detect_family
+from .passes import PASS_NAMES, Graph, Link, SamplingPass, sampling_graph, sampling_passes
 from .runs import PlannedRun
 from .schema import Preset
 from .service import QualityService
@@ -25,7 +26,7 @@ from .summary import summary_text
 DEFAULT_USER = "default"
 IMAGE_OUTPUTS = ("steps", "cfg", "sampler_name", "scheduler", "width", "height", "batch_size", "denoise",
                  "hires_enabled", "hires_scale", "hires_steps", "hires_denoise", "hires_width", "hires_height")
-STAGES = ("base", "hires_fix", "refinement")
+STAGES = PASS_NAMES
 
 
 def tier_options(service: QualityService) -> list[str]:
@@ -140,18 +141,51 @@ def planned_run(service: QualityService, inputs: dict[str, Any], header: Header)
 
 
 def outputs(plan: QualityPlan, stage: str = "base") -> tuple[Any, ...]:
-    """Socket values for a stage of the plan: the base pass, the hires-fix pass or refinement."""
+    """Socket values for a pass of the plan (``passes.py``): the base pass, the hires-fix pass or refinement.
+
+    A pass the plan does not state gets denoise 0: a KSampler wired to it passes its latent through
+    unchanged, so a hand-made graph runs no pass that the plan does not price."""
     if stage not in STAGES:
         raise invalid("stage", stage, list(STAGES))
+    passes = {p.name: p for p in sampling_passes(plan.params)}
+    chosen = passes.get(stage)
     p = dict(plan.params)
-    if stage == "hires_fix":
-        p.update(steps=max(1, p["hires_steps"]), denoise=p["hires_denoise"] or 0.5,
-                 width=p["hires_width"], height=p["hires_height"])
-    elif stage == "refinement":
-        fraction = 0.3
-        p.update(steps=max(1, round(p["steps"] * fraction)), denoise=0.25,
-                 width=p["hires_width"], height=p["hires_height"])
+    if chosen is None:
+        last = list(passes.values())[-1]
+        p.update(width=last.width, height=last.height, denoise=0.0)
+    else:
+        p.update(steps=chosen.steps, denoise=chosen.denoise, width=chosen.width, height=chosen.height)
     return tuple(p[name] for name in IMAGE_OUTPUTS)
+
+
+START_MODES = ("text", "image")
+
+
+def sampler_passes(plan: QualityPlan, start: str = "text", image_denoise: float | None = None) -> list[SamplingPass]:
+    """The passes a Quality Sampler node runs: the plan's; from an image (``start`` "image") the base pass
+    samples at the tier's img2img strength (``image_denoise``, storyboard.yaml's denoise of the level)."""
+    if start not in START_MODES:
+        raise invalid("start", start, list(START_MODES))
+    passes = sampling_passes(plan.params)
+    if start == "image":
+        if image_denoise is None:
+            raise invalid("image_denoise", image_denoise, "the tier's img2img denoise")
+        base = passes[0]
+        passes[0] = SamplingPass(base.name, base.steps, base.cfg, base.sampler_name, base.scheduler,
+                                 float(image_denoise), base.width, base.height)
+    return passes
+
+
+def sampler_expansion(passes: list[SamplingPass], prefix: str, links: dict[str, Any],
+                      seed: int) -> tuple[Graph, Link]:
+    """What a Quality Sampler node expands into (``passes.sampling_graph`` on its own input links)."""
+    return sampling_graph(prefix, passes, model=links["model"], positive=links["positive"],
+                          negative=links["negative"], latent=links["latent_image"], seed=seed)
+
+
+def passes_text(passes: list[SamplingPass]) -> str:
+    """What a Quality Sampler shows: one line per pass."""
+    return "\n".join(p.label() for p in passes)
 
 
 def fingerprint(plan_inputs: dict[str, Any], preset_dump: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..base.ids import PRESET_ID
 
@@ -45,6 +45,32 @@ class HiresFix(_Strict):
     denoise: Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+class Refinement(_Strict):
+    """A last low-denoise pass at the final size (after the hires fix when there is one)."""
+
+    enabled: bool
+    steps: Annotated[int, Field(ge=0, le=150)] = 0
+    denoise: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, value: Any) -> Any:
+        """``refinement: true`` (a preset written before the pass had settings) takes the ultra tier's pass."""
+        if isinstance(value, bool):
+            return {"enabled": value, **(LEGACY_REFINEMENT if value else {})}
+        return value
+
+    @model_validator(mode="after")
+    def _runnable(self) -> Refinement:
+        if self.enabled and (self.steps < 1 or self.denoise <= 0.0):
+            raise ValueError(f"an enabled refinement pass needs steps >= 1 and denoise > 0 "
+                             f"(got steps {self.steps}, denoise {self.denoise})")
+        return self
+
+
+LEGACY_REFINEMENT = {"steps": 15, "denoise": 0.25}
+
+
 class ImageParams(_Strict):
     steps: Annotated[int, Field(ge=1, le=200)]
     cfg: Annotated[float, Field(ge=0.0, le=30.0)]
@@ -53,7 +79,7 @@ class ImageParams(_Strict):
     denoise: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     resolution_scale: Annotated[float, Field(ge=0.25, le=4.0)]
     hires_fix: HiresFix
-    refinement: bool
+    refinement: Refinement
     attention_slicing: bool = True
     vae_slicing: bool = True
 
@@ -90,6 +116,8 @@ class AudioParams(_Strict):
 class TextParams(_Strict):
     max_tokens: Annotated[int, Field(ge=16, le=32768)]
     temperature: Annotated[float, Field(ge=0.0, le=2.0)]
+    enhance_iterations: Annotated[int, Field(ge=1, le=4)] = 4   # writer/critic rounds at most
+    enhance_threshold: Annotated[float, Field(ge=0.0, le=100.0)] = 85.0  # the critic's score that stops early
 
 
 class Multipliers(_Strict):
@@ -186,6 +214,7 @@ class FamilySpec(_Strict):
     samplers: LevelMap
     schedulers: LevelMap
     hires_fix: bool
+    categories: tuple[Category, ...] = ("image",)  # what its checkpoints make (prompt enhancement needs none)
     cost: Annotated[float, Field(gt=0.0)]
     weights_gb: Annotated[float, Field(gt=0.0)]
     match: FamilyMatch
@@ -208,15 +237,18 @@ class StageSpec(_Strict):
     task_type: str
     prompt_suffix: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict)
+    chain: Literal["text", "image"] | None = None  # Frame Chain's frames starting from text / from an image
 
 
 class PipelineSpec(_Strict):
     description: str
+    workflow: str  # the shipped workflow that runs the whole pipeline
     stages: tuple[StageSpec, ...]
 
 
 class TaskTypeSpec(_Strict):
     category: Category
+    needs: str = ""  # what it needs beyond an image checkpoint (a video or audio model)
 
 
 class PipelinesTable(_Strict):

@@ -9,6 +9,8 @@ def summary_text(display_name: str, level: int, family: dict[str, str], p: dict[
                  warnings: list[str]) -> str:
     """A plan in words: preset and family; sampling and size; time, VRAM and cost; warnings."""
     hires = f" -> hires {p['hires_width']}x{p['hires_height']} ({p['hires_steps']} steps)" if p["hires_enabled"] else ""
+    if p.get("refinement"):
+        hires += f" -> refine ({p['refine_steps']} steps)"
     lines = [
         f"{display_name} (level {level}) on {family['family']} [{family['source']}]",
         f"{p['steps']} steps, cfg {p['cfg']}, {p['sampler_name']}/{p['scheduler']}, "

@@ -1,4 +1,4 @@
-"""The YAML tables in ``presets/``: tiers, model families, pipelines, use cases, priors.
+"""The YAML tables in ``presets/``: tiers, model families, pipelines, use cases, priors, storyboard chaining.
 
 Loaded once per process (``load_tables``) and validated; a broken shipped table is a bug
 and fails loudly with the file and the field.
@@ -44,6 +44,7 @@ class Tables:
     pipelines: PipelinesTable
     use_cases: dict[str, UseCaseSpec]
     estimator: dict[str, Any]
+    chaining: dict[str, Any]  # storyboard.yaml: frames per level (variations, img2img denoise, anchor, ...)
     default_tier: str     # what a new node, request or command starts from
     reference_tier: str   # what comparisons are measured against
 
@@ -56,6 +57,13 @@ class Tables:
 
     def builtin_for_level(self, level: int) -> Preset:
         return next(p for p in self.tiers.values() if p.level == level)
+
+    def chain_level(self, level: int) -> dict[str, Any]:
+        """A level's storyboard settings (defaults, then the level's): variations, denoise, anchor, ..."""
+        levels = {int(k): v for k, v in self.chaining["levels"].items()}
+        if level not in levels:
+            raise invalid("level", level, sorted(levels))
+        return {**self.chaining["defaults"], **levels[level]}
 
     def family(self, name: str) -> Any:
         try:
@@ -105,6 +113,9 @@ def load_tables(presets_dir: Path = PRESETS_DIR) -> Tables:
                  for name, raw in read_yaml(use_file)["use_cases"].items()}
 
     estimator = read_yaml(presets_dir / "estimator.yaml")
+    chaining = read_yaml(presets_dir / "storyboard.yaml")
+    if sorted(int(k) for k in chaining["levels"]) != list(LEVELS):
+        raise RuntimeError(f"{presets_dir / 'storyboard.yaml'}: expected settings for levels {list(LEVELS)}")
     return Tables(tiers=tiers, aliases=aliases, families=families, pipelines=pipelines,
-                  use_cases=use_cases, estimator=estimator, default_tier=tiers_table["default"],
+                  use_cases=use_cases, estimator=estimator, chaining=chaining, default_tier=tiers_table["default"],
                   reference_tier=tiers_table["reference"])

@@ -1,7 +1,7 @@
 """The storyboard as a ComfyUI graph (API format), for the Frame Chain node's expansion.
 
-Every frame is ComfyUI's own nodes: CLIPTextEncode, a latent to start from, one KSampler for all
-variations, VAEDecode; then Atelier's Frame Select scores them and keeps the best (or retries, by expanding
+Every frame is ComfyUI's own nodes: CLIPTextEncode, a latent to start from, the tier's sampling passes
+for all variations (KSampler; LatentUpscale + KSampler for the hires fix; KSampler for refinement), VAEDecode; then Atelier's Frame Select scores them and keeps the best (or retries, by expanding
 a new sampler with the next seed). A frame planned from text alone starts from EmptyLatentImage. A frame
 planned from other images gets a Frame Start node, which applies the chaining rule (``chaining.py``) at run
 time, once the frame it chains from has succeeded or failed, and expands (``start_expansion``) into
@@ -16,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..quality.passes import SamplingPass, sampling_graph
 from .chaining import Start, frame_start
 from .frames import FrameResult
 from .spec import REFERENCE, ChainSettings, FrameSpec, frame_seed
@@ -26,13 +27,18 @@ Graph = dict[str, dict[str, Any]]
 
 @dataclass
 class Sampling:
-    width: int
-    height: int
-    steps: int
-    cfg: float
-    sampler_name: str
-    scheduler: str
+    """The plan's sampling passes (base, hires fix, refinement) and the storyboard's seed."""
+
+    passes: list[SamplingPass]
     seed: int = 0
+
+    @property
+    def width(self) -> int:  # the base pass's size: what a chained start is scaled to
+        return self.passes[0].width
+
+    @property
+    def height(self) -> int:
+        return self.passes[0].height
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Sources:
     vae: Link
     reference: Link | None = None
     enhance: dict[str, Any] | None = None  # Prompt Enhance inputs (besides the prompt), or None: as written
+    quality_preset: Link | None = None     # the tier (Prompt Enhance's loop at iterations 0)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -74,16 +81,17 @@ class StartRecipe:
 
 
 def sampler_nodes(prefix: str, recipe: dict[str, Any], attempt: int) -> Graph:
-    """KSampler + VAEDecode of one attempt of a frame, from its recipe (shared with Frame Select's retry)."""
-    ks, dec = f"{prefix}.a{attempt}.sample", f"{prefix}.a{attempt}.decode"
-    return {
-        ks: {"class_type": "KSampler", "inputs": {
-            "model": recipe["model"], "seed": frame_seed(recipe["seed"], recipe["index"], attempt),
-            "steps": recipe["steps"], "cfg": recipe["cfg"], "sampler_name": recipe["sampler_name"],
-            "scheduler": recipe["scheduler"], "positive": recipe["positive"], "negative": recipe["negative"],
-            "latent_image": recipe["latent"], "denoise": recipe["denoise"]}},
-        dec: {"class_type": "VAEDecode", "inputs": {"samples": [ks, 0], "vae": recipe["vae"]}},
-    }
+    """The plan's passes (KSampler, LatentUpscale + KSampler, KSampler: ``passes.sampling_graph``) and
+    VAEDecode of one attempt of a frame, from its recipe (shared with Frame Select's retry). The base pass
+    samples at the start's denoise (1 from text, the tier's img2img strength from an image)."""
+    passes = [SamplingPass(**p) for p in recipe["passes"]]
+    graph, latent = sampling_graph(f"{prefix}.a{attempt}", passes, model=recipe["model"],
+                                   positive=recipe["positive"], negative=recipe["negative"],
+                                   latent=recipe["latent"], seed=frame_seed(recipe["seed"], recipe["index"], attempt),
+                                   denoise=recipe["denoise"])
+    graph[f"{prefix}.a{attempt}.decode"] = {"class_type": "VAEDecode", "inputs": {"samples": latent,
+                                                                                  "vae": recipe["vae"]}}
+    return graph
 
 
 def select_node(recipe: dict[str, Any], images: Link, attempt: int, previous: str = "") -> dict[str, Any]:
@@ -142,7 +150,8 @@ def storyboard_graph(specs: list[FrameSpec], settings: ChainSettings, sampling: 
         text: Any = spec.prompt
         if sources.enhance is not None:
             graph[f"{p}.enhance"] = {"class_type": "AtelierPromptEnhance", "inputs": {
-                **sources.enhance, "prompt": spec.prompt, "negative": negative, "seed": sampling.seed + spec.index}}
+                **sources.enhance, "prompt": spec.prompt, "negative": negative, "seed": sampling.seed + spec.index,
+                **({"quality_preset": sources.quality_preset} if sources.quality_preset else {})}}
             text = [f"{p}.enhance", 0]
         graph[f"{p}.pos"] = {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": sources.clip}}
         graph[f"{p}.neg"] = {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": sources.clip}}
@@ -166,10 +175,10 @@ def storyboard_graph(specs: list[FrameSpec], settings: ChainSettings, sampling: 
         recipe_dict = {"prefix": p, "index": spec.index, "name": spec.name, "clip": spec.clip, "role": spec.role,
                        "prompt": spec.prompt, "sources": [], "model": sources.model,
                        "positive": [f"{p}.pos", 0], "negative": [f"{p}.neg", 0], "latent": latent, "vae": sources.vae,
-                       "seed": sampling.seed, "steps": sampling.steps, "cfg": sampling.cfg,
-                       "sampler_name": sampling.sampler_name, "scheduler": sampling.scheduler, "denoise": denoise,
+                       "seed": sampling.seed, "passes": [p.to_dict() for p in sampling.passes], "denoise": denoise,
                        "threshold": settings.threshold, "scorers": settings.scorers, "retries": settings.retries,
-                       "width": sampling.width, "height": sampling.height, "prompt_input": text, "start": start}
+                       "width": sampling.passes[-1].width, "height": sampling.passes[-1].height,  # the frame's
+                       "prompt_input": text, "start": start}
         graph.update(sampler_nodes(p, recipe_dict, 0))
         graph[f"{p}.select"] = select_node(recipe_dict, [f"{p}.a0.decode", 0], 0)
         selected.append(f"{p}.select")

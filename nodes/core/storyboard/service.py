@@ -10,32 +10,49 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..base.errors import NotFound, Unavailable, invalid
+from ..quality.pipelines import PipelinePlan
+from ..quality.service import QualityService
 from ..records.service import RecordService
 from .library import DEFAULT_OWNER as DEFAULT_USER
 from .library import owner_of
-from .pipelines import pipeline_graph
+from .pipelines import Graph, PipelineRun, compile_pipeline, plan_run
+
+
+def plan_record(plan: PipelinePlan) -> dict[str, Any]:
+    """What a run's record keeps of its plan: each stage's runs and sampling passes, the skipped stages, the
+    totals (the passes that ran are these: the graph is compiled from the plan)."""
+    return {"tier": plan.tier, "family": plan.family.get("family"),
+            "stages": [{"id": s.id, "runs": s.runs, "passes": [p.name for p in s.passes],
+                        "expected_s": round(s.estimate.time_expected_s, 2)} for s in plan.stages],
+            "skipped": [s.id for s in plan.skipped], "totals": plan.totals()}
 
 
 class PipelineService:
     """``output_dir``: ComfyUI's output folder (where Storyboard Save writes under atelier/storyboards)."""
 
-    def __init__(self, records: RecordService, output_dir: Path, check_tier: Callable[[str, str], Any]) -> None:
+    def __init__(self, records: RecordService, output_dir: Path, quality: QualityService) -> None:
         self.records = records
         self.output_dir = output_dir
-        self.check_tier = check_tier
+        self.quality = quality
+
+    def plan(self, user: str, name: str, body: Any) -> tuple[PipelineRun, PipelinePlan, Graph]:
+        """A run's plan at the user's tier (built-in or their custom preset) and the graph compiled from it."""
+        run = PipelineRun.parse(body)
+        preset = self.quality.tier(user, run.tier)
+        plan = plan_run(name, run, preset, self.quality.tables, self.quality.estimator)
+        return run, plan, compile_pipeline(run, plan)
 
     async def run(self, user: str, name: str, body: Any) -> dict[str, Any]:
         """``body``: the pipeline's parameters, and optionally ``client_id`` (the websocket that gets its events)."""
         client_id = body.pop("client_id", None) if isinstance(body, dict) else None
         if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 128):
             raise invalid("client_id", client_id, "a websocket client id of 1-128 characters")
-        run, graph = pipeline_graph(name, body)
-        preset = self.check_tier(user, run.tier)
+        run, plan, graph = self.plan(user, name, body)
+        preset = plan.preset
         for node in graph.values():
             if node["class_type"] == "AtelierQualityPreset" and not preset.builtin and user != DEFAULT_USER:
                 node["inputs"]["tier"] = f"{user}/{preset.id}"  # the node reads other users' presets so
@@ -46,9 +63,10 @@ class PipelineService:
                               field="name", value=name)
         record = await self.records.submitter.submit(user, {
             "operation_type": name, "workspace": "pipelines", "prompt": run.prompt or run.storyboard[:20000],
-            "parameters": {"run": run.model_dump(), "quality": {"preset": run.tier}}, "graph": graph}, client_id)
+            "parameters": {"run": run.model_dump(), "quality": {"preset": run.tier},
+                           "plan": plan_record(plan)}, "graph": graph}, client_id)
         return {"prompt_id": record.comfy_prompt_id, "record_id": record.id, "pipeline": name,
-                "tier": run.tier, "nodes": len(graph), "graph": graph}
+                "tier": run.tier, "nodes": len(graph), "graph": graph, "plan": plan.to_dict()}
 
     async def status(self, user: str, prompt_id: str) -> dict[str, Any]:
         """A run of ``user``'s: another user's run is not found. A prompt without records (queued on ComfyUI

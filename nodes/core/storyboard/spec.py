@@ -19,9 +19,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..base.data import PRESETS_DIR, read_yaml
 from ..base.errors import invalid
 from ..base.validation import parse_model
+from ..quality.tables import load_tables
 
 Role = Literal["start", "end"]
 REFERENCE, PREVIOUS_END, OWN_START = "reference", "previous_end", "own_start"
@@ -84,11 +84,7 @@ class ChainSettings(BaseModel):
 
 def chain_settings(level: int, overrides: dict[str, Any] | None = None) -> ChainSettings:
     """The settings of a quality level (presets/storyboard.yaml), then the caller's overrides."""
-    table = read_yaml(PRESETS_DIR / "storyboard.yaml")
-    levels = {int(k): v for k, v in table["levels"].items()}
-    if level not in levels:
-        raise invalid("level", level, sorted(levels))
-    merged = {**table["defaults"], **levels[level], **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    merged = {**load_tables().chain_level(level), **{k: v for k, v in (overrides or {}).items() if v is not None}}
     return parse_model(ChainSettings, merged, "storyboard settings")
 
 

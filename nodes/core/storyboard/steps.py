@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from ..base.errors import invalid
 from ..base.ids import user_id
+from ..quality.passes import sampling_passes
 from ..quality.plan import QualityPlan
+from ..quality.tables import Tables, load_tables
 from ..scoring.registry import Scorers
 from .chaining import Start, frame_start, start_image
 from .frames import Attempt, FrameResult, conclude, judge_attempt
@@ -35,8 +37,11 @@ from .manifest import StoryboardManifest, build_manifest
 from .spec import ChainSettings, FrameSpec, Storyboard, chain_settings, frame_seed, frames
 
 GREY = 0.5
-ENHANCE_DEFAULTS = {"backend": "rule", "model": "", "threshold": 85.0, "iterations": 4, "temperature": 0.7,
+# Prompt Enhance in Frame Chain's expansion: the rule backend, the tier's loop (iterations 0: the tier's
+# rounds and stopping score, from the Quality Preset).
+ENHANCE_DEFAULTS = {"backend": "rule", "model": "", "threshold": 85.0, "iterations": 0, "temperature": 0.7,
                     "keep_trace": False, "keep_llm_loaded": False}
+NO_PIPELINE = "none"
 
 
 # --- Frame Chain -----------------------------------------------------------------------------------
@@ -53,7 +58,23 @@ class ChainRequest:
     scorers: str = "technical"
     filename_prefix: str = "storyboard"
     owner: str = ""            # the user the storyboard belongs to ("": default)
+    pipeline: str = "storyboard_generation"  # whose stage prompt suffixes the frames get ("none": none)
 
+
+def chain_suffixes(tables: Tables, pipeline: str) -> dict[str, str]:
+    """The prompt suffixes of a pipeline's Frame Chain stages: frames starting from text / from an image."""
+    if pipeline == NO_PIPELINE:
+        return {}
+    spec = tables.pipelines.pipelines.get(pipeline)
+    chained = [name for name, p in tables.pipelines.pipelines.items() if any(s.chain for s in p.stages)]
+    if spec is None or not any(s.chain for s in spec.stages):
+        raise invalid("pipeline", pipeline, [*chained, NO_PIPELINE], "a pipeline with Frame Chain stages")
+    return {s.chain: s.prompt_suffix for s in spec.stages if s.chain}
+
+
+def chain_pipelines(tables: Tables) -> list[str]:
+    """The options of Frame Chain's ``pipeline`` input."""
+    return [name for name, p in tables.pipelines.pipelines.items() if any(s.chain for s in p.stages)] + [NO_PIPELINE]
 
 def frame_chain(plan: QualityPlan, request: ChainRequest, links: dict[str, Link], prefix: str,
                 endpoint: str) -> tuple[Graph, list[Link]]:
@@ -62,13 +83,14 @@ def frame_chain(plan: QualityPlan, request: ChainRequest, links: dict[str, Link]
     board = Storyboard.from_text(request.storyboard)
     settings = chain_settings(plan.preset.level, {"variations": request.variations or None,
                                                   "threshold": request.threshold, "scorers": request.scorers})
-    p = plan.params
-    sampling = Sampling(int(p["width"]), int(p["height"]), int(p["steps"]), float(p["cfg"]),
-                        str(p["sampler_name"]), str(p["scheduler"]), request.seed)
+    sampling = Sampling(sampling_passes(plan.params), request.seed)
     enhance = {**ENHANCE_DEFAULTS, "endpoint": endpoint, "model_family": plan.family.family} \
         if request.enhance else None
-    sources = Sources(links["model"], links["clip"], links["vae"], links.get("reference"), enhance)
-    specs = frames(board, "reference" in links, settings.reanchor_every)
+    sources = Sources(links["model"], links["clip"], links["vae"], links.get("reference"), enhance,
+                      links.get("quality_preset"))
+    suffixes = chain_suffixes(load_tables(), request.pipeline)
+    specs = [replace(s, prompt=s.prompt + suffixes.get("image" if s.sources else "text", ""))
+             for s in frames(board, "reference" in links, settings.reanchor_every)]
     save = {"storyboard": board.model_dump_json(), "settings": settings.model_dump_json(), "tier": plan.preset.id,
             "filename_prefix": request.filename_prefix, "owner": request.owner}
     return storyboard_graph(specs, settings, sampling, sources, prefix, board.negative or request.negative, save)
