@@ -179,6 +179,27 @@ def test_missing_models_name_folders_and_files_and_technical_goes_on(tmp_path) -
     assert "PickScore_v1" in warning and str(empty) in warning and "nothing is downloaded" in warning
 
 
+def test_auto_runs_technical_and_every_scorer_whose_weights_are_found(models, tmp_path) -> None:
+    """The default set: clip_score and aesthetic when CLIP and the aesthetic head are in place, PickScore and
+    HPSv2 skipped (and why) when theirs are not; every scorer with all the weights."""
+    partial = ModelManager(ModelFolders(folders={"scorers": [tmp_path], "aesthetic": [models["aesthetic"]]},
+                                        overrides={"clip": models["clip"]}))
+    result = score_variations(collect(torch.rand(2, 32, 32, 3)), "a cat", registry=builtin_scorers(partial))
+    assert list(result.metrics) == ["technical", "clip_score", "aesthetic"] and len(result.overall) == 2
+    assert set(result.skipped) == {"pickscore", "hpsv2"}
+    assert "PickScore_v1" in result.skipped["pickscore"] and "HPS_v2.1_compressed.pt" in result.skipped["hpsv2"]
+    assert not result.warnings  # skipping a scorer the user has no weights for is not a problem
+    assert result.to_dict()["ran"] == ["technical", "clip_score", "aesthetic"]
+    assert "skipped pickscore" in result.summary()
+    folders = ModelFolders(folders={"scorers": [models["scorers"]], "aesthetic": [models["aesthetic"]]},
+                           archs={"hpsv2": str(models["arch"])})
+    everything = builtin_scorers(ModelManager(folders)).resolve("auto")
+    assert everything.names == ["technical", "clip_score", "aesthetic", "pickscore", "hpsv2"] and not everything.skipped
+    none = builtin_scorers(None).resolve(None)
+    assert none.names == ["technical"] and set(none.skipped) == {"clip_score", "aesthetic", "pickscore", "hpsv2"}
+    assert builtin_scorers(None).resolve("auto, hpsv2").names == ["technical", "hpsv2"]  # asked for: it runs (or warns)
+
+
 def test_prompt_scorers_without_a_prompt_are_left_out(manager) -> None:
     result = score_variations(collect(torch.rand(2, 32, 32, 3)), "", "technical,clip_score", registry=builtin_scorers(manager))
     assert "clip_score" not in result.metrics and any("needs a prompt" in w for w in result.warnings)
@@ -259,3 +280,13 @@ def test_models_are_found_in_the_local_hugging_face_cache(models, tmp_path) -> N
     result = score_variations(collect(images_8bit(6)), "a fox", "pickscore",
                               registry=builtin_scorers(ModelManager(folders)))
     assert len(result.metrics["pickscore"]) == 3 and not result.warnings
+
+
+def test_continuity_uses_clip_image_embeddings_when_clip_is_in_place(manager, tmp_path) -> None:
+    from atelier.nodes.core.scoring.continuity import continuity
+
+    images = images_8bit(3)
+    same = continuity([images[0], images[1]], [images[0]], manager)
+    assert same.method == "clip" and same.scores[0] == 100.0 and same.scores[1] < 100.0  # itself: cosine 1
+    without = continuity([images[0], images[1]], [images[0]], ModelManager(ModelFolders(folders={"scorers": [tmp_path]})))
+    assert without.method == "structure+palette" and "clip" in without.note and without.scores[0] == 100.0

@@ -104,17 +104,29 @@ def test_a_failing_frame_is_retried_once_then_marked_failed_and_the_storyboard_g
     assert len(seeds) == len(set(seeds))              # every attempt of every frame has its own seed
 
 
-def test_scoring_that_fails_is_a_failed_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_scorer_keeps_the_first_image_and_never_loses_the_frame(monkeypatch: pytest.MonkeyPatch) -> None:
     from atelier.nodes.core.storyboard import frames as frames_module
 
-    def broken(*args, **kwargs):
+    generate = lambda p, n, i, d, s, c: demo_generate(p, n, i, d, s, c, size=48)  # noqa: E731
+    board = Storyboard.parse({"clips": [{"start": "a", "end": "b"}]})
+    # a scorer whose model is missing (no weights anywhere): the result is unscored, the images are fine
+    results, images = StoryboardRunner(generate, _settings(scorers="hpsv2")).run(board)
+    assert [r.status for r in results] == ["unscored", "unscored"] and all(i is not None for i in images)
+    assert [r.chosen for r in results] == [0, 0] and all(len(r.attempts) == 1 for r in results)  # no retry
+    assert "kept the first usable variation" in results[0].warnings[0]
+    expected = demo_generate("a", "", None, 1.0, frame_seed(0, 0, 0), 3, size=48)[:1]
+    assert torch.equal(images[0], expected)  # the first variation, exactly
+    manifest = build_manifest(board, _settings(scorers="hpsv2"), results, "standard").to_dict()
+    assert manifest["status"] == "completed" and manifest["scoring"]["unscored_frames"] == [r.name for r in results]
+    assert "hpsv2" in manifest["scoring"]["skipped"] and not manifest["scoring"]["ran"]
+
+    def broken(*args, **kwargs):  # a scorer's own crash: the same
         raise RuntimeError("scorer crashed")
 
     monkeypatch.setattr(frames_module, "score_variations", broken)
-    runner = StoryboardRunner(lambda p, n, i, d, s, c: demo_generate(p, n, i, d, s, c, size=48), _settings())
-    results, images = runner.run(Storyboard.parse({"clips": [{"start": "a", "end": "b"}]}))
-    assert [r.status for r in results] == ["failed", "failed"] and images == [None, None]
-    assert results[0].error == "scoring failed: scorer crashed" and len(results[0].attempts) == 2
+    results, images = StoryboardRunner(generate, _settings()).run(board)
+    assert [r.status for r in results] == ["unscored", "unscored"] and all(i is not None for i in images)
+    assert "scorer crashed" in results[0].warnings[0]
 
 
 def test_manifest_and_files(tmp_path: Path) -> None:
@@ -322,3 +334,53 @@ def test_frame_select_keeps_the_best_retries_then_fails_with_the_start_it_was_gi
     assert failed.retry is None and failed.chosen is None and failed.frame.status == "failed"
     assert len(failed.frame.attempts) == 2 and "NaN" in failed.frame.error
     assert fallback_image(64, 32).shape == (1, 32, 64, 3)
+
+
+def _scene(size: int = 48, flipped: bool = False) -> torch.Tensor:
+    """A test scene: a left-to-right gradient sky and a red block on the left (mirrored when ``flipped``)."""
+    x = torch.linspace(0, 1, size)
+    image = torch.stack([0.2 + 0.6 * x.expand(size, size), 0.3 + 0.2 * x.expand(size, size),
+                         0.9 - 0.5 * x.expand(size, size)], dim=-1)
+    image[size // 3: size // 2, 4: size // 4] = torch.tensor([0.9, 0.1, 0.1])
+    image = image + 0.02 * torch.sin(torch.arange(size).float())[:, None, None]  # some texture
+    return image.flip(1) if flipped else image
+
+
+def test_variations_that_differ_only_in_continuity_keep_the_consistent_one() -> None:
+    """Every variation has the same quality (a mirror image scores the same on every technical signal); the
+    one consistent with the reference and the previous frame is kept, and the manifest gives each clip's
+    continuity. Without the continuity weight, the first (inconsistent) one would be kept."""
+    reference = _scene().unsqueeze(0)
+
+    def generate(prompt, negative, init, denoise, seed, count):  # the consistent one last: ties pick the first
+        return torch.stack([_scene(flipped=i < count - 1) for i in range(count)])
+
+    board = Storyboard.parse({"clips": [{"start": "a", "end": "b"}, {"start": "c", "end": "d"}]})
+    results, images = StoryboardRunner(generate, _settings(scorers="technical")).run(board, reference)
+    for frame in results:
+        last = frame.attempts[-1]
+        assert len(set(last.scores)) == 1  # the same quality for every variation
+        assert frame.chosen == 2 and last.continuity[2] > max(last.continuity[:2]) + 10
+        assert last.continuity_method == "structure+palette"  # no CLIP model here
+    assert all(torch.equal(image[0], _scene()) for image in images)
+    manifest = build_manifest(board, _settings(), results, "standard").to_dict()
+    assert set(manifest["continuity"]) == {"1", "2"} and all(v > 90 for v in manifest["continuity"].values())
+    quality_only, _ = StoryboardRunner(generate, _settings(scorers="technical", continuity=0.0)).run(board, reference)
+    assert [f.chosen for f in quality_only] == [0, 0, 0, 0]
+
+    # Frame Select in ComfyUI decides the same from its previous/reference inputs; a failed previous is left out
+    from atelier.nodes.core.storyboard.steps import select_frame
+
+    graph, _ = _expansion(reference=True)
+    select = graph["7.fc.clip_001_end.select"]["inputs"]
+    assert select["previous"] == ["7.fc.clip_001_start.select", 0] and select["reference"] == ["9", 0]
+    recipe = json.loads(select["recipe"])
+    recipe.update(scorers="technical")
+    report = {"name": "x", "clip": 1, "role": "start", "prompt": "", "sources": [], "status": "ok"}
+    verdict = select_frame(generate("b", "", None, 1.0, 0, 3), "b", json.dumps(recipe), 0, "", "", None,
+                           _scene().unsqueeze(0), json.dumps(report), reference)
+    assert verdict.chosen == 2 and verdict.frame.continuity is not None
+    failed = json.dumps({**report, "status": "failed"})
+    alone = select_frame(generate("b", "", None, 1.0, 0, 3), "b", json.dumps(recipe), 0, "", "", None,
+                         _scene(flipped=True).unsqueeze(0), failed, reference)
+    assert alone.chosen == 2  # the failed (grey or mirrored) previous frame is not compared with

@@ -147,7 +147,8 @@ def _user_argument(p: argparse.ArgumentParser) -> None:
 def _score_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--prompt", default="", help="the prompt the images were made from")
-    p.add_argument("--scorers", default="technical", help=", ".join(SCORER_NAMES))
+    p.add_argument("--scorers", default="auto", help="auto (technical and every model scorer whose weights are "
+                   "found), or some of: " + ", ".join(SCORER_NAMES))
     p.add_argument("--weights", default="", help='e.g. "technical=1, clip_score=2"')
     p.add_argument("--top-k", type=int, default=1, help="how many of the best to keep")
     p.add_argument("--threshold", type=float, default=30.0, help="warn when the best overall score is below this")

@@ -94,24 +94,31 @@ class FrameSelect(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="AtelierFrameSelect", display_name="Frame Select", category="Atelier/Storyboard",
-            description="Scores the variations of one storyboard frame and keeps the best. Variations with NaN/inf "
-                        "or blank pixels are unusable; when none is usable or scoring fails, the frame is sampled "
-                        "again with the next seed (retries), then marked failed and the fallback image passes on.",
+            description="Scores the variations of one storyboard frame (quality, and continuity with the previous "
+                        "frame and the reference) and keeps the best. Variations with NaN/inf or blank pixels are "
+                        "unusable; when none is usable the frame is sampled again with the next seed (retries), then "
+                        "marked failed and the fallback image passes on. When scoring fails the first usable "
+                        "variation is kept, unscored, with a warning.",
             inputs=[io.Image.Input("images"), io.String.Input("prompt", force_input=True),
                     io.String.Input("recipe", multiline=True, tooltip="Set by Frame Chain (JSON)"),
                     io.Int.Input("attempt", default=0, min=0, max=3),
                     io.String.Input("previous_attempts", default="", tooltip="Set by Frame Chain (JSON)"),
                     io.Image.Input("fallback", optional=True),
                     io.String.Input("start", force_input=True, optional=True,
-                                    tooltip="From Frame Start: what the frame started from")],
+                                    tooltip="From Frame Start: what the frame started from"),
+                    io.Image.Input("previous", optional=True, tooltip="The previous frame (continuity)"),
+                    io.String.Input("previous_report", force_input=True, optional=True),
+                    io.Image.Input("reference", optional=True, tooltip="The reference (continuity)")],
             outputs=[io.Image.Output("image"), io.String.Output("report", tooltip="The frame's outcome (JSON)")],
             enable_expand=True)
 
     @classmethod
     def execute(cls, images: torch.Tensor, prompt: str, recipe: str, attempt: int, previous_attempts: str = "",
-                fallback: torch.Tensor | None = None, start: str = "") -> io.NodeOutput:
+                fallback: torch.Tensor | None = None, start: str = "", previous: torch.Tensor | None = None,
+                previous_report: str | None = None, reference: torch.Tensor | None = None) -> io.NodeOutput:
         scorers = runtime.atelier().scorers
-        verdict = steps.select_frame(images, prompt, recipe, attempt, previous_attempts, start, scorers)
+        verdict = steps.select_frame(images, prompt, recipe, attempt, previous_attempts, start, scorers,
+                                     previous, previous_report, reference)
         if verdict.retry is not None:
             assert verdict.retry_outputs is not None
             return io.NodeOutput(*verdict.retry_outputs, expand=verdict.retry)
@@ -213,7 +220,8 @@ class FrameChain(io.ComfyNode):
                 io.Float.Input("threshold", default=30.0, min=0.0, max=100.0, step=1.0),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFF, control_after_generate=True),
                 io.Boolean.Input("enhance", default=True, tooltip="Improve each frame's prompt (rule backend)"),
-                io.String.Input("scorers", default="technical"),
+                io.String.Input("scorers", default="auto",
+                                tooltip="auto: technical and every model scorer whose weights are found"),
                 io.String.Input("filename_prefix", default="storyboard"),
                 io.Image.Input("reference", optional=True),
                 io.String.Input("owner", default="", optional=True,

@@ -56,7 +56,7 @@ app.registerExtension({
       defaultValue: SETTING_DEFAULTS[SETTINGS.preferredTiers] },
     { id: SETTINGS.scorers, name: "Default scorers of new Variation Score nodes", type: "text",
       defaultValue: SETTING_DEFAULTS[SETTINGS.scorers], category: ["Atelier", "Scoring", "Scorers"],
-      tooltip: `Comma separated: ${(LISTS?.scorers ?? []).join(", ")}` },
+      tooltip: `auto (technical and every model scorer whose weights are found), or comma separated: ${(LISTS?.scorers ?? []).join(", ")}` },
     { id: SETTINGS.weights, name: "Default scorer weights", type: "text", defaultValue: "",
       category: ["Atelier", "Scoring", "Weights"], tooltip: 'e.g. "technical=1, clip_score=2"; empty: equal' },
     { id: SETTINGS.endpoint, name: "LLM endpoint of new Prompt Enhance nodes", type: "text", defaultValue: "",

@@ -44,7 +44,7 @@ def folder_models(models_dir: str | Path | None, hf_cache: str | Path | None = N
 
 
 def score(images: Sequence[str | Path | torch.Tensor] | torch.Tensor, prompt: str | Sequence[str] = "",
-          scorers: str = "technical", weights: str | dict[str, Any] | None = None, top_k: int = 1,
+          scorers: str = "auto", weights: str | dict[str, Any] | None = None, top_k: int = 1,
           threshold: float = ranking.DEFAULT_THRESHOLD, models_dir: str | Path | None = None,
           hf_cache: str | Path | None = None, registry: Scorers | None = None) -> dict[str, Any]:
     """Scores of every image and the ranking, as the Variation Score and Rank Select nodes compute them.

@@ -80,8 +80,8 @@ def _linear(low: float, high: float):  # noqa: ANN202
 
 
 MODEL_SCORERS = (
-    ScorerSpec("clip_score", clip_score, _linear(15.0, 35.0), 1.0, needs_prompt=True),
-    ScorerSpec("aesthetic", aesthetic, _linear(1.0, 10.0), 1.0, needs_prompt=False),
-    ScorerSpec("pickscore", pickscore, _linear(16.0, 24.0), 1.0, needs_prompt=True),
-    ScorerSpec("hpsv2", hpsv2, _linear(0.18, 0.34), 1.0, needs_prompt=True),
+    ScorerSpec("clip_score", clip_score, _linear(15.0, 35.0), 1.0, needs_prompt=True, models=("clip",)),
+    ScorerSpec("aesthetic", aesthetic, _linear(1.0, 10.0), 1.0, needs_prompt=False, models=("clip", "aesthetic")),
+    ScorerSpec("pickscore", pickscore, _linear(16.0, 24.0), 1.0, needs_prompt=True, models=("pickscore",)),
+    ScorerSpec("hpsv2", hpsv2, _linear(0.18, 0.34), 1.0, needs_prompt=True, models=("hpsv2",)),
 )

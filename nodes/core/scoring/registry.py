@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # the registry itself needs no torch: the lists route reads i
     from .models import ModelManager
 
 SCORER_NAMES = ("technical", "clip_score", "aesthetic", "pickscore", "hpsv2")
-DEFAULT_SCORERS = ("technical",)
+AUTO = "auto"  # technical, plus every model scorer whose weights are found
+DEFAULT_SCORERS = (AUTO,)
 MODEL_FREE = ("technical",)
 
 Memo = dict[Any, Any]
@@ -38,6 +39,15 @@ class ScorerSpec:
     normalise: Callable[[float], float]
     default_weight: float
     needs_prompt: bool
+    models: tuple[str, ...] = ()  # model keys it loads (presets/scorers.yaml): all must be found
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The scorers a request names, ``auto`` expanded: those that run, and those skipped with the reason."""
+
+    names: list[str]
+    skipped: dict[str, str]
 
 
 class Scorers:
@@ -64,13 +74,46 @@ class Scorers:
         return Scorers([*self.specs.values(), spec], self.models)
 
     def parse(self, value: str | Sequence[str] | None) -> list[str]:
-        """``"technical, clip_score"`` or a list: the named scorers in order (default: technical)."""
+        """``"technical, clip_score"`` or a list: the named scorers in order; ``auto`` (the default) is technical
+        and every model scorer whose weights are found (``resolve`` says which were skipped and why)."""
+        return self.resolve(value).names
+
+    def resolve(self, value: str | Sequence[str] | None) -> Resolved:
         names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value or []) if n.strip()]
         names = names or list(DEFAULT_SCORERS)
         for name in names:
-            if name not in self.specs:
-                raise invalid("scorers", name, sorted(self.specs))
-        return list(dict.fromkeys(names))
+            if name != AUTO and name not in self.specs:
+                raise invalid("scorers", name, [AUTO, *sorted(self.specs)])
+        chosen: list[str] = []
+        skipped: dict[str, str] = {}
+        for name in names:
+            if name != AUTO:
+                chosen.append(name)
+                continue
+            for spec in self.specs.values():
+                missing = self.missing(spec.name)
+                if missing is None:
+                    chosen.append(spec.name)
+                else:
+                    skipped[spec.name] = missing
+        chosen = list(dict.fromkeys(chosen))
+        return Resolved(chosen, {k: v for k, v in skipped.items() if k not in chosen})
+
+    def missing(self, name: str) -> str | None:
+        """Why scorer ``name`` cannot run here (its weights are not found), or None. Loads nothing."""
+        spec = self.specs[name]
+        if not spec.models:
+            return None
+        if self.models is None:
+            return "no model folders are configured"
+        from .models import ModelMissing, locate  # torch is imported only when a model scorer is asked about
+
+        for key in spec.models:
+            try:
+                locate(key, self.models.folders)
+            except ModelMissing as exc:
+                return exc.message
+        return None
 
     def needs_models(self, value: str | Sequence[str] | None) -> bool:
         return any(name not in MODEL_FREE for name in self.parse(value))

@@ -15,8 +15,9 @@ Scales and default weights:
 
 (each mapping is clamped to 0..100; definitions in ``model_scorers.py``)
 
-A scorer that fails is left out with a warning; if none works the result is marked failed and
-selection falls back to the first image.
+``auto`` (the default) runs ``technical`` and every model scorer whose weights are found; the others are
+``skipped`` with the reason. A scorer that fails is left out with a warning; if none works the result is
+marked failed and selection falls back to the first image.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ScoreResult:
     weights: dict[str, float] = field(default_factory=dict)
     details: list[dict[str, float]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # scorer -> why it did not run (``auto``: no weights)
 
     @property
     def failed(self) -> bool:
@@ -62,11 +64,13 @@ class ScoreResult:
 
     def summary(self) -> str:
         """Every image's overall and per-scorer scores, the warnings, and what a failure means for selection."""
-        lines = [f"{self.count} image(s); weights " + ", ".join(f"{k}={v:g}" for k, v in self.weights.items())]
+        lines = [f"{self.count} image(s); scored by " + (", ".join(f"{k} (weight {v:g})" for k, v in self.weights.items())
+                                                          or "no scorer")]
         for i, overall in enumerate(self.overall):
             parts = ", ".join(f"{name} {values[i]:.1f}" for name, values in self.normalised.items())
             lines.append(f"image {i}: overall {overall:.1f} ({parts})")
         lines.extend(f"warning: {w}" for w in self.warnings)
+        lines.extend(f"skipped {name}: {why}" for name, why in self.skipped.items())
         if self.failed:
             lines.append("scoring failed: Rank Select will keep the first image")
         return "\n".join(lines)
@@ -75,7 +79,8 @@ class ScoreResult:
         """The SCORES value as JSON (what the node shows and ComfyUI's history keeps)."""
         return {"count": self.count, "metrics": self.metrics, "normalised": self.normalised,
                 "overall": self.overall, "weights": self.weights, "details": self.details,
-                "warnings": self.warnings, "failed": self.failed}
+                "warnings": self.warnings, "failed": self.failed, "ran": list(self.weights),
+                "skipped": self.skipped}
 
 
 def score_variations(images: ImageSet, prompts: Sequence[str] | str | None = None,
@@ -86,10 +91,11 @@ def score_variations(images: ImageSet, prompts: Sequence[str] | str | None = Non
     ``registry`` holds the scorers and the models they load (default: the built-in scorers, without
     model folders: only ``technical`` can score)."""
     registry = registry or builtin_scorers()
-    names = registry.parse(scorers)
+    resolved = registry.resolve(scorers)
+    names = resolved.names
     chosen = registry.weights(weights, names)
     texts = expand_prompts(prompts, len(images))
-    result = ScoreResult(count=len(images), warnings=list(images.warnings))
+    result = ScoreResult(count=len(images), warnings=list(images.warnings), skipped=dict(resolved.skipped))
     details: list[dict[str, float]] = [{} for _ in range(len(images))]
     memo: dict[Any, Any] = {}  # shared by the scorers of this call (one image forward per backbone)
     for name in names:
@@ -104,6 +110,7 @@ def score_variations(images: ImageSet, prompts: Sequence[str] | str | None = Non
         except Exception as exc:  # a scorer runs third-party model code: its failure must not fail the rest
             log.warning("Atelier scorer %s failed", name, exc_info=not isinstance(exc, AtelierError))
             result.warnings.append(f"scorer {name} failed and was left out: {exc}")
+            result.skipped[name] = f"failed: {exc}"
             continue
         result.metrics[name] = [round(v, 4) for v in raw]
         result.normalised[name] = [round(min(100.0, max(0.0, spec.normalise(v))), 3) for v in raw]

@@ -1,8 +1,10 @@
 """One frame's outcome: which variations are usable, the one kept, retry or fail; and colour matching.
 
 A variation is unusable when the sampler produced non-finite values (NaN/inf) or a blank image;
-a frame whose variations are all unusable, or whose scoring failed, has failed this attempt. It is
-tried again (``retries`` times, with new seeds), then marked failed and the storyboard goes on.
+a frame whose variations are all unusable has failed this attempt. It is tried again (``retries`` times,
+with new seeds), then marked failed and the storyboard goes on. When scoring fails (a scorer's model is
+missing or broken), the frame keeps its first usable variation, ``unscored``, with a warning: the
+images are fine, only the choice among them could not be made.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any, Literal
 import torch
 
 from ..scoring import ranking
+from ..scoring.continuity import continuity
 from ..scoring.images import collect
 from ..scoring.registry import Scorers
 from ..scoring.scores import score_variations
 from .spec import FrameSpec
 
-Status = Literal["ok", "below_threshold", "failed"]
+Status = Literal["ok", "below_threshold", "unscored", "failed"]
 BLANK_STD = 1e-4
 
 
@@ -41,6 +44,11 @@ class Attempt:
     error: str | None = None
     details: list[dict[str, float]] = field(default_factory=list)  # per variation: each scorer's 0-100 score
     files: list[str] = field(default_factory=list)  # per variation: its thumbnail, where the run keeps them
+    scorers: list[str] = field(default_factory=list)  # the scorers that ran
+    skipped: dict[str, str] = field(default_factory=dict)  # scorers that did not run, and why
+    unscored: bool = False  # scoring failed: the first usable variation was kept
+    continuity: list[float | None] = field(default_factory=list)  # per variation, 0..100 (None: not compared)
+    continuity_method: str = ""
 
 
 @dataclass
@@ -57,6 +65,8 @@ class FrameResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     file: str | None = None
+    passes: list[str] = field(default_factory=list)  # the sampling passes that made it (ComfyUI)
+    continuity: float | None = None  # the kept variation's continuity with the reference and previous frame
 
     @property
     def ok(self) -> bool:
@@ -79,8 +89,13 @@ class FrameResult:
 
 
 def judge_attempt(images: torch.Tensor, prompt: str, seed: int, scorers: str, threshold: float,
-                  registry: Scorers | None = None) -> tuple[Attempt, int | None, bool]:
-    """Score one attempt's variations: (attempt, index kept or None if it failed, below threshold)."""
+                  registry: Scorers | None = None, anchors: list[torch.Tensor] | None = None,
+                  continuity_weight: float = 0.0) -> tuple[Attempt, int | None, bool]:
+    """Score one attempt's variations: (attempt, index kept or None if it failed, below threshold).
+
+    With ``anchors`` (the reference and the previous frame) and a ``continuity_weight``, each variation's
+    continuity (``scoring/continuity.py``) is weighed with its quality: the kept one is the best of
+    ``(1 - w) quality + w continuity``; the threshold still applies to quality."""
     problems = [unusable(image) for image in images]
     usable = [i for i, p in enumerate(problems) if p is None]
     attempt = Attempt(seed, [None] * len(problems), problems)
@@ -89,19 +104,34 @@ def judge_attempt(images: torch.Tensor, prompt: str, seed: int, scorers: str, th
         return attempt, None, False
     try:
         result = score_variations(collect(images[usable]), prompt, scorers, registry=registry)
-    except Exception as exc:  # a scorer's own bug: this attempt failed, the storyboard goes on
-        attempt.error = f"scoring failed: {exc}"
-        return attempt, None, False
+    except Exception as exc:  # a scorer's own bug: the images are fine, keep the first usable one
+        attempt.unscored = True
+        attempt.warnings = [f"scoring failed ({exc}); kept the first usable variation"]
+        return attempt, usable[0], False
     attempt.warnings = list(result.warnings)
+    attempt.scorers, attempt.skipped = list(result.weights), dict(result.skipped)
     if result.failed:
-        attempt.error = "scoring failed: " + "; ".join(result.warnings or ["no overall score"])
-        return attempt, None, False
+        attempt.unscored = True
+        attempt.warnings.append("scoring failed (" + "; ".join(result.warnings or ["no overall score"])
+                                + "); kept the first usable variation")
+        return attempt, usable[0], False
     attempt.details = [{} for _ in problems]
     for position, index in enumerate(usable):
         attempt.scores[index] = result.overall[position]
         attempt.details[index] = {name: values[position] for name, values in result.normalised.items()}
-    selection = ranking.select(result.to_dict(), len(usable), 1, threshold)
-    return attempt, usable[selection.best_index], selection.below_threshold
+    ranked = result.to_dict()
+    if anchors and continuity_weight > 0:
+        found = continuity([images[i] for i in usable], anchors, registry.models if registry else None)
+        attempt.continuity = [None] * len(problems)
+        attempt.continuity_method = found.method
+        for position, index in enumerate(usable):
+            attempt.continuity[index] = found.scores[position]
+            attempt.details[index]["continuity"] = found.scores[position]
+        ranked["overall"] = [round((1 - continuity_weight) * q + continuity_weight * c, 3)
+                             for q, c in zip(result.overall, found.scores, strict=True)]
+    selection = ranking.select(ranked, len(usable), 1, threshold)
+    below = result.overall[selection.best_index] < threshold
+    return attempt, usable[selection.best_index], below
 
 
 def conclude(frame: FrameResult, attempt: Attempt, chosen: int | None, below: bool, threshold: float) -> None:
@@ -111,9 +141,20 @@ def conclude(frame: FrameResult, attempt: Attempt, chosen: int | None, below: bo
         frame.status, frame.error = "failed", attempt.error
         return
     frame.chosen, frame.best_score, frame.error = chosen, attempt.scores[chosen], None
+    frame.continuity = attempt.continuity[chosen] if attempt.continuity else None
+    if attempt.unscored:
+        frame.status = "unscored"
+        frame.warnings.extend(attempt.warnings[-1:])
+        return
     frame.status = "below_threshold" if below else "ok"
     if below:
         frame.warnings.append(f"best score {frame.best_score:.2f} is below the threshold {threshold:g}")
+
+
+def continuity_anchors(reference: torch.Tensor | None, previous: torch.Tensor | None) -> list[torch.Tensor]:
+    """What a frame's variations should be consistent with: the reference and the previous frame's kept
+    image (a failed previous frame is left out: None)."""
+    return [image[0] for image in (reference, previous) if image is not None]
 
 
 def new_frame(spec: FrameSpec, prompt: str, sources: tuple[str, ...]) -> FrameResult:

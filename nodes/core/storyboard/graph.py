@@ -99,6 +99,8 @@ def select_node(recipe: dict[str, Any], images: Link, attempt: int, previous: st
                               "attempt": attempt, "previous_attempts": previous}
     if recipe.get("start"):
         inputs["start"] = recipe["start"]
+    for name, link in (recipe.get("anchors") or {}).items():  # what continuity compares with
+        inputs[name] = link
     return {"class_type": "AtelierFrameSelect", "inputs": inputs}
 
 
@@ -137,6 +139,16 @@ def start_expansion(recipe: StartRecipe, previous_failed: bool, previous: Link |
 def previous_failed(report: str | None) -> bool:
     """Whether the frame a report describes failed (no report: nothing chained failed)."""
     return bool(report) and FrameResult.from_json(str(report)).status == "failed"
+
+
+def _anchors(selected: list[str], reference: Link | None) -> dict[str, Link]:
+    """Frame Select's continuity inputs: the previous frame (its image and report) and the reference."""
+    anchors: dict[str, Link] = {}
+    if selected:
+        anchors.update(previous=[selected[-1], 0], previous_report=[selected[-1], 1])
+    if reference is not None:
+        anchors["reference"] = reference
+    return anchors
 
 
 def storyboard_graph(specs: list[FrameSpec], settings: ChainSettings, sampling: Sampling, sources: Sources,
@@ -178,7 +190,8 @@ def storyboard_graph(specs: list[FrameSpec], settings: ChainSettings, sampling: 
                        "seed": sampling.seed, "passes": [p.to_dict() for p in sampling.passes], "denoise": denoise,
                        "threshold": settings.threshold, "scorers": settings.scorers, "retries": settings.retries,
                        "width": sampling.passes[-1].width, "height": sampling.passes[-1].height,  # the frame's
-                       "prompt_input": text, "start": start}
+                       "prompt_input": text, "start": start, "continuity": settings.continuity,
+                       "anchors": _anchors(selected, sources.reference)}
         graph.update(sampler_nodes(p, recipe_dict, 0))
         graph[f"{p}.select"] = select_node(recipe_dict, [f"{p}.a0.decode", 0], 0)
         selected.append(f"{p}.select")

@@ -95,7 +95,7 @@ class StoryboardLibrary:
                 "created_at": created if isinstance(created, (int, float)) else 0,
                 "clips": len(manifest.get("clips") or []), "frames": len(frames),
                 "failed_clips": manifest.get("failed_clips", []),
-                "kept": sum(1 for f in frames if isinstance(f, dict) and f.get("status") == "ok")})
+                "kept": sum(1 for f in frames if isinstance(f, dict) and f.get("status") not in (None, "failed"))})
         return sorted(items, key=lambda item: (-float(item["created_at"] or 0), item["id"]))
 
     def _one(self, user: str, storyboard_id: str) -> tuple[Path, dict[str, Any]]:

@@ -48,6 +48,27 @@ class StoryboardManifest:
         return "completed_with_failures" if self.failed_clips else "completed"
 
     @property
+    def continuity(self) -> dict[str, float | None]:
+        """Each clip's continuity figure: the mean of its kept frames' (0..100; None: nothing compared)."""
+        figures: dict[str, list[float]] = {}
+        for frame in self.frames:
+            values = figures.setdefault(str(frame.clip), [])
+            if frame.continuity is not None:
+                values.append(frame.continuity)
+        return {clip: round(sum(v) / len(v), 2) if v else None for clip, v in figures.items()}
+
+    @property
+    def scoring(self) -> dict[str, Any]:
+        """Which scorers ran and which were skipped (and why), over every attempt."""
+        ran: dict[str, None] = {}
+        skipped: dict[str, str] = {}
+        for attempt in (a for f in self.frames for a in f.attempts):
+            ran.update(dict.fromkeys(attempt.scorers))
+            skipped.update(attempt.skipped)
+        return {"ran": list(ran), "skipped": {k: v for k, v in skipped.items() if k not in ran},
+                "unscored_frames": [f.name for f in self.frames if f.status == "unscored"]}
+
+    @property
     def warnings(self) -> list[str]:
         found = [f"{f.name}: {w}" for f in self.frames for w in f.warnings]
         return found + [f"{f.name} failed: {f.error}" for f in self.frames if not f.ok]
@@ -58,7 +79,7 @@ class StoryboardManifest:
             "status": self.status,
             "clips": self.clips, "negative": self.negative, "settings": self.settings,
             "frames": [f.to_dict() for f in self.frames], "failed_clips": self.failed_clips,
-            "warnings": self.warnings}
+            "scoring": self.scoring, "continuity": self.continuity, "warnings": self.warnings}
         for key in ("comfy_prompt_id", "generator", "seed", "duration_s"):
             value = getattr(self, key)
             if value is not None or (key == "comfy_prompt_id" and self.generator is None):

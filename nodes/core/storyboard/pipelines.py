@@ -55,7 +55,7 @@ class PipelineRun(BaseModel):
     threshold: Annotated[float, Field(ge=0.0, le=100.0)] = 30.0
     seed: Annotated[int, Field(ge=0, le=2**48)] = 0
     enhance: bool = True
-    scorers: Annotated[str, Field(max_length=200)] = "technical"
+    scorers: Annotated[str, Field(max_length=200)] = "auto"
 
     @classmethod
     def parse(cls, data: Any) -> PipelineRun:

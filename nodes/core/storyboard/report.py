@@ -54,21 +54,31 @@ def write_report(folder: Path, manifest: dict[str, Any], title: str = "Atelier s
     for frame in manifest["frames"]:
         image = (f'<img src="{escape(frame["file"])}" width="192" alt="{escape(frame["name"])}">'
                  if frame.get("file") else '<span class="failed">failed</span>')
-        status = {"ok": "ok", "below_threshold": '<span class="warn">below threshold</span>'}.get(
+        status = {"ok": "ok", "below_threshold": '<span class="warn">below threshold</span>',
+                  "unscored": '<span class="warn">unscored: the first usable variation</span>'}.get(
             frame["status"], f'<span class="failed">failed: {escape(str(frame.get("error")))}</span>')
         best = f"{frame['best_score']:.1f}" if frame.get("best_score") is not None else "-"
+        if frame.get("continuity") is not None:
+            best += f"<br>continuity {frame['continuity']:.1f}"
         sources = ", ".join(frame["sources"]) or "text only"
         rows.append(f"<tr><td>{image}</td><td><b>{escape(frame['name'])}</b><br>{status}<br>best {best}"
                     f"<br><span class='muted'>from {escape(sources)}</span></td><td>{escape(frame['prompt'])}"
                     f"{_attempts(frame)}</td></tr>")
     warnings = "".join(f"<li>{escape(w)}</li>" for w in manifest["warnings"]) or "<li>none</li>"
     failed = ", ".join(str(c) for c in manifest["failed_clips"]) or "none"
+    scoring = manifest.get("scoring") or {}
+    skipped = "".join(f"<li>{escape(k)}: {escape(v)}</li>" for k, v in (scoring.get("skipped") or {}).items())
+    figures = manifest.get("continuity") or {}
+    continuity = ("<p>Continuity per clip: " + ", ".join(
+        f"{escape(c)}: {'-' if v is None else f'{v:.1f}'}" for c, v in figures.items()) + "</p>") if figures else ""
+    scored = continuity + (f"<p>Scored by {escape(', '.join(scoring.get('ran') or []) or 'no scorer')}"
+              + (f"; skipped:</p><ul>{skipped}</ul>" if skipped else ".</p>"))
     shown_reference = (f'<h2>Reference</h2><img src="{escape(reference)}" width="192" alt="the reference">'
                        if reference else "")
     html = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>"
             f"<p>{len(manifest['clips'])} clips, {len(manifest['frames'])} frames; tier {escape(manifest['tier'])}; "
-            f"status {escape(manifest['status'])}; failed clips: {escape(failed)}</p>{shown_reference}"
+            f"status {escape(manifest['status'])}; failed clips: {escape(failed)}</p>{scored}{shown_reference}"
             f"<table><thead><tr><th>frame</th><th>outcome</th><th>prompt, and every variation (overall and per-scorer "
             f"scores, the kept one marked)</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table><h2>Warnings</h2><ul>{warnings}</ul></body></html>")

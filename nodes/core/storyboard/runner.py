@@ -14,7 +14,7 @@ import torch
 
 from ..scoring.registry import Scorers
 from .chaining import frame_start, start_image
-from .frames import Attempt, FrameResult, conclude, judge_attempt, new_frame
+from .frames import Attempt, FrameResult, conclude, continuity_anchors, judge_attempt, new_frame
 from .spec import ChainSettings, FrameSpec, Storyboard, frame_seed, frames
 
 log = logging.getLogger("atelier")
@@ -50,7 +50,8 @@ class StoryboardRunner:
             init = start_image(start, chained, reference, self.settings)
             prompt = self._enhanced(spec.prompt)
             frame = new_frame(spec, prompt, start.sources)
-            image = self._frame(spec, frame, prompt, storyboard.negative, init, seed)
+            anchors = continuity_anchors(reference, kept[-1] if kept else None)
+            image = self._frame(spec, frame, prompt, storyboard.negative, init, seed, anchors)
             if image is None:
                 failed.add(spec.index)
             results.append(frame)
@@ -70,7 +71,7 @@ class StoryboardRunner:
             return prompt
 
     def _frame(self, spec: FrameSpec, frame: FrameResult, prompt: str, negative: str, init: torch.Tensor | None,
-               seed: int) -> torch.Tensor | None:
+               seed: int, anchors: list[torch.Tensor]) -> torch.Tensor | None:
         denoise = self.settings.denoise if init is not None else 1.0
         for attempt in range(self.settings.retries + 1):
             attempt_seed = frame_seed(seed, spec.index, attempt)
@@ -81,7 +82,8 @@ class StoryboardRunner:
                          self.settings.threshold)
                 continue
             result, chosen, below = judge_attempt(images, prompt, attempt_seed, self.settings.scorers,
-                                                  self.settings.threshold, self.registry)
+                                                  self.settings.threshold, self.registry, anchors,
+                                                  self.settings.continuity)
             if self.variations is not None:
                 self.variations(spec, images, result)
             conclude(frame, result, chosen, below, self.settings.threshold)

@@ -79,7 +79,8 @@ class ChainSettings(BaseModel):
     reanchor_every: Annotated[int, Field(ge=0, le=MAX_CLIPS)] = 4
     threshold: Annotated[float, Field(ge=0.0, le=100.0)] = 30.0
     retries: Annotated[int, Field(ge=0, le=3)] = 1
-    scorers: Annotated[str, Field(max_length=200)] = "technical"
+    scorers: Annotated[str, Field(max_length=200)] = "auto"
+    continuity: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4  # its weight against quality in frame selection
 
 
 def chain_settings(level: int, overrides: dict[str, Any] | None = None) -> ChainSettings:

@@ -15,12 +15,12 @@ import torch
 
 from ..base.errors import invalid
 from ..base.ids import user_id
-from ..quality.passes import sampling_passes
+from ..quality.passes import SamplingPass, sampling_passes
 from ..quality.plan import QualityPlan
 from ..quality.tables import Tables, load_tables
 from ..scoring.registry import Scorers
 from .chaining import Start, frame_start, start_image
-from .frames import Attempt, FrameResult, conclude, judge_attempt
+from .frames import Attempt, FrameResult, conclude, continuity_anchors, judge_attempt
 from .graph import (
     Graph,
     Link,
@@ -55,7 +55,7 @@ class ChainRequest:
     threshold: float = 30.0
     seed: int = 0
     enhance: bool = True
-    scorers: str = "technical"
+    scorers: str = "auto"
     filename_prefix: str = "storyboard"
     owner: str = ""            # the user the storyboard belongs to ("": default)
     pipeline: str = "storyboard_generation"  # whose stage prompt suffixes the frames get ("none": none)
@@ -112,7 +112,7 @@ def start_expansion(recipe: str, previous_report: str | None, links: dict[str, L
     start, graph, latent = _start_expansion(parsed, previous_failed(previous_report), links.get("previous"),
                                             links.get("reference"), links["vae"])
     denoise = parsed.denoise if start.sources else 1.0
-    return StartOutcome(start, graph, [latent, denoise, start_json(start)])
+    return StartOutcome(start, graph, [latent, denoise, start_json(start, denoise)])
 
 
 # --- Frame Select ----------------------------------------------------------------------------------
@@ -131,15 +131,22 @@ class Verdict:
 
 
 def select_frame(images: torch.Tensor, prompt: str, recipe: str, attempt: int, previous_attempts: str,
-                 start: str, registry: Scorers | None) -> Verdict:
-    """Score one attempt's variations; keep the best, or retry with the next seed, or mark the frame failed."""
+                 start: str, registry: Scorers | None, previous: torch.Tensor | None = None,
+                 previous_report: str | None = None, reference: torch.Tensor | None = None) -> Verdict:
+    """Score one attempt's variations (quality, and continuity with the previous frame and the reference);
+    keep the best, or retry with the next seed, or mark the frame failed."""
     plan = json.loads(recipe)
+    anchors = continuity_anchors(reference, None if previous_failed(previous_report) else previous)
     used = json.loads(start)["sources"] if start else list(plan["sources"])
     frame = FrameResult(plan["name"], plan["clip"], plan["role"], prompt, list(used))
     frame.attempts = [Attempt(**a) for a in (json.loads(previous_attempts) if previous_attempts else [])]
     seed = frame_seed(int(plan["seed"]), int(plan["index"]), attempt)
-    result, chosen, below = judge_attempt(images, prompt, seed, plan["scorers"], plan["threshold"], registry)
+    result, chosen, below = judge_attempt(images, prompt, seed, plan["scorers"], plan["threshold"], registry,
+                                          anchors, float(plan.get("continuity", 0.0)))
     conclude(frame, result, chosen, below, plan["threshold"])
+    denoise = json.loads(start).get("denoise") if start else None
+    frame.passes = [SamplingPass(**{**p, "denoise": denoise if p["name"] == "base" and denoise else p["denoise"]})
+                    .label() for p in plan.get("passes", [])]
     if chosen is None and attempt < plan["retries"]:
         retry = sampler_nodes(plan["prefix"], plan, attempt + 1)
         select_id = f"{plan['prefix']}.a{attempt + 1}.select"
@@ -149,9 +156,11 @@ def select_frame(images: torch.Tensor, prompt: str, recipe: str, attempt: int, p
     return Verdict(frame, chosen)
 
 
-def start_json(start: Start) -> str:
-    """Frame Start's third output: what the frame started from (Frame Select reports it as ``sources``)."""
-    return json.dumps({"sources": list(start.sources), "mode": start.mode})
+def start_json(start: Start, denoise: float | None = None) -> str:
+    """Frame Start's third output: what the frame started from (Frame Select reports it as ``sources``) and
+    the base pass's denoise."""
+    return json.dumps({"sources": list(start.sources), "mode": start.mode,
+                       **({"denoise": denoise} if denoise is not None else {})})
 
 
 def fallback_image(width: int, height: int) -> torch.Tensor:

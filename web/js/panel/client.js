@@ -90,7 +90,7 @@ export const SETTINGS = {
 export const SETTING_DEFAULTS = {
   [SETTINGS.defaultTier]: "", // empty: the server's default tier (GET /atelier/lists)
   [SETTINGS.preferredTiers]: {},
-  [SETTINGS.scorers]: "technical",
+  [SETTINGS.scorers]: "auto", // technical and every model scorer whose weights the server finds
   [SETTINGS.weights]: "",
   [SETTINGS.endpoint]: "",
 };

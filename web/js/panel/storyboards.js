@@ -7,7 +7,7 @@ function score(value) {
 }
 
 function frameCard(ctx, board, frame) {
-  const failed = frame.status !== "ok";
+  const failed = frame.status === "failed";
   const attempts = frame.attempts.map((a, i) => h("li", {},
     `attempt ${i + 1} (seed ${a.seed}): `,
     a.scores.map((s, j) => h("span", { class: j === frame.chosen && i === frame.attempts.length - 1 && !failed
@@ -38,7 +38,7 @@ function boardView(ctx, board) {
                         "data-testid": "storyboard" },
     h("h3", {}, `${board.id} · ${board.status}`),
     h("p", { class: "atelier-sub" }, `${when(board.created_at)} · tier ${board.tier || "–"} · `
-      + `${board.frames.filter((f) => f.status === "ok").length}/${board.frames.length} frames kept`),
+      + `${board.frames.filter((f) => f.status !== "failed").length}/${board.frames.length} frames kept`),
     failed.size ? h("p", { class: "atelier-error", role: "note" },
       `Failed clips: ${[...failed].join(", ")} (the storyboard went on without them)`) : null,
     h("ol", { class: "atelier-clips" }, [...clips].map(([number, frames]) => {
