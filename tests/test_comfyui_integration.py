@@ -578,7 +578,10 @@ def test_every_shipped_workflow_runs_at_every_tier_with_the_passes_it_plans(comf
         assert any(i["filename"].endswith(".webp") for o in outputs.values() for i in o.get("images", []))
     if name == "atelier_quality_comparison":
         width, height = _png_size(Path(comfy.base_dir) / "output" / saved[0]["filename"])  # type: ignore[attr-defined]
-        assert width >= 48 + 128 and height >= 48 + 128  # draft 48 px at 64 ... ultra's 2x hires: 128 px
+        assert width >= 2 * 48 and height >= 2 * (48 + 28)  # 2x2 tiers (draft is 48 px at 64: its scale) + labels
+        labels = next(o["text"][0] for k, o in outputs.items() if graph[k]["class_type"] == "AtelierTierGrid")
+        ran = [o["text"][0] for k, o in outputs.items() if graph[k]["class_type"] == "AtelierQualitySampler"]
+        assert len(ran) == 4 and "refinement" in " ".join(ran) and "Ultra" in labels  # each tier its own passes
 
 
 def _plan_params(tier: str) -> dict[str, Any]:
