@@ -635,6 +635,28 @@ def test_a_failing_scorer_keeps_the_first_image_and_the_storyboard_is_complete(c
     assert manifest["frames"][1]["sources"] == ["own_start"]  # its start was kept: the end chains from it
 
 
+def test_a_batch_of_every_tier_runs_from_the_command_line(comfy: Client, tmp_path: Path) -> None:
+    """``atelier batch FILE``: one ComfyUI prompt per item at its tier and count; each item's time and best
+    score, and a summary per tier; the batch and its items recorded."""
+    batch = tmp_path / "batch.yaml"
+    batch.write_text("width: 64\nheight: 64\nitems:\n" + "".join(
+        f"  - {{prompt: a red fox in the snow, tier: {tier}, count: 2}}\n" for tier in TIERS))
+    out = subprocess.run([sys.executable, "-m", "atelier", "batch", str(batch), "--server", comfy.base,
+                          "--checkpoint", CHECKPOINT, "--json"], capture_output=True, text=True, timeout=900,
+                         cwd=REPO.parent)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    print(f"\nbatch: {[(i['tier'], i['time_s'], i['best_score']) for i in report['items']]}")
+    assert report["status"] == "completed" and report["progress"] == {"done": 4, "total": 4}
+    assert [i["tier"] for i in report["items"]] == list(TIERS)
+    assert all(i["time_s"] > 0 and i["best_score"] is not None and i["count"] == 2 for i in report["items"])
+    assert set(report["summary"]) == set(TIERS) and report["summary"]["ultra"]["completed"] == 1
+    times = {i["tier"]: i["time_s"] for i in report["items"]}
+    assert times["ultra"] > times["draft"]  # ultra runs its hires and refinement passes
+    status, again = comfy.get(f"/atelier/batches/{report['id']}")
+    assert status == 200 and again["status"] == "completed"
+
+
 def test_cli_run_follows_progress_and_downloads(comfy: Client, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "atelier", "run", "shot_generation", "--server", comfy.base,
                           "--checkpoint", CHECKPOINT, "--tier", "draft", "--prompt", "a red fox", "--width", "64",

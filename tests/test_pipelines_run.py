@@ -100,3 +100,57 @@ def test_the_follower_moves_records_along_comfyuis_queue_and_history_and_calibra
     assert asyncio.run(follower.poll()) == []  # each finished prompt once
     samples = on_comfyui.quality.estimator.calibration.samples("image:sd15:u2", on_comfyui.settings.device)
     assert [round(seconds, 2) for _, seconds in samples] == [3.0]  # learned once, from the successful run
+
+
+def test_a_batch_of_mixed_tiers_queues_one_prompt_per_item_and_reports_progress(on_comfyui, fake_comfyui) -> None:
+    batches, follower = on_comfyui.batches, on_comfyui.follower()
+    body = {"checkpoint": "mine.safetensors", "width": 512, "height": 512, "tier": "standard", "items": [
+        {"prompt": "a fox at dawn", "tier": "draft", "count": 2},
+        {"prompt": "a fox at dusk", "tier": "ultra", "count": 3},
+        {"prompt": "a fox at noon"}]}
+    with pytest.raises(Exception) as refused:  # a bad item refuses the whole batch before anything is queued
+        asyncio.run(batches.create("default", {**body, "items": [*body["items"], {"prompt": "x", "tier": "mythic"}]}))
+    assert getattr(refused.value, "field", None) == "items.3.tier" and not fake_comfyui.graphs
+    batch = asyncio.run(batches.create("default", body))
+    assert batch["progress"] == {"done": 0, "total": 3} and batch["status"] == "running"
+    items = batch["items"]
+    assert [(i["tier"], i["count"], i["status"]) for i in items] == [("draft", 2, "queued"), ("ultra", 3, "queued"),
+                                                                    ("standard", 4, "queued")]
+    assert items[1]["expected_s"] > items[0]["expected_s"]  # ultra's passes are priced
+    graphs = [fake_comfyui.graphs[i["prompt_id"]] for i in items]  # one ComfyUI prompt per item, at its tier
+    assert [(g["quality"]["inputs"]["tier"], g["quality"]["inputs"]["batch_size"]) for g in graphs] == [
+        ("draft", 2), ("ultra", 3), ("standard", 4)]
+    for item, seconds, best in zip(items, (2.0, 11.0, 4.0), (61.5, 72.25, 66.0), strict=True):
+        fake_comfyui.start(item["prompt_id"])
+        fake_comfyui.finish(item["prompt_id"], seconds=seconds, outputs={
+            "rank": {"atelier_selection": [{"best_index": 0, "best_score": best}]},
+            "save": {"images": [{"filename": f"{item['index']}.png"}]}})
+        if item["index"] == 0:
+            asyncio.run(follower.poll())
+            middle = asyncio.run(batches.get("default", batch["id"]))
+            assert middle["progress"] == {"done": 1, "total": 3} and middle["status"] == "running"
+    asyncio.run(follower.poll())
+    done = asyncio.run(batches.get("default", batch["id"]))
+    assert done["status"] == "completed" and done["progress"] == {"done": 3, "total": 3}
+    assert [(i["time_s"], i["best_score"]) for i in done["items"]] == [(2.0, 61.5), (11.0, 72.25), (4.0, 66.0)]
+    assert done["summary"]["ultra"] == {"items": 1, "completed": 1, "median_time_s": 11.0, "mean_best_score": 72.25}
+    from atelier.nodes.core.base.errors import NotFound
+
+    with pytest.raises(NotFound):  # another user's batch
+        asyncio.run(batches.get("mallory", batch["id"]))
+    with pytest.raises(NotFound):  # a record that is not a batch
+        asyncio.run(batches.get("default", done["items"][0]["record_id"]))
+
+
+def test_batch_routes_answer_errors_by_name(server) -> None:
+    for body, code, field in [
+        ({"checkpoint": "m.safetensors", "items": []}, 400, "items"),
+        ({"checkpoint": "m.safetensors", "items": [{"prompt": "x", "count": 99}]}, 400, "items.0.count"),
+        ({"items": [{"prompt": "x"}]}, 400, "checkpoint"),
+        ({"checkpoint": "m.safetensors", "items": [{"prompt": "x"}] * 65}, 400, "items"),
+        ({"checkpoint": "m.safetensors", "items": [{"prompt": "x"}]}, 503, "items"),  # a standalone server: no queue
+    ]:
+        status, answer = server.request("POST", "/atelier/batches", body)
+        assert status == code and answer["field"] == field, (body, answer)
+    status, answer = server.request("GET", "/atelier/batches/0123456789abcdef0123456789abcdef", None)
+    assert status == 404

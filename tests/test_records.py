@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import multiprocessing
 import os
 import signal
@@ -105,7 +107,9 @@ def test_filters_and_cursor_pages_neither_skip_nor_repeat(store: RecordStore) ->
     assert set(seen) >= ids and len(seen) == len(set(seen))
     videos = store.page(operation_type="video", workspace="w0", limit=100).items
     assert videos and all(r.operation_type == "video" and r.workspace == "w0" for r in videos)
-    for bad, field in [({"status": "done"}, "status"), ({"limit": 0}, "limit"), ({"cursor": "garbage!"}, "cursor")]:
+    huge = base64.urlsafe_b64encode(json.dumps([10 ** 40, "x"]).encode()).decode()  # found by the fuzz corpus
+    for bad, field in [({"status": "done"}, "status"), ({"limit": 0}, "limit"), ({"cursor": "garbage!"}, "cursor"),
+                       ({"cursor": huge}, "cursor")]:
         with pytest.raises(InvalidInput) as exc:
             store.page(**bad)
         assert exc.value.field == field

@@ -15,17 +15,12 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from comfyui_server import REPO, comfyui  # noqa: E402
+
 # What each workflow does, kept in the file (extra.atelier.description) for people browsing the templates.
 DESCRIPTIONS = {
     "atelier_best_of_n": "Best-of-N: the prompt enhanced by the tier's loop, N variations at the tier's passes, "
@@ -43,45 +38,6 @@ DESCRIPTIONS = {
     "atelier_storyboard": "A storyboard: clips of start and end frames, each the best of its variations, chained "
                           "from the reference and the previous frame.",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def comfyui() -> Iterator[str]:
-    """A ComfyUI with this checkout as custom_nodes/atelier, on a free loopback port: its URL."""
-    comfy_dir = Path(os.environ["COMFYUI_DIR"])
-    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    base = Path(tempfile.mkdtemp(prefix="atelier-ui-"))
-    (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "atelier").symlink_to(REPO, target_is_directory=True)
-    port = _free_port()
-    with open(base / "comfyui.log", "w") as log:
-        process = subprocess.Popen([python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-                                    "--base-directory", str(base), "--disable-auto-launch"],
-                                   cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"ComfyUI exited: {(base / 'comfyui.log').read_text()[-2000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/system_stats", timeout=2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("ComfyUI did not start within 180 s") from None
-                    time.sleep(0.5)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(30)
-            shutil.rmtree(base, ignore_errors=True)
 
 
 def write_ui_files(url: str) -> None:
@@ -115,7 +71,7 @@ def main() -> None:
         return
     if "COMFYUI_DIR" not in os.environ:
         parser.error("set COMFYUI_DIR (and COMFYUI_PYTHON) or pass --url")
-    with comfyui() as url:
+    with comfyui() as (url, _):
         write_ui_files(url)
 
 

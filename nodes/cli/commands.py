@@ -200,6 +200,30 @@ def _run(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
     return asyncio.run(client.run(args.target, body, Path(args.out), None if args.json else printers.progress_bar))
 
 
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help='a JSON or YAML file: {"checkpoint": ..., "items": [{"prompt", "tier", "count"}, ...]} '
+                                "(tier and count per item; a top-level tier is the default)")
+    p.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address (Atelier installed)")
+    p.add_argument("--checkpoint", help="the checkpoint (replaces the file's)")
+    p.add_argument("--tier", help="the tier of items that name none (replaces the file's)")
+
+
+def _batch(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    from ..core.base.data import YAMLError, parse_yaml
+
+    try:
+        body = parse_yaml(_read("file", args.file))  # YAML reads JSON too
+    except YAMLError as exc:
+        raise invalid("file", args.file, "a JSON or YAML batch file", str(exc)) from None
+    if not isinstance(body, dict):
+        raise invalid("file", args.file, 'an object {"checkpoint": ..., "items": [...]}')
+    body.update({k: v for k, v in (("checkpoint", args.checkpoint), ("tier", args.tier)) if v})
+    from ..host import wiring  # aiohttp: only the commands that talk HTTP load it
+
+    client = wiring.comfyui(args.server)
+    return asyncio.run(client.batch(body, None if args.json else printers.batch_progress))
+
+
 # --- the main job ----------------------------------------------------------------------------------
 def _curate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storyboard", help="a JSON file, or lines 'start prompt | end prompt' "
@@ -280,6 +304,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("score", "score image files and rank them (best-of-N)", _score_arguments, _score, printers.scores),
     Command("run", "queue a pipeline or an API workflow file on a running ComfyUI, show its progress, download "
                    "its outputs and print the ranking", _run_arguments, _run, printers.run),
+    Command("batch", "queue a batch of prompts, each at its own tier and count, on a running ComfyUI; follow it "
+                     "and print each item's time and best score, and a summary per tier", _batch_arguments, _batch,
+            printers.batch),
     Command("curate", "the main job on embedded defaults: a storyboard enhanced, generated (Atelier's demo "
                       "renderer), scored, chained; manifest + HTML report", _curate_arguments, _curate,
             printers.curated),

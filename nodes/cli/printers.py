@@ -141,6 +141,32 @@ def run(result: dict[str, Any]) -> None:
         print(f"error: {json.dumps(result['error'])[:2000]}")
 
 
+def batch_progress(report: dict[str, Any]) -> None:
+    """One line on stderr each time an item of a batch ends."""
+    done, total = report["progress"]["done"], report["progress"]["total"]
+    sys.stderr.write(f"batch {report['id'][:8]}: {done}/{total} items done\n")
+    sys.stderr.flush()
+
+
+def batch(report: dict[str, Any]) -> None:
+    print(f"batch {report['id']}: {report['status']} ({report['progress']['done']}/{report['progress']['total']})")
+    print(f"  {'#':>3} {'tier':<10} {'count':>5} {'status':<10} {'time':>8} {'expected':>9} {'best':>6}  prompt")
+    for item in report["items"]:
+        time_s = f"{item['time_s']:.1f}s" if item["time_s"] is not None else "-"
+        expected = f"~{item['expected_s']:.1f}s" if item.get("expected_s") is not None else "-"
+        best = f"{item['best_score']:.1f}" if item["best_score"] is not None else "-"
+        print(f"  {item['index']:>3} {item['tier']:<10} {item['count']:>5} {item['status']:<10} {time_s:>8} "
+              f"{expected:>9} {best:>6}  {item['prompt'][:60]}")
+        if item.get("error"):
+            print(f"      error: {item['error'][:300]}")
+    print("summary per tier:")
+    for tier, entry in report["summary"].items():
+        median = f"{entry['median_time_s']:.1f}s" if entry["median_time_s"] is not None else "-"
+        mean = f"{entry['mean_best_score']:.1f}" if entry["mean_best_score"] is not None else "-"
+        print(f"  {tier:<10} {entry['completed']}/{entry['items']} completed, median time {median}, "
+              f"mean best score {mean}")
+
+
 def progress_bar(event: str, data: dict[str, Any]) -> None:
     """A one-line progress bar on stderr from ComfyUI's events."""
     if event == "progress":

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported 
     from ..core.records.service import RecordService
     from ..core.scoring.models import ModelManager
     from ..core.scoring.registry import Scorers
+    from ..core.storyboard.batches import BatchService
     from ..core.storyboard.library import StoryboardLibrary
     from ..core.storyboard.service import PipelineService
 
@@ -107,6 +108,12 @@ class Atelier:
 
         return self._once("pipelines", lambda: PipelineService(self.records, self.settings.output_dir,
                                                                self.quality))
+
+    @property
+    def batches(self) -> BatchService:
+        from ..core.storyboard.batches import BatchService
+
+        return self._once("batches", lambda: BatchService(self.records, self.quality))
 
     @property
     def storyboards(self) -> StoryboardLibrary:

@@ -136,6 +136,23 @@ class ComfyClient:
                 "manifests": (report or {}).get("manifests", []),
                 "error": (item.get("status") or {}).get("messages") if outcome == "failed" else None}
 
+    async def batch(self, body: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None = None,
+                    poll_s: float = 1.0, timeout_s: float = 6 * 3600.0) -> dict[str, Any]:
+        """Queue a batch through Atelier's route and follow it until every item has ended: its last report."""
+        report = await self.call("POST", "/atelier/batches", body)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        seen = -1
+        while report["progress"]["done"] < report["progress"]["total"]:
+            if progress and report["progress"]["done"] != seen:
+                seen = report["progress"]["done"]
+                progress(report)
+            if asyncio.get_running_loop().time() > deadline:
+                raise Unavailable(f"batch {report['id']} did not finish within {timeout_s:g} s", field="server",
+                                  value=self.url)
+            await asyncio.sleep(poll_s)
+            report = await self.call("GET", f"/atelier/batches/{report['id']}")
+        return dict(report)
+
     async def _settled(self, prompt_id: str, wait_s: float = HISTORY_CHECK_S * 2) -> dict[str, Any]:
         """The prompt's history entry: ComfyUI writes it just after its last websocket event, so wait for it."""
         deadline = asyncio.get_running_loop().time() + wait_s

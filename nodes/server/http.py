@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..core.quality.service import QualityService
     from ..core.records.service import RecordService
     from ..core.social.service import SocialService
+    from ..core.storyboard.batches import BatchService
     from ..core.storyboard.library import StoryboardLibrary
     from ..core.storyboard.service import PipelineService
 
@@ -44,6 +45,8 @@ class Services(Protocol):
     def records(self) -> RecordService: ...
     @property
     def pipelines(self) -> PipelineService: ...
+    @property
+    def batches(self) -> BatchService: ...
     @property
     def storyboards(self) -> StoryboardLibrary: ...
 

@@ -1,4 +1,5 @@
-"""Runnable pipelines: built at a tier, recorded and queued on ComfyUI; their status from its queue and history."""
+"""Runnable pipelines: built at a tier, recorded and queued on ComfyUI; their status from its queue and history.
+Batches: items of mixed tiers, one ComfyUI prompt each, with progress and a summary."""
 
 from __future__ import annotations
 
@@ -18,3 +19,14 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     async def pipeline_run(request: web.Request) -> web.Response:
         """Status from ComfyUI's queue and history, the storyboard manifests and the run's records."""
         return answer(await ctx.pipelines.status(mount.user(request), request.match_info["prompt_id"]))
+
+    @mount.post("/batches")
+    async def create_batch(request: web.Request) -> web.Response:
+        """Queue a batch: items each with its prompt, tier and count; answers its progress (201)."""
+        body = await json_body(request)
+        return answer(await ctx.batches.create(mount.user(request), body), status=201)
+
+    @mount.get("/batches/{batch_id}")
+    async def batch(request: web.Request) -> web.Response:
+        """A batch's progress and, per item, its tier, time and best score; a summary per tier."""
+        return answer(await ctx.batches.get(mount.user(request), request.match_info["batch_id"]))

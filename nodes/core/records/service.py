@@ -98,9 +98,11 @@ def calibrate_from_record(estimator: Estimator, record: GenerationRecord, item: 
 
 
 class QueueError(AtelierError):
-    """ComfyUI refused the graph (its validation errors are in ``value``)."""
+    """ComfyUI refused the graph (its validation errors are in ``value``); ``record_id``: the record the
+    submitter marked failed for it."""
 
     status = 400
+    record_id: str | None = None
 
 
 class Submitter:
@@ -129,6 +131,7 @@ class Submitter:
             prompt_id = await self.comfy.queue(graph, client_id)
         except QueueError as exc:
             self.service.store.set_status(record.id, "failed", error=exc.message)
+            exc.record_id = record.id
             raise
         return self.service.store.set_status(record.id, "queued", comfy_prompt_id=prompt_id)
 

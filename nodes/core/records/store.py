@@ -115,6 +115,15 @@ def _event_time(messages: dict[str, dict[str, Any]], kind: str) -> float | None:
     return float(stamp) / 1000.0 if isinstance(stamp, (int, float)) else None
 
 
+def _best_score(output: dict[str, Any]) -> float | None:
+    """The best overall score a Rank Select node reported in a history entry's outputs, if any."""
+    for selection in output.get("atelier_selection", []) or []:
+        best = selection.get("best_score") if isinstance(selection, dict) else None
+        if isinstance(best, (int, float)) and math.isfinite(best):
+            return float(best)
+    return None
+
+
 def _cursor(cursor: str) -> tuple[float, str]:
     """A next_cursor of a previous page: base64 of [created_at, id]; anything else names the cursor."""
     bad = invalid("cursor", cursor[:80], "a next_cursor from a previous page")
@@ -124,7 +133,7 @@ def _cursor(cursor: str) -> tuple[float, str]:
         raise bad from None
     if isinstance(created, bool) or not isinstance(created, (int, float)) or not isinstance(last_id, str):
         raise bad
-    if not math.isfinite(created) or abs(created) > 1e12 or len(last_id) > 64:
+    if not -1e12 <= created <= 1e12 or not math.isfinite(created) or len(last_id) > 64:  # huge ints: no float
         raise bad
     return float(created), last_id
 
@@ -329,10 +338,16 @@ class RecordStore:
         if status not in ("success", "error"):
             return []
         outputs: dict[str, Any] = {}
+        scores: dict[str, Any] = {}
         for node_id, output in (item.get("outputs") or {}).items():
+            if not isinstance(output, dict):
+                continue
             images = [i.get("filename") for i in output.get("images", []) if isinstance(i, dict)]
             if images:
                 outputs[node_id] = images
+            best = _best_score(output)
+            if best is not None:
+                scores["best"] = max(best, scores.get("best", best))
         messages = {m[0]: m[1] for m in (item.get("status") or {}).get("messages", [])
                     if isinstance(m, (list, tuple)) and len(m) == 2 and isinstance(m[1], dict)}
         error = messages.get("execution_error", {}).get("exception_message") if status == "error" else None
@@ -342,6 +357,8 @@ class RecordStore:
         done = []
         for record_id in self.open_for_prompt(comfy_prompt_id):
             fields: dict[str, Any] = {"outputs": outputs, "started_at": started, "finished_at": finished}
+            if scores:
+                fields["scores"] = scores
             if error:
                 fields["error"] = str(error)[:5000]
             try:

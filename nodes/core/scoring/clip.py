@@ -1,10 +1,11 @@
 """CLIP backbones for the model-based scorers, and image preprocessing in torch.
 
 Preprocessing works on ComfyUI IMAGE tensors directly (no PIL round-trip), reproducing the
-reference transforms: shortest side to 224 with bicubic + antialias and torchvision's rounding
-(``int(size * long / short)``), a centre crop whose offset is ``int(round((n - 224) / 2))``
-(torchvision, open_clip, OpenAI) or ``(n - 224) // 2`` (Hugging Face's CLIPImageProcessor), or
-a letterbox (longest side 224, black padding: HPSv2), then OpenAI's mean/std.
+reference transforms exactly: shortest side to 224 with the reference's bicubic resize (Pillow's for
+open_clip and OpenAI, PyTorch's uint8 kernel for Hugging Face's processors: ``resample.py``) and
+torchvision's rounding (``int(size * long / short)``), a centre crop whose offset is
+``int(round((n - 224) / 2))`` (torchvision, open_clip, OpenAI) or ``(n - 224) // 2`` (Hugging Face's
+CLIPImageProcessor), or a letterbox (longest side 224, black padding: HPSv2), then OpenAI's mean/std.
 
 Two formats of CLIP load: open_clip (a folder with ``open_clip_config.json``, or a weights
 file plus an architecture name) and Hugging Face transformers (a folder with ``config.json``).
@@ -21,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .resample import resize
+
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 TEXT_CACHE_SIZE = 1024
@@ -32,45 +35,55 @@ def _normalise(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]
     return (pixels - m) / s
 
 
-def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    if (height, width) == tuple(x.shape[-2:]):
-        return x
-    return F.interpolate(x, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
+def _by_size(images: list[torch.Tensor]) -> dict[tuple[int, int], list[int]]:
+    """Image indices grouped by size: each group is resized as one batch."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault((int(image.shape[0]), int(image.shape[1])), []).append(i)
+    return groups
+
+
+def _batched(images: list[torch.Tensor], one: Callable[[torch.Tensor, int, int], torch.Tensor]) -> torch.Tensor:
+    """``one(batch [B, 3, H, W], H, W)`` per size group, reassembled in the images' order."""
+    out: list[torch.Tensor | None] = [None] * len(images)
+    for (height, width), indices in _by_size(images).items():
+        batch = torch.stack([images[i][..., :3] for i in indices]).permute(0, 3, 1, 2).float()
+        for i, result in zip(indices, one(batch, height, width), strict=True):
+            out[i] = result
+    return torch.stack([o for o in out if o is not None])
 
 
 def center_crop(images: list[torch.Tensor], size: int = 224, crop: str = "round",
-                mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD) -> torch.Tensor:
-    """[H, W, 3] images -> [B, 3, size, size]: shortest side to ``size``, centre crop, normalise."""
-    out = []
-    for image in images:
-        x = image.permute(2, 0, 1).unsqueeze(0).float()
-        height, width = x.shape[-2:]
+                mean: Sequence[float] = OPENAI_MEAN, std: Sequence[float] = OPENAI_STD,
+                resampler: str = "pil") -> torch.Tensor:
+    """[H, W, 3] images -> [B, 3, size, size]: shortest side to ``size`` (``resampler``: the reference's
+    resize, ``resample.py``), centre crop (offset rounded or floored), normalise."""
+    def one(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
         if height <= width:
             new_h, new_w = size, int(size * width / height)
         else:
             new_h, new_w = int(size * height / width), size
-        x = _resize(x, new_h, new_w)
+        x = resize(batch, new_h, new_w, resampler)
         if crop == "round":
             top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
         else:
             top, left = (new_h - size) // 2, (new_w - size) // 2
-        out.append(x[..., top:top + size, left:left + size])
-    return _normalise(torch.cat(out).clamp(0.0, 1.0), mean, std)
+        return x[..., top:top + size, left:left + size]
+
+    return _normalise(_batched(images, one), mean, std)
 
 
 def letterbox(images: list[torch.Tensor], size: int = 224, mean: Sequence[float] = OPENAI_MEAN,
-              std: Sequence[float] = OPENAI_STD) -> torch.Tensor:
+              std: Sequence[float] = OPENAI_STD, resampler: str = "pil") -> torch.Tensor:
     """Longest side to ``size`` keeping the aspect ratio, then black padding to a square (HPSv2)."""
-    out = []
-    for image in images:
-        x = image.permute(2, 0, 1).unsqueeze(0).float()
-        height, width = x.shape[-2:]
+    def one(batch: torch.Tensor, height: int, width: int) -> torch.Tensor:
         scale = size / max(height, width)
         new_h, new_w = round(height * scale), round(width * scale)
-        x = _resize(x, new_h, new_w).clamp(0.0, 1.0)
+        x = resize(batch, new_h, new_w, resampler)
         pad_h, pad_w = size - new_h, size - new_w
-        out.append(F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=0.0))
-    return _normalise(torch.cat(out), mean, std)
+        return F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=0.0)
+
+    return _normalise(_batched(images, one), mean, std)
 
 
 @dataclass
@@ -85,6 +98,7 @@ class Backbone:
     image_size: int
     mean: tuple[float, ...] = OPENAI_MEAN
     std: tuple[float, ...] = OPENAI_STD
+    resampler: str = "pil"  # its reference's resize: PIL (open_clip, OpenAI) or torch (Hugging Face processors)
     _texts: OrderedDict[str, torch.Tensor] = field(default_factory=OrderedDict)
 
     @property
@@ -98,9 +112,9 @@ class Backbone:
     def preprocess(self, images: list[torch.Tensor], mode: str = "round") -> torch.Tensor:
         """``round``/``floor``: centre crop with that offset rounding; ``letterbox``: pad to square."""
         if mode == "letterbox":
-            pixels = letterbox(images, self.image_size, self.mean, self.std)
+            pixels = letterbox(images, self.image_size, self.mean, self.std, self.resampler)
         else:
-            pixels = center_crop(images, self.image_size, mode, self.mean, self.std)
+            pixels = center_crop(images, self.image_size, mode, self.mean, self.std, self.resampler)
         return pixels.to(self.device, self.dtype)
 
     @torch.inference_mode()
@@ -180,7 +194,8 @@ def load_transformers_clip(path: Path) -> Backbone:
         return _features(model.get_text_features(**tokens))
 
     return Backbone(id=f"transformers:{path}", model=model, encode_image_fn=encode_image, encode_text_fn=encode_text,
-                    logit_scale=float(model.logit_scale.detach().exp()), image_size=int(model.config.vision_config.image_size))
+                    logit_scale=float(model.logit_scale.detach().exp()), image_size=int(model.config.vision_config.image_size),
+                    resampler="torch")
 
 
 def load_backbone(path: Path, arch: str | None = None) -> Backbone:

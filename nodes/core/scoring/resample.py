@@ -9,8 +9,8 @@ Two references exist, and a scorer is compared with the one its model was publis
   to 8 bits (``libImaging/Resample.c``). ``pil_resize`` reproduces its coefficients, bounds and integer
   arithmetic bit for bit: products of 8-bit values and 22-bit weights summed in int64, ``+ 2^21 >> 22``.
 - ``torch``: torchvision's ``resize`` of a uint8 tensor (Hugging Face's CLIP image processor in
-  transformers 5, PickScore's reference): ``interpolate(bicubic, antialias=True)`` on the 0..255 values,
-  then clamped and rounded to 8 bits.
+  transformers 5, PickScore's reference): PyTorch's uint8 ``interpolate(bicubic, antialias=True)``, which
+  is Pillow-like but not Pillow (up to one 8-bit level apart).
 
 Images are quantised to 8 bits first (``round(x * 255)``), as a ComfyUI image becomes a PIL image.
 """
@@ -106,10 +106,14 @@ def pil_resize(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def torch_resize(pixels: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """torchvision's resize of a uint8 image [B, C, H, W] (8-bit values as float32): float interpolation,
-    then clamped and rounded back to 8 bits."""
+    """torchvision's resize of a uint8 image [B, C, H, W] (8-bit values as float32): PyTorch's own uint8
+    antialiased bicubic kernel (on the CPU; elsewhere float interpolation rounded back to 8 bits)."""
     if tuple(pixels.shape[-2:]) == (height, width):
         return pixels
+    if pixels.device.type == "cpu":
+        resized = F.interpolate(pixels.to(torch.uint8), size=(height, width), mode="bicubic", antialias=True,
+                                align_corners=False)
+        return resized.float()
     resized = F.interpolate(pixels, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
     return resized.clamp(0, 255).round()
 
