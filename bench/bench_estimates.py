@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO / "tools"))
 from comfyui_server import CHECKPOINT, call, comfyui, execution_seconds, run_prompt  # noqa: E402
 
 TIERS = ("draft", "standard", "high", "ultra")
-CALIBRATION = [("draft", 64), ("standard", 96), ("high", 64), ("standard", 128), ("ultra", 64)]
+CALIBRATION = [("draft", 128), ("ultra", 64), ("standard", 64), ("high", 96), ("draft", 64)]  # sizes x steps apart
 HELD_OUT_SIZES = (80, 112)
 REPEATS = 3
 POLL_MARGIN_S = 3.0  # Atelier reads ComfyUI's history every 2 s

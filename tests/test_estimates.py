@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from atelier.nodes.core.quality.apply import FunctionTemplate, apply_preset
 from atelier.nodes.core.quality.estimate import CalibrationStore, Estimator, calibration_key, work_units
 from atelier.nodes.core.quality.runs import PlannedRun, RunObserver
@@ -135,3 +136,36 @@ def test_observer_reads_durations_from_comfyui_history(tmp_path: Path) -> None:
     del no_atelier["prompt"][2]["9"]
     assert observer.ingest("p7", no_atelier) == "no Atelier plan"
     assert est.calibration.count() == 2
+
+
+def test_a_run_is_priced_by_the_passes_that_ran(tmp_path: Path) -> None:
+    """At high, a Quality Sampler runs the hires pass: its units count it; a hand-wired KSampler on the same
+    plan ran the base pass only, and is learned as such; a storyboard is not learned from."""
+    est = Estimator(T, CalibrationStore(tmp_path / "cal.sqlite"), "cpu")
+    observer = RunObserver(est, lambda inputs: PlannedRun("image", "sd15", image_params("high"), "cpu"))
+    key = calibration_key("image", "sd15")
+    sampler = _history(tier="high")
+    sampler["prompt"][2]["3"] = {"class_type": "AtelierQualitySampler", "inputs": {"quality_preset": ["9", 0]}}
+    assert observer.ingest("a", sampler).startswith("recorded")
+    assert observer.ingest("b", _history(tier="high")).startswith("recorded")
+    units = {round(u, 3) for u, _ in est.calibration.samples(key, "cpu")}
+    full = work_units("image", image_params("high"), "sd15", T)
+    base = work_units("image", {**image_params("high"), "hires_enabled": False}, "sd15", T)
+    assert units == {round(full, 3), round(base, 3)} and full > 1.5 * base
+    story = _history(tier="high")
+    story["prompt"][2]["5"] = {"class_type": "AtelierFrameChain", "inputs": {"quality_preset": ["9", 0]}}
+    assert observer.ingest("c", story) == "skipped: a storyboard's frames are not one plan's runs"
+
+
+def test_the_fit_learns_a_per_evaluation_overhead_when_runs_tell_it_apart() -> None:
+    """Small images on a slow host: every step costs a fixed overhead beyond its pixels. Runs of several
+    sizes and step counts separate it; a held-out run is then predicted within 1 %."""
+    from atelier.nodes.core.quality.estimate import fit_durations
+
+    truth = lambda u, e: 0.4 + 0.05 * u + 0.03 * e  # noqa: E731
+    runs = [(2.0, 24), (5.0, 50), (3.0, 100), (12.0, 70), (20.0, 40), (7.5, 140)]
+    fit = fit_durations([u for u, _ in runs], [truth(u, e) for u, e in runs], 0.08, [e for _, e in runs])
+    assert fit is not None and fit.seconds_per_evaluation == pytest.approx(0.03, rel=1e-6)
+    assert fit.seconds(9.0, 85) == pytest.approx(truth(9.0, 85), rel=0.01)
+    two = fit_durations([u for u, _ in runs], [0.4 + 0.05 * u for u, _ in runs], 0.08)  # no evaluations known
+    assert two is not None and two.seconds_per_evaluation == 0.0 and two.seconds_per_unit == pytest.approx(0.05)

@@ -7,7 +7,8 @@ evaluations per step when cfg > 1), the batch, VAE coding and every sampling pas
 
 Prior: ``seconds = overhead + units * seconds_per_unit`` of a reference device. Recorded
 runs of the same (category/family, device) replace the prior with a robust linear fit
-``seconds = a + b * units``; the min/max band comes from the fit's residuals.
+``seconds = a + b * units + c * evaluations`` (``c``: the fixed cost of one model evaluation, learned
+when the runs tell it apart); the min/max band comes from the fit's residuals.
 """
 
 from __future__ import annotations
@@ -83,6 +84,15 @@ def image_units(params: dict[str, Any], family: str, tables: Tables) -> float:
     return units * int(params.get("batch_size", 1))
 
 
+def model_evaluations(category: str, params: dict[str, Any]) -> float:
+    """How many times a run evaluates the diffusion model (every step of every pass, both cfg branches, every
+    image of the batch): each costs a fixed overhead on top of its pixels' work, which the fit learns."""
+    if category != "image":
+        return 0.0
+    evals = 1 if float(params.get("cfg", 1.0)) <= 1.0 else 2
+    return float(sum(p.steps for p in sampling_passes(params)) * evals * int(params.get("batch_size", 1)))
+
+
 def work_units(category: str, params: dict[str, Any], family: str, tables: Tables) -> float:
     est = tables.estimator
     if category == "image":
@@ -126,49 +136,92 @@ class Fit:
     band_low: float   # factors on the expected time
     band_high: float
     samples: int
+    seconds_per_evaluation: float = 0.0  # the fixed cost of one model evaluation, whatever its size
+
+    def seconds(self, units: float, evaluations: float = 0.0) -> float:
+        return self.overhead_s + self.seconds_per_unit * units + self.seconds_per_evaluation * evaluations
 
 
-def fit_durations(units: list[float], seconds: list[float], min_band: float) -> Fit | None:
-    """``seconds = a + b * units`` minimising relative error, outliers (> 3 MADs) dropped.
+Sample = tuple[float, float, float]  # (units, evaluations, seconds)
+
+
+def fit_durations(units: list[float], seconds: list[float], min_band: float,
+                  evaluations: list[float] | None = None) -> Fit | None:
+    """``seconds = a + b * units + c * evaluations`` minimising relative error, outliers (> 3 MADs) dropped;
+    ``c`` (a per-evaluation overhead: small models, small images, slow Python per step) only when the samples
+    tell it apart from ``b``, else ``a + b * units``.
 
     Relative error is what people feel (10 s off on a 20 s run is bad, on 10 min it is not),
     and it keeps one long run from deciding the overhead of every short one.
     """
-    pairs = [(u, s) for u, s in zip(units, seconds, strict=True) if u > 0 and s > 0 and math.isfinite(s)]
-    if not pairs:
+    evaluations = evaluations if evaluations is not None else [0.0] * len(units)
+    samples = [(u, e, s) for u, e, s in zip(units, evaluations, seconds, strict=True)
+               if u > 0 and s > 0 and math.isfinite(s) and math.isfinite(e)]
+    if not samples:
         return None
     for _ in range(3):
-        a, b = _least_squares(pairs)
-        residuals = [s / (a + b * u) - 1 for u, s in pairs]
+        fit = _least_squares(samples)
+        residuals = [s / fit.seconds(u, e) - 1 for u, e, s in samples]
         mad = statistics.median(abs(r) for r in residuals) * 1.4826
-        kept = [p for p, r in zip(pairs, residuals, strict=True) if mad == 0 or abs(r) <= 3 * mad]
-        if len(kept) == len(pairs) or len(kept) < 2:
+        kept = [p for p, r in zip(samples, residuals, strict=True) if mad == 0 or abs(r) <= 3 * mad]
+        if len(kept) == len(samples) or len(kept) < 2:
             break
-        pairs = kept
-    a, b = _least_squares(pairs)
-    relative = sorted(s / (a + b * u) for u, s in pairs)
+        samples = kept
+    fit = _least_squares(samples)
+    relative = sorted(s / fit.seconds(u, e) for u, e, s in samples)
     low = min(relative[int(0.1 * (len(relative) - 1))], 1 - min_band)
     high = max(relative[math.ceil(0.9 * (len(relative) - 1))], 1 + min_band)
-    return Fit(a, b, low, high, len(pairs))
+    return Fit(fit.overhead_s, fit.seconds_per_unit, low, high, len(samples), fit.seconds_per_evaluation)
 
 
-def _least_squares(pairs: list[tuple[float, float]]) -> tuple[float, float]:
-    """Weighted (1/seconds^2) least squares; through the origin when two parameters can't be told apart."""
-    spread = max(u for u, _ in pairs) / min(u for u, _ in pairs)
-    if len(pairs) >= 3 and spread >= 1.25:
-        w = [1.0 / (s * s) for _, s in pairs]
-        sw = sum(w)
-        su = sum(wi * u for wi, (u, _) in zip(w, pairs, strict=True))
-        ss = sum(wi * s for wi, (_, s) in zip(w, pairs, strict=True))
-        suu = sum(wi * u * u for wi, (u, _) in zip(w, pairs, strict=True))
-        sus = sum(wi * u * s for wi, (u, s) in zip(w, pairs, strict=True))
-        det = sw * suu - su * su
-        if det > 0:
-            b = (sw * sus - su * ss) / det
-            a = (ss - b * su) / sw
-            if b > 0 and a >= 0:
-                return a, b
-    return 0.0, statistics.median(s / u for u, s in pairs)
+def _least_squares(samples: list[Sample]) -> Fit:
+    """Weighted (1/seconds^2: relative error) least squares with every coefficient >= 0: of the models
+    ``a + b u + c e``, ``b u + c e``, ``a + b u`` and ``b u``, the one that fits best (a model needs more samples
+    than coefficients, and spread in what it separates)."""
+    seconds = [s for _, _, s in samples]
+    columns = {"a": [1.0] * len(samples), "b": [u for u, _, _ in samples], "c": [e for _, e, _ in samples]}
+    spread = max(columns["b"]) / min(columns["b"])
+    best: tuple[float, dict[str, float]] | None = None
+    for names in ("abc", "bc", "ab"):
+        if len(samples) <= len(names) or ("a" in names and spread < 1.25) or ("c" in names and max(columns["c"]) <= 0):
+            continue
+        solved = _solve([tuple(columns[n][i] for n in names) for i in range(len(samples))], seconds)
+        if solved is None or min(solved) < 0 or solved[names.index("b")] <= 0:
+            continue
+        values = dict(zip(names, solved, strict=True))
+        error = sum((1 - (values.get("a", 0.0) + values["b"] * u + values.get("c", 0.0) * e) / s) ** 2
+                    for u, e, s in samples)
+        if best is None or error < best[0] - 1e-12:
+            best = (error, values)
+    if best is None:
+        return Fit(0.0, statistics.median(s / u for u, _, s in samples), 1.0, 1.0, len(samples))
+    values = best[1]
+    return Fit(values.get("a", 0.0), values["b"], 1.0, 1.0, len(samples), values.get("c", 0.0))
+
+
+def _solve(rows: list[tuple[float, ...]], seconds: list[float]) -> list[float] | None:
+    """The weighted normal equations (weight 1/seconds^2: relative error), by Gaussian elimination;
+    None when the columns cannot be told apart."""
+    n = len(rows[0])
+    matrix = [[0.0] * (n + 1) for _ in range(n)]
+    for row, s in zip(rows, seconds, strict=True):
+        w = 1.0 / (s * s)
+        for i in range(n):
+            for j in range(n):
+                matrix[i][j] += w * row[i] * row[j]
+            matrix[i][n] += w * row[i] * s
+    scale = [max(abs(matrix[i][i]), 1e-300) for i in range(n)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(matrix[r][col]) / scale[r])
+        if abs(matrix[pivot][col]) <= 1e-12 * scale[pivot]:
+            return None
+        matrix[col], matrix[pivot] = matrix[pivot], matrix[col]
+        scale[col], scale[pivot] = scale[pivot], scale[col]
+        for r in range(n):
+            if r != col:
+                factor = matrix[r][col] / matrix[col][col]
+                matrix[r] = [a - factor * b for a, b in zip(matrix[r], matrix[col], strict=True)]
+    return [matrix[i][n] / matrix[i][i] for i in range(n)]
 
 
 class CalibrationStore:
@@ -194,6 +247,9 @@ class CalibrationStore:
                 units REAL NOT NULL, seconds REAL NOT NULL, run_id TEXT UNIQUE,
                 params TEXT NOT NULL, created_at REAL NOT NULL)""")
             db.execute("CREATE INDEX IF NOT EXISTS run_samples_key ON run_samples(key, device, id)")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(run_samples)")}
+            if "evaluations" not in columns:  # stores made before the per-evaluation overhead was learned
+                db.execute("ALTER TABLE run_samples ADD COLUMN evaluations REAL NOT NULL DEFAULT 0")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -217,23 +273,28 @@ class CalibrationStore:
         return db
 
     def record(self, key: str, device: str, units: float, seconds: float, params: dict[str, Any],
-               run_id: str | None = None) -> bool:
+               run_id: str | None = None, evaluations: float = 0.0) -> bool:
         """Store one run; False when ``run_id`` was already recorded or the values are unusable."""
-        if not (units > 0 and seconds > 0 and math.isfinite(units) and math.isfinite(seconds)):
+        if not (units > 0 and seconds > 0 and math.isfinite(units) and math.isfinite(seconds)
+                and math.isfinite(evaluations) and evaluations >= 0):
             return False
         with self._db() as db, db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO run_samples(key, device, units, seconds, run_id, params, created_at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (key, device, units, seconds, run_id, json.dumps(params, sort_keys=True), time.time()))
+                "INSERT OR IGNORE INTO run_samples(key, device, units, seconds, run_id, params, created_at,"
+                " evaluations) VALUES (?,?,?,?,?,?,?,?)",
+                (key, device, units, seconds, run_id, json.dumps(params, sort_keys=True), time.time(), evaluations))
         self._fits.pop((key, device), None)
         return cursor.rowcount == 1
 
     def samples(self, key: str, device: str) -> list[tuple[float, float]]:
+        """(units, seconds) of the newest runs."""
+        return [(u, s) for u, _, s in self.samples_with_evaluations(key, device)]
+
+    def samples_with_evaluations(self, key: str, device: str) -> list[Sample]:
         with self._db() as db:
-            rows = db.execute("SELECT units, seconds FROM run_samples WHERE key=? AND device=?"
+            rows = db.execute("SELECT units, evaluations, seconds FROM run_samples WHERE key=? AND device=?"
                               " ORDER BY id DESC LIMIT ?", (key, device, MAX_SAMPLES_PER_KEY)).fetchall()
-        return [(float(u), float(s)) for u, s in rows]
+        return [(float(u), float(e), float(s)) for u, e, s in rows]
 
     def count(self) -> int:
         with self._db() as db:
@@ -250,8 +311,9 @@ class CalibrationStore:
         cached = self._fits.get((key, device))
         if cached is not None and time.monotonic() - cached[0] < FIT_TTL_S:
             return cached[1]
-        rows = self.samples(key, device)
-        fit = fit_durations([u for u, _ in rows], [s for _, s in rows], min_band) if rows else None
+        rows = self.samples_with_evaluations(key, device)
+        fit = fit_durations([u for u, _, _ in rows], [s for _, _, s in rows], min_band,
+                            [e for _, e, _ in rows]) if rows else None
         self._fits[(key, device)] = (time.monotonic(), fit)
         return fit
 
@@ -279,7 +341,7 @@ class Estimator:
             if fit is not None and fit.samples < int(uncertainty["min_samples"]):
                 fit = None
         if fit is not None:
-            expected = fit.overhead_s + fit.seconds_per_unit * units
+            expected = fit.seconds(units, model_evaluations(category, params))
             low, high = fit.band_low, fit.band_high
         else:
             expected = float(ref["overhead_s"]) + float(ref["seconds_per_unit"]) * units
@@ -297,4 +359,4 @@ class Estimator:
             return False
         units = work_units(category, params, family, self.tables)
         return self.calibration.record(calibration_key(category, family), device or self.device,
-                                       units, seconds, params, run_id)
+                                       units, seconds, params, run_id, model_evaluations(category, params))

@@ -9,6 +9,10 @@ Quality Preset node itself came from the cache.
 Runs whose sampler was served from ComfyUI's cache, or that failed, are not recorded: they would
 teach the estimator that sampling is free. Nor are runs in which a loader node executed (a
 checkpoint read from disk): they time the disk, not the generation.
+
+A run is priced by the passes that ran (``used_passes``): a Quality Sampler runs every pass of the plan; a
+hand-wired graph runs the base pass (KSampler on Quality Preset's sockets) and the passes of the Quality Stage
+nodes it has. A storyboard (Frame Chain) runs many frames from one plan and is not learned from.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .estimate import Estimator, calibration_key, work_units
+from .estimate import Estimator, calibration_key, model_evaluations, work_units
 
-SAMPLER_MARKERS = ("KSampler", "SamplerCustom")
+SAMPLER_MARKERS = ("KSampler", "SamplerCustom", "AtelierQualitySampler")
 LOADER_MARKER = "Loader"  # CheckpointLoaderSimple, UNETLoader, VAELoader, LoraLoader, …
+UNPLANNED = ("AtelierFrameChain",)  # many frames and retries from one plan: not the plan's units
 
 
 @dataclass
@@ -66,6 +71,27 @@ def history_duration(item: dict[str, Any]) -> tuple[float | None, str]:
 
 
 Planner = Callable[[dict[str, Any]], PlannedRun | None]
+
+
+def used_passes(graph: dict[str, Any], preset_id: str) -> set[str]:
+    """The passes of Quality Preset ``preset_id``'s plan that a graph runs: all of them through a Quality
+    Sampler; otherwise the base pass and those of the Quality Stage nodes wired to it."""
+    def linked(node: Any) -> bool:
+        value = node.get("inputs", {}).get("quality_preset") if isinstance(node, dict) else None
+        return isinstance(value, list) and bool(value) and str(value[0]) == str(preset_id)
+
+    if any(linked(n) and n.get("class_type") == "AtelierQualitySampler" for n in graph.values()):
+        return {"base", "hires_fix", "refinement"}
+    return {"base"} | {str(n.get("inputs", {}).get("stage")) for n in graph.values()
+                       if linked(n) and n.get("class_type") == "AtelierQualityStage"}
+
+
+def ran(params: dict[str, Any], passes: set[str]) -> dict[str, Any]:
+    """The plan's image parameters without the passes that did not run."""
+    if "steps" not in params:
+        return params
+    return {**params, "hires_enabled": bool(params.get("hires_enabled")) and "hires_fix" in passes,
+            "refinement": bool(params.get("refinement")) and "refinement" in passes}
 PLANNING_NODE = "AtelierQualityPreset"
 SEEN_LIMIT = 4096
 
@@ -103,10 +129,14 @@ class RunObserver:
         seconds, reason = history_duration(item)
         if seconds is None:
             return f"skipped: {reason}"
-        runs = [self.planner(node.get("inputs") or {}) for node in nodes]
+        if any(isinstance(n, dict) and n.get("class_type") in UNPLANNED for n in graph.values()):
+            return "skipped: a storyboard's frames are not one plan's runs"
+        ids = [nid for nid, n in graph.items() if isinstance(n, dict) and n.get("class_type") == PLANNING_NODE]
+        runs = [self.planner(graph[nid].get("inputs") or {}) for nid in ids]
         if any(run is None for run in runs):
             return "skipped: a Quality Preset's inputs could not be planned"
-        planned = [r for r in runs if r is not None]
+        planned = [PlannedRun(r.category, r.family, ran(r.params, used_passes(graph, nid)), r.device)
+                   for r, nid in zip(runs, ids, strict=True) if r is not None]
         keys = {(calibration_key(r.category, r.family), r.device) for r in planned}
         if len(keys) != 1:
             return "skipped: plans of several families or devices in one prompt"
@@ -115,5 +145,7 @@ class RunObserver:
         params = planned[0].params if len(planned) == 1 else {"plans": [r.params for r in planned]}
         if self.estimator.calibration is None:
             return "skipped: no calibration store"
-        stored = self.estimator.calibration.record(key, device, units, seconds, params, run_id=prompt_id)
+        evaluations = sum(model_evaluations(r.category, r.params) for r in planned)
+        stored = self.estimator.calibration.record(key, device, units, seconds, params, run_id=prompt_id,
+                                                   evaluations=evaluations)
         return f"recorded {seconds:.2f}s" if stored else "already recorded"

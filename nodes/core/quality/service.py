@@ -168,6 +168,7 @@ class QualityService:
             entries.append({**entry, "active": bool(fit and fit.samples >= minimum),
                             "fit": None if fit is None else {
                                 "overhead_s": round(fit.overhead_s, 3), "seconds_per_unit": fit.seconds_per_unit,
+                                "seconds_per_evaluation": fit.seconds_per_evaluation,
                                 "band": [round(fit.band_low, 3), round(fit.band_high, 3)], "samples": fit.samples}})
         return {"device": self.estimator.device, "min_samples": minimum, "entries": entries}
 
