@@ -127,6 +127,7 @@ def _check_enhancement(plan: PipelinePlan, expanded: Expanded, prompts: list[str
         return
     assert len(expanded.enhance) == text.runs
     for body in expanded.enhance:
+        assert body["backend"] == text.parameters["enhance_backend"]
         assert body["iterations"] == text.parameters["enhance_iterations"]
         assert body["threshold"] == text.parameters["enhance_threshold"]
     assert sorted(b["prompt"] for b in expanded.enhance) == sorted(prompts)

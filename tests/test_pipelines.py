@@ -35,7 +35,8 @@ def test_quality_then_stage_then_user(service: QualityService) -> None:
     assert keyframes["parameters"]["sampler_name"] == "dpmpp_2m" and keyframes["sources"]["sampler_name"] == "quality"
     assert chained["parameters"]["denoise"] == 0.5 and chained["parameters"]["steps"] == 28
     assert stages["script"]["parameters"] == {"max_tokens": 1024, "temperature": 0.6, "enhance_iterations": 4,
-                                              "enhance_threshold": 85.0}
+                                              "enhance_threshold": 85.0, "enhance_backend": "rule"}
+    assert stages["script"]["estimate"]["time_s"]["expected"] < 2.0  # the rule loop the graphs run
     assert keyframes["prompt_suffix"].startswith(", storyboard keyframe")
 
 

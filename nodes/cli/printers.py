@@ -40,13 +40,22 @@ def plan(plan: dict[str, Any]) -> None:
         params = stage["parameters"]
         shown = ", ".join(f"{k}={v}" for k, v in params.items()
                           if k in ("steps", "cfg", "sampler_name", "scheduler", "width", "height", "batch_size",
-                                   "denoise", "hires_enabled", "frames", "fps", "max_tokens", "sample_rate"))
+                                   "denoise", "frames", "fps", "max_tokens", "sample_rate", "enhance_backend",
+                                   "enhance_iterations"))
         print(f"{'':<16} {shown}")
+        runs = f"runs {stage['runs']}x" + (f" ({stage['note']})" if stage.get("note") else "")
+        passes = "; ".join(f"{p['name']} {p['steps']} steps {p['width']}x{p['height']} denoise {p['denoise']:g}"
+                           for p in stage["passes"])
+        print(f"{'':<16} {runs}" + (f"; passes: {passes}" if passes else ""))
     totals = plan["totals"]
     print("-" * len(header))
     print(f"{'total':<80} {seconds(totals['time_s']['expected']):>10} "
           f"{seconds(totals['time_s']['min']) + '-' + seconds(totals['time_s']['max']):>17} "
           f"{totals['vram_gb']:>6.1f}GB peak, ${totals['cost_usd']:.4f}")
+    print(f"The whole pipeline runs as workflow {plan['workflow']}; the total counts every run.")
+    for skipped in plan.get("skipped", []):
+        needs = f"; needs {skipped['needs']}" if skipped["needs"] else ""
+        print(f"skipped {skipped['id']} ({skipped['task_type']}): {skipped['reason']}{needs}")
     enhanced = plan.get("enhanced")
     if enhanced:
         print(f"\nPrompt, enhanced (score {enhanced['score']:.0f}, {enhanced['iterations']} iteration(s)): "

@@ -109,7 +109,10 @@ def work_units(category: str, params: dict[str, Any], family: str, tables: Table
         audio = est["audio"]
         factor = float(audio["processing_quality"][params["processing_quality"]])
         return float(audio["units_per_second"]) * params["duration_s"] * params["sample_rate"] / 44100 * factor
-    return float(est["text"]["units_per_token"]) * params["max_tokens"] * int(params.get("enhance_iterations", 1))
+    iterations = int(params.get("enhance_iterations", 1))
+    if params.get("enhance_backend") == "rule":  # the offline loop: no model, about a millisecond a round
+        return float(est["text"]["rule_units_per_iteration"]) * iterations
+    return float(est["text"]["units_per_token"]) * params["max_tokens"] * iterations
 
 
 def vram_gb(category: str, params: dict[str, Any], family: str, tables: Tables) -> float:

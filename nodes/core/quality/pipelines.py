@@ -11,7 +11,7 @@ depends on the machine's free resources: the same tier always gives the same par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -56,6 +56,7 @@ class PipelineRequest(BaseModel):
     reference: bool = False                             # a reference image: every frame starts from an image
     variations: Annotated[int, Field(ge=0, le=16)] = 0  # per frame or shot; 0: the tier's (or the stage's)
     enhance: bool = True                                # the prompt enhancement stage runs
+    enhance_backend: Literal["rule", "ollama", "openai", "transformers"] = "rule"  # what the graphs run
     parameters: dict[str, Any] = Field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -198,8 +199,9 @@ def configure_pipeline(name: str, preset: Preset, request: PipelineRequest, tabl
         family = applied.family.to_dict() if category == "image" or not family else family
         fam = tables.family(applied.family.family)
         if category != "text" and category not in fam.categories:
-            skipped.append(SkippedStage(stage.id, stage.task_type, f"{fam.display_name} checkpoints make "
-                                        f"{' and '.join(fam.categories)} only, not {category}", task.needs))
+            made = " and ".join({"image": "images"}.get(c, c) for c in fam.categories)
+            skipped.append(SkippedStage(stage.id, stage.task_type, f"{fam.display_name} checkpoints make {made} "
+                                        f"only, not {category}", task.needs))
             continue
         if category == "text" and not request.enhance:
             skipped.append(SkippedStage(stage.id, stage.task_type, "prompt enhancement is off", ""))
@@ -230,6 +232,9 @@ def configure_pipeline(name: str, preset: Preset, request: PipelineRequest, tabl
                 params[key] = check_parameter(field, key, value)
                 sources[key] = source
         _rescale_hires(params, sources, tables, applied.family.family, category)
+        if category == "text":  # priced as the backend the compiled graph runs (the rule loop: milliseconds)
+            params["enhance_backend"] = request.enhance_backend
+            sources["enhance_backend"] = "user" if "enhance_backend" in request.model_fields_set else "pipeline"
         runs, note = 1, ""
         if stage.chain is not None:
             runs = frame_runs(stage.chain, request)
