@@ -249,7 +249,7 @@ def test_web_extension_and_workflow_templates_are_served(comfy: Client) -> None:
     status, templates = comfy.get("/api/workflow_templates")
     assert status == 200 and "atelier_quality_txt2img" in json.dumps(templates.get("atelier", templates))
     status, workflow = comfy.get("/api/workflow_templates/atelier/atelier_quality_txt2img.json")
-    assert status == 200 and {n["type"] for n in workflow["nodes"]} >= {"AtelierQualityPreset", "KSampler"}
+    assert status == 200 and {n["type"] for n in workflow["nodes"]} >= {"AtelierQualityPreset", "AtelierQualitySampler"}
 
 
 def test_unknown_tier_is_a_readable_validation_error(comfy: Client) -> None:
@@ -559,7 +559,7 @@ def test_every_shipped_workflow_runs_at_every_tier_with_the_passes_it_plans(comf
         assert ran == expected, (ran, expected)
         assert len(saved) == 1 and _png_size(Path(comfy.base_dir) / "output" / saved[0]["filename"]) == expected_size  # type: ignore[attr-defined]
     if name == "atelier_prompt_enhance":
-        shown = next(o["text"][0] for o in outputs.values() if "text" in o)
+        shown = next(o["text"][0] for k, o in outputs.items() if graph[k]["class_type"] == "PreviewAny")
         assert "lighthouse" in shown
     if name in ("atelier_storyboard", "atelier_sequence"):
         folder = next(o["storyboard"][0] for o in outputs.values() if "storyboard" in o)
@@ -722,8 +722,9 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
         page.click(".atelier-tiers [data-tier=high]")
         tier = "() => window.app.graph.getNodeById(2).widgets.find(w => w.name === 'tier').value"
         page.wait_for_function(f"() => ({tier})() === 'high'")
+        # the best-of-N workflow's node types are the shot pipeline's (its graph without the stage's suffix)
         page.wait_for_function("() => window.app.extensionManager.setting.get('Atelier.Quality.PreferredTiers')"
-                               "?.image === 'high'")
+                               "?.shot_generation === 'high'")
         page.wait_for_function("() => document.querySelector('.atelier-plan')?.textContent.includes('High')")
         page.focus(".atelier-tiers [data-tier=high]")
         page.keyboard.press("ArrowDown")  # the picker is a radio group: arrows choose

@@ -243,7 +243,7 @@ def test_preprocessing_equals_the_references_pixel_for_pixel(height: int, width:
                                         transforms.CenterCrop(224), transforms.ToTensor()])(to_pil(image))
         assert torch.equal(ours * 255, (reference * 255).round()), (height, width)
         hf = center_crop([image], 224, "floor", (0, 0, 0), (1, 1, 1), resampler="torch")[0]
-        pixels = torch.from_numpy(np.asarray(to_pil(image))).permute(2, 0, 1).unsqueeze(0)
+        pixels = torch.from_numpy(np.array(to_pil(image))).permute(2, 0, 1).unsqueeze(0)
         short = min(height, width)
         size = (224, int(224 * width / height)) if height == short else (int(224 * height / width), 224)
         resized = torch.nn.functional.interpolate(pixels, size=size, mode="bicubic", antialias=True)[0]
@@ -255,7 +255,7 @@ def test_preprocessing_equals_the_references_pixel_for_pixel(height: int, width:
         shrunk = pil.resize((round(pil.size[0] * scale), round(pil.size[1] * scale)), Image.BICUBIC)
         canvas = Image.new("RGB", (224, 224))
         canvas.paste(shrunk, ((224 - shrunk.size[0]) // 2, (224 - shrunk.size[1]) // 2))
-        assert torch.equal(boxed * 255, torch.from_numpy(np.asarray(canvas)).permute(2, 0, 1).float())
+        assert torch.equal(boxed * 255, torch.from_numpy(np.array(canvas)).permute(2, 0, 1).float())
 
 
 @pytest.mark.parametrize("side", [224, 448])
