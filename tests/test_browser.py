@@ -175,6 +175,27 @@ def test_tiers_are_compared_side_by_side_and_a_pipeline_is_summarised(page: Any,
     assert total == expected(plan["totals"]["time_s"]["expected"]).lstrip("~")
 
 
+def test_the_compare_view_shows_what_each_tier_measured_on_the_users_runs(page: Any, server: Any,
+                                                                          record_service: Any) -> None:
+    for tier, seconds, best in [("standard", 4.0, 60.0), ("standard", 6.0, 62.0), ("ultra", 28.0, 64.5)]:
+        done = record_service.create("default", {"operation_type": "batch_item", "prompt": "a fox",
+                                                 "parameters": {"checkpoint": "mine.safetensors",
+                                                                "quality": {"preset": tier}}})
+        record_service.store.set_status(done.id, "running", started_at=1000.0)
+        record_service.store.set_status(done.id, "completed", finished_at=1000.0 + seconds,
+                                        scores={"best": best}, outputs={"9": [f"{tier}.png"]})
+    open_view(page, "compare")
+    chart = page.get_by_test_id("tier-value").locator("table[data-checkpoint='mine.safetensors']")
+    chart.wait_for()
+    rows = {r.locator("th").inner_text(): r.locator("td").all_inner_texts() for r in chart.locator("tbody tr").all()}
+    assert list(rows) == ["standard", "ultra"]
+    assert rows["standard"][0] == "2" and rows["standard"][3] == "reference"
+    assert rows["ultra"][3] == "ultra costs 5.6x standard's time for +3.5 points here"
+    assert "ultra costs 5.6x" in chart.locator("caption").inner_text()
+    assert "ultra.png" in rows["ultra"][4]  # no ComfyUI here: the image's name, not the image
+    assert chart.locator("tr[data-tier=ultra] [role=img]").first.get_attribute("aria-label") == "28.0 s"
+
+
 def test_a_record_is_browsed_with_its_hash_and_given_feedback_from_the_keyboard(
         page: Any, server: Any, record_service: Any) -> None:
     done = record_service.create("default", {"operation_type": "txt2img", "prompt": "a red fox in snow",

@@ -758,6 +758,16 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
         page.wait_for_selector(".atelier-panel li[data-preset='ci-tiny']")
         page.click("#atelier-tab-compare")
         page.wait_for_selector("#atelier-panel-compare [data-testid=comparison] table")
+        # what each tier measured on this user's runs (the batch test ran every tier): images from ComfyUI's /view
+        value = f"#atelier-panel-compare [data-testid=tier-value] table[data-checkpoint='{CHECKPOINT}']"
+        page.wait_for_selector(value)
+        tiers = page.eval_on_selector_all(f"{value} tbody tr", "rows => rows.map(r => r.dataset.tier)")
+        assert set(tiers) >= set(TIERS)
+        page.wait_for_function(f"() => [...document.querySelectorAll(\"{value} img\")]"
+                               ".length >= 4 && [...document.querySelectorAll(\"{value} img\")]"
+                               ".every(i => i.complete && i.naturalWidth > 0)")
+        assert "ultra costs" in page.inner_text(f"{value} caption")
+        page.screenshot(path=str(SCREENSHOTS / "comfyui_tier_value.png"))
         page.click("#atelier-tab-records")
         page.wait_for_function("() => /record\\(s\\)|No records match/.test("
                                "document.querySelector('#atelier-panel-records [role=status]')?.textContent)")

@@ -154,3 +154,34 @@ def test_batch_routes_answer_errors_by_name(server) -> None:
         assert status == code and answer["field"] == field, (body, answer)
     status, answer = server.request("GET", "/atelier/batches/0123456789abcdef0123456789abcdef", None)
     assert status == 404
+
+
+def test_the_tier_value_chart_comes_from_the_users_own_runs(on_comfyui, fake_comfyui, server) -> None:
+    """A batch at draft and ultra on one checkpoint: per tier the runs, median time, mean best score and images,
+    and "ultra costs Nx draft's time for +M points here" against the reference tier when it ran."""
+    from atelier.nodes.core.records.tier_value import tier_value
+
+    batches, follower = on_comfyui.batches, on_comfyui.follower()
+    body = {"checkpoint": "mine.safetensors", "items": [
+        {"prompt": "a fox", "tier": "standard", "count": 2}, {"prompt": "a fox", "tier": "standard", "count": 2},
+        {"prompt": "a fox", "tier": "ultra", "count": 2}, {"prompt": "a fox", "tier": "draft", "count": 2}]}
+    batch = asyncio.run(batches.create("default", body))
+    for item, seconds, best in zip(batch["items"], (4.0, 6.0, 28.0, 2.0), (60.0, 62.0, 64.5, 50.0), strict=True):
+        fake_comfyui.finish(item["prompt_id"], seconds=seconds, outputs={
+            "rank": {"atelier_selection": [{"best_index": 0, "best_score": best}]},
+            "save": {"images": [{"filename": f"fox_{item['index']}.png"}]}})
+    asyncio.run(follower.poll())
+    tables = on_comfyui.quality.tables
+    chart = tier_value(on_comfyui.records.store, "default", list(tables.tiers), tables.reference_tier)
+    (mine,) = chart["checkpoints"]
+    rows = {r["tier"]: r for r in mine["tiers"]}
+    assert [r["tier"] for r in mine["tiers"]] == ["draft", "standard", "ultra"]  # tier order
+    assert rows["standard"]["runs"] == 2 and rows["standard"]["median_time_s"] == 5.0
+    assert rows["standard"]["mean_score"] == 61.0 and len(rows["standard"]["images"]) == 2
+    assert rows["ultra"]["time_ratio"] == 5.6 and rows["ultra"]["score_delta"] == 3.5
+    assert "ultra costs 5.6x standard's time for +3.5 points here" in mine["summary"]
+    assert tier_value(on_comfyui.records.store, "mallory", list(tables.tiers), "standard")["checkpoints"] == []
+    status, answer = server.get("/atelier/generations/tiers?checkpoint=" + "x" * 600)
+    assert status == 400 and answer["field"] == "checkpoint"
+    status, answer = server.get("/atelier/generations/tiers")
+    assert status == 200 and answer["reference"] == "standard"

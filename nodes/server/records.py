@@ -9,6 +9,7 @@ import re
 from aiohttp import web
 
 from ..core.base.errors import invalid
+from ..core.records.tier_value import tier_value
 from .http import Mount, Services, answer, blocking, json_body
 
 WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only ("²".isdigit() is True)
@@ -37,6 +38,17 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         """Removes the record's prompt from ComfyUI's queue, or interrupts it when it is running."""
         record = await ctx.records.submitter.cancel(request.match_info["record_id"], mount.user(request))
         return answer(record.to_dict())
+
+    @mount.get("/generations/tiers")
+    async def tier_value_chart(request: web.Request) -> web.Response:
+        """Per checkpoint (``?checkpoint=`` for one) and tier, from the user's completed runs: runs, median time,
+        mean best score, latest images, and each tier against the reference tier."""
+        checkpoint = request.query.get("checkpoint")
+        if checkpoint is not None and not 0 < len(checkpoint) <= 512:
+            raise invalid("checkpoint", checkpoint[:80], "a checkpoint name of 1-512 characters")
+        tables = ctx.quality.tables
+        return answer(await blocking(tier_value, ctx.records.store, mount.user(request), list(tables.tiers),
+                                     tables.reference_tier, checkpoint))
 
     @mount.get("/generations/telemetry")
     async def generation_telemetry(request: web.Request) -> web.Response:

@@ -6,7 +6,8 @@ import { api } from "../../../scripts/api.js";
 import { createClient, SETTING_DEFAULTS, SETTINGS } from "./panel/client.js";
 import { mountPanel } from "./panel/panel.js";
 
-export const client = createClient({ fetchApi: (path, init) => api.fetchApi(path, init), url: (path) => api.apiURL(path) });
+export const client = createClient({ fetchApi: (path, init) => api.fetchApi(path, init), url: (path) => api.apiURL(path),
+                                    outputImage: (name) => api.apiURL(`/view?filename=${encodeURIComponent(name)}&type=output`) });
 
 // The server's lists (tiers, families, pipelines, scorers, backends, ratings): read before the settings are
 // declared, so nothing here repeats them. Null when Atelier's routes are unavailable.

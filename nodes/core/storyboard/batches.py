@@ -105,6 +105,7 @@ class BatchService:
         for index, (run, tier, expected) in enumerate(runs):
             config = {"operation_type": "batch_item", "workspace": "batches", "prompt": run.prompt,
                       "parameters": {"batch": batch_id, "index": index, "tier": tier, "count": run.variations,
+                                     "checkpoint": run.checkpoint,
                                      "expected_s": round(expected, 2), "quality": {"preset": tier}},
                       "graph": best_of_n_graph(run)}
             try:

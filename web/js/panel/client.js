@@ -14,7 +14,9 @@ export class ApiError extends Error {
 
 const enc = encodeURIComponent;
 
-export function createClient({ fetchApi, url }) {
+// `outputImage(name)`: a URL of an image in ComfyUI's output folder (ComfyUI's /view), or null on a server
+// without ComfyUI (the standalone page).
+export function createClient({ fetchApi, url, outputImage = () => null }) {
   let lists = null; // fetched once: the server's tiers, families, pipelines, scorers, backends, ratings
 
   async function call(path, { method = "GET", body, query } = {}) {
@@ -58,6 +60,8 @@ export function createClient({ fetchApi, url }) {
     storyboard: (id) => call(`/storyboards/${enc(id)}`),
     storyboardFile: (id, name) => url(`/atelier/storyboards/${enc(id)}/files/${enc(name)}`),
     endpoints: () => call("/enhance/endpoints"),
+    tierValue: (checkpoint) => call("/generations/tiers", { query: { checkpoint } }),
+    outputImage,
   };
 }
 

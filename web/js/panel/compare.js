@@ -1,5 +1,6 @@
 // Atelier panel: tier comparison — parameters and estimates of several presets side by side, with
-// each one's difference from standard (POST /atelier/compare), and the pipeline summary per tier.
+// each one's difference from standard (POST /atelier/compare), the pipeline summary per tier, and what each
+// tier measured on the user's own runs.
 import { field, gigabytes, h, message, money, replace, select, seconds } from "./dom.js";
 
 const ROWS = [
@@ -45,6 +46,37 @@ export function pipelineTable(plan, compact = false) {
         h("td", {}, `${gigabytes(plan.totals.vram_gb)} peak · ${money(plan.totals.cost_usd)}`)])));
 }
 
+// What each tier is worth here, from the user's own runs (GET /atelier/generations/tiers): per checkpoint and
+// tier the runs, median time and mean best score as bars, the latest images (inside ComfyUI), and each tier
+// against the reference ("ultra costs 5.6x standard's time for +3.0 points here").
+export function tierValueChart(result, client) {
+  if (!result.checkpoints.length) {
+    return h("p", { class: "atelier-hint" }, "No finished runs with a tier yet: run a batch or a pipeline at a few "
+      + "tiers and their measured time and score show here.");
+  }
+  return result.checkpoints.map((c) => {
+    const slowest = Math.max(...c.tiers.map((t) => t.median_time_s ?? 0), 0.001);
+    const bar = (value, max, label) => h("div", { class: "atelier-bar", role: "img", "aria-label": label },
+      h("span", { style: `width:${Math.round(100 * (value ?? 0) / max)}%` }), ` ${label}`);
+    return h("table", { class: "atelier-table atelier-value", "aria-label": `Tier value for ${c.checkpoint}`,
+                        dataset: { checkpoint: c.checkpoint } },
+      h("caption", {}, `${c.checkpoint}: ${c.summary.join("; ") || `no ${result.reference} runs to compare with`}`),
+      h("thead", {}, h("tr", {}, ["Tier", "Runs", "Median time", "Mean best score", "vs " + result.reference,
+        "Latest images"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, c.tiers.map((t) => h("tr", { dataset: { tier: t.tier } },
+        h("th", { scope: "row" }, t.tier),
+        h("td", {}, String(t.runs)),
+        h("td", {}, bar(t.median_time_s, slowest, t.median_time_s == null ? "–" : seconds(t.median_time_s))),
+        h("td", {}, bar(t.mean_score, 100, t.mean_score == null ? "–" : t.mean_score.toFixed(1))),
+        h("td", {}, t.against_reference ?? (t.tier === result.reference ? "reference" : "–")),
+        h("td", { class: "atelier-thumbs" }, t.images.map((name) => {
+          const src = client.outputImage(name);
+          return src ? h("img", { src, alt: `${t.tier}: ${name}`, loading: "lazy", width: 64 })
+            : h("span", { class: "atelier-sub" }, name);
+        }))))));
+  });
+}
+
 export function compareView(ctx) {
   const { client } = ctx;
   const boxes = h("fieldset", { class: "atelier-checks" }, h("legend", {}, "Presets to compare"));
@@ -54,6 +86,7 @@ export function compareView(ctx) {
   const output = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "comparison" });
   const status = h("div", { class: "atelier-message" });
 
+  const value = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "tier-value" });
   const pipeline = select([], undefined, { name: "pipeline" });
   const tier = select([], undefined, { name: "tier" });
   const plan = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "pipeline-summary" });
@@ -100,6 +133,7 @@ export function compareView(ctx) {
       tier.value = await ctx.defaultTier();
       await compare();
       await summarise();
+      replace(value, h("div", { class: "atelier-scroll" }, tierValueChart(await client.tierValue(), client)));
     } catch (error) {
       message(status, `Unavailable: ${error.message}`, "error");
     }
@@ -114,5 +148,7 @@ export function compareView(ctx) {
     status, output,
     h("h3", {}, "Pipeline summary"),
     h("div", { class: "atelier-grid" }, field("Pipeline", pipeline), field("Tier", tier)),
-    plan);
+    plan,
+    h("h3", {}, "What each tier is worth here (your runs)"),
+    value);
 }
