@@ -763,11 +763,20 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
         page.wait_for_selector(value)
         tiers = page.eval_on_selector_all(f"{value} tbody tr", "rows => rows.map(r => r.dataset.tier)")
         assert set(tiers) >= set(TIERS)
-        page.wait_for_function(f"() => [...document.querySelectorAll(\"{value} img\")]"
-                               ".length >= 4 && [...document.querySelectorAll(\"{value} img\")]"
-                               ".every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_function("s => [...document.querySelectorAll(s)].length >= 4 && "
+                               "[...document.querySelectorAll(s)].every(i => i.complete && i.naturalWidth > 0)",
+                               arg=f"{value} img")
         assert "ultra costs" in page.inner_text(f"{value} caption")
+        panel = page.locator("#atelier-panel-compare")
+        panel.get_by_label("Width").fill("64")
+        panel.get_by_label("Height").fill("64")
+        panel.get_by_label("Checkpoint").fill(CHECKPOINT)
+        panel.get_by_role("button", name="Render comparison").click()  # the four tiers, queued on this ComfyUI
+        page.wait_for_function("() => { const i = document.querySelector('#atelier-panel-compare [data-testid=render] "
+                               "img'); return i && i.complete && i.naturalWidth > 0; }", timeout=300_000)
         page.screenshot(path=str(SCREENSHOTS / "comfyui_tier_value.png"))
+        panel.get_by_role("button", name="Render comparison").click()  # the same again: the earlier render
+        panel.get_by_text("rendered earlier for this prompt and checkpoint").wait_for()
         page.click("#atelier-tab-records")
         page.wait_for_function("() => /record\\(s\\)|No records match/.test("
                                "document.querySelector('#atelier-panel-records [role=status]')?.textContent)")

@@ -185,3 +185,27 @@ def test_the_tier_value_chart_comes_from_the_users_own_runs(on_comfyui, fake_com
     assert status == 400 and answer["field"] == "checkpoint"
     status, answer = server.get("/atelier/generations/tiers")
     assert status == 200 and answer["reference"] == "standard"
+
+
+def test_render_comparison_queues_the_four_tiers_once_and_answers_the_cache_after(on_comfyui, fake_comfyui,
+                                                                                server) -> None:
+    pipelines = on_comfyui.pipelines
+    body = {"prompt": "a lighthouse at dusk", "checkpoint": "mine.safetensors", "width": 512, "height": 512}
+    first = asyncio.run(pipelines.comparison("default", body))
+    assert not first["cached"] and first["status"] == "queued" and first["image"] is None
+    graph = fake_comfyui.graphs[first["prompt_id"]]
+    assert sorted(n["inputs"]["tier"] for n in graph.values() if n["class_type"] == "AtelierQualityPreset") == sorted(
+        ["draft", "standard", "high", "ultra"])
+    again = asyncio.run(pipelines.comparison("default", body))
+    assert again["cached"] and again["record_id"] == first["record_id"] and len(fake_comfyui.graphs) == 1
+    fake_comfyui.finish(first["prompt_id"], outputs={"save": {"images": [{"filename": "grid.png"}]}})
+    asyncio.run(on_comfyui.follower().poll())
+    done = asyncio.run(pipelines.comparison("default", body))
+    assert done["cached"] and done["status"] == "completed" and done["image"] == "grid.png"
+    other = asyncio.run(pipelines.comparison("default", {**body, "prompt": "a fox"}))  # another prompt: a new render
+    assert not other["cached"] and len(fake_comfyui.graphs) == 2
+    assert not asyncio.run(pipelines.comparison("mallory", body))["cached"]  # another user's renders are theirs
+    status, answer = server.post("/atelier/comparisons", {"prompt": "x", "checkpoint": "m.safetensors", "tier": "x"})
+    assert status == 400 and answer["field"] == "tier"  # only the comparison's own fields
+    status, answer = server.post("/atelier/comparisons", {"prompt": "x", "checkpoint": "m.safetensors"})
+    assert status == 503  # a standalone server has no queue

@@ -30,3 +30,10 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     async def batch(request: web.Request) -> web.Response:
         """A batch's progress and, per item, its tier, time and best score; a summary per tier."""
         return answer(await ctx.batches.get(mount.user(request), request.match_info["batch_id"]))
+
+    @mount.post("/comparisons")
+    async def render_comparison(request: web.Request) -> web.Response:
+        """Render the tier comparison grid for ``{"prompt", "checkpoint"}`` (cached: the same request answers the
+        earlier render): its record, prompt id, status and, once finished, the grid image."""
+        body = await json_body(request)
+        return answer(await ctx.pipelines.comparison(mount.user(request), body))

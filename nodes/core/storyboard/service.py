@@ -16,10 +16,20 @@ from typing import Any
 from ..base.errors import NotFound, Unavailable, invalid
 from ..quality.pipelines import PipelinePlan
 from ..quality.service import QualityService
+from ..records.hashing import canonical, repro_hash
+from ..records.record import GenerationRecord
 from ..records.service import RecordService
 from .library import DEFAULT_OWNER as DEFAULT_USER
 from .library import owner_of
-from .pipelines import Graph, PipelineRun, compile_pipeline, plan_run
+from .pipelines import Graph, PipelineRun, comparison_graph, compile_pipeline, plan_run
+
+COMPARISON_FIELDS = ("prompt", "checkpoint", "model_family", "negative", "width", "height", "seed")
+
+
+def _comparison_answer(record: GenerationRecord, cached: bool) -> dict[str, Any]:
+    images = [name for names in record.outputs.values() if isinstance(names, list) for name in names]
+    return {"record_id": record.id, "prompt_id": record.comfy_prompt_id, "status": record.status, "cached": cached,
+            "image": images[0] if images else None}
 
 
 def plan_record(plan: PipelinePlan) -> dict[str, Any]:
@@ -67,6 +77,30 @@ class PipelineService:
                            "plan": plan_record(plan)}, "graph": graph}, client_id)
         return {"prompt_id": record.comfy_prompt_id, "record_id": record.id, "pipeline": name,
                 "tier": run.tier, "nodes": len(graph), "graph": graph, "plan": plan.to_dict()}
+
+    async def comparison(self, user: str, body: Any) -> dict[str, Any]:
+        """Render the tier comparison (the four built-in tiers, one prompt and seed, a labelled grid) for a prompt
+        and checkpoint; the same request again answers the queued or finished one (``cached``)."""
+        if not isinstance(body, dict):
+            raise invalid("body", type(body).__name__, 'a JSON object {"prompt", "checkpoint", ...}')
+        unknown = sorted(set(body) - set(COMPARISON_FIELDS))
+        if unknown:
+            raise invalid(unknown[0], unknown[0], list(COMPARISON_FIELDS), "the comparison renders the four tiers")
+        run = PipelineRun.parse(body)
+        params = {"comparison": {k: v for k, v in run.model_dump().items() if k in COMPARISON_FIELDS and k != "prompt"}}
+        digest = repro_hash(canonical({**params, "prompt": run.prompt}))
+        store = self.records.store
+        for record_id in reversed(await asyncio.to_thread(store.identical, digest, None, user)):
+            earlier = await asyncio.to_thread(store.get, record_id, user)
+            if earlier.operation_type == "tier_comparison" and earlier.status in ("queued", "running", "completed"):
+                return _comparison_answer(earlier, cached=True)
+        if self.records.comfy is None:
+            raise Unavailable("this Atelier server has no ComfyUI queue: render comparisons on a ComfyUI server",
+                              field="checkpoint", value=run.checkpoint)
+        record = await self.records.submitter.submit(user, {
+            "operation_type": "tier_comparison", "workspace": "comparisons", "prompt": run.prompt,
+            "parameters": params, "graph": comparison_graph(run)})
+        return _comparison_answer(record, cached=False)
 
     async def status(self, user: str, prompt_id: str) -> dict[str, Any]:
         """A run of ``user``'s: another user's run is not found. A prompt without records (queued on ComfyUI

@@ -61,6 +61,7 @@ export function createClient({ fetchApi, url, outputImage = () => null }) {
     storyboardFile: (id, name) => url(`/atelier/storyboards/${enc(id)}/files/${enc(name)}`),
     endpoints: () => call("/enhance/endpoints"),
     tierValue: (checkpoint) => call("/generations/tiers", { query: { checkpoint } }),
+    renderComparison: (body) => call("/comparisons", { method: "POST", body }),
     outputImage,
   };
 }

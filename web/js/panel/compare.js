@@ -87,6 +87,35 @@ export function compareView(ctx) {
   const status = h("div", { class: "atelier-message" });
 
   const value = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "tier-value" });
+  const prompt = h("input", { type: "text", name: "prompt", value: "a lighthouse on a cliff at dusk" });
+  const checkpoint = h("input", { type: "text", name: "checkpoint", placeholder: "a checkpoint in models/checkpoints" });
+  const render = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "render" });
+
+  // The four tiers rendered for this prompt and checkpoint (the comparison workflow, queued on ComfyUI; the same
+  // request again shows the earlier render).
+  async function renderComparison(event) {
+    event?.preventDefault();
+    try {
+      let job = await client.renderComparison({ prompt: prompt.value, checkpoint: checkpoint.value,
+                                                model_family: family.value, width: Number(width.value) || 0,
+                                                height: Number(height.value) || 0 });
+      replace(render, h("p", { role: "status" }, job.cached ? `Rendered before: ${job.status}.` : "Queued on ComfyUI…"));
+      while (["queued", "running", "pending"].includes(job.status)) {
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        const record = await client.record(job.record_id);
+        const images = Object.values(record.outputs ?? {}).flat();
+        job = { ...job, status: record.status, image: images[0] ?? null, error: record.error };
+        replace(render, h("p", { role: "status" }, `Rendering: ${job.status}…`));
+      }
+      const src = job.image ? client.outputImage(job.image) : null;
+      replace(render, job.status === "completed" && src
+        ? h("figure", {}, h("img", { src, alt: `The four tiers for "${prompt.value}"`, class: "atelier-grid-image" }),
+          h("figcaption", {}, job.cached ? "rendered earlier for this prompt and checkpoint" : "rendered now"))
+        : h("p", { class: "atelier-error", role: "alert" }, `The render ${job.status}${job.error ? `: ${job.error}` : ""}`));
+    } catch (error) {
+      replace(render, h("p", { class: "atelier-error", role: "alert" }, error.message));
+    }
+  }
   const pipeline = select([], undefined, { name: "pipeline" });
   const tier = select([], undefined, { name: "tier" });
   const plan = h("div", { class: "atelier-output", "aria-live": "polite", "data-testid": "pipeline-summary" });
@@ -150,5 +179,10 @@ export function compareView(ctx) {
     h("div", { class: "atelier-grid" }, field("Pipeline", pipeline), field("Tier", tier)),
     plan,
     h("h3", {}, "What each tier is worth here (your runs)"),
-    value);
+    value,
+    h("h3", {}, "See the tiers"),
+    h("form", { class: "atelier-form", onsubmit: renderComparison },
+      h("div", { class: "atelier-grid" }, field("Prompt", prompt), field("Checkpoint", checkpoint)),
+      h("div", { class: "atelier-actions" }, h("button", { type: "submit" }, "Render comparison"))),
+    render);
 }
