@@ -718,6 +718,10 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
         assert tiers[:4] == ["draft", "standard", "high", "ultra"] and "ci-tiny" in tiers
         assert "reference" in page.inner_text(".atelier-tiers [data-tier=standard]")
         assert "× standard's time" in page.inner_text(".atelier-tiers [data-tier=ultra]")
+        # each tier this user ran on this checkpoint (the batch test ran all four): its latest image and measures
+        page.wait_for_function("() => [...document.querySelectorAll('.atelier-tiers .atelier-seen img')]"
+                               ".filter(i => i.complete && i.naturalWidth > 0).length >= 4")
+        assert "your runs: " in page.inner_text(".atelier-tiers [data-tier=ultra]")
 
         page.click(".atelier-tiers [data-tier=high]")
         tier = "() => window.app.graph.getNodeById(2).widgets.find(w => w.name === 'tier').value"
@@ -763,9 +767,10 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
         page.wait_for_selector(value)
         tiers = page.eval_on_selector_all(f"{value} tbody tr", "rows => rows.map(r => r.dataset.tier)")
         assert set(tiers) >= set(TIERS)
-        page.wait_for_function("s => [...document.querySelectorAll(s)].length >= 4 && "
-                               "[...document.querySelectorAll(s)].every(i => i.complete && i.naturalWidth > 0)",
-                               arg=f"{value} img")
+        page.wait_for_function("s => document.querySelectorAll(s).length >= 4", arg=f"{value} img")
+        for image in page.locator(f"{value} img").all():  # lazy images load once seen
+            image.scroll_into_view_if_needed()
+            page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=image.element_handle())
         assert "ultra costs" in page.inner_text(f"{value} caption")
         panel = page.locator("#atelier-panel-compare")
         panel.get_by_label("Width").fill("64")

@@ -129,7 +129,8 @@ class TierPicker {
     const current = this.tierWidget()?.value;
     if (!tiers.length) return;
     try {
-      const result = await client.compare(tiers, template(this.node));
+      const t = template(this.node);
+      const [result, measured] = await Promise.all([client.compare(tiers, t), this.measured(t.checkpoint)]);
       const hadFocus = this.group.contains(document.activeElement);
       replace(this.group, result.presets.map((c) => {
         const e = c.estimate;
@@ -142,7 +143,8 @@ class TierPicker {
                              title: c.vs_standard.summary },
           h("strong", {}, c.preset.display_name),
           h("span", {}, `~${seconds(e.time_s.expected)} · ${gigabytes(e.vram_gb)} · ${money(e.cost_usd)}`),
-          h("span", { class: "atelier-diff" }, diff));
+          h("span", { class: "atelier-diff" }, diff),
+          this.seen(measured[c.preset.id], c.preset.display_name));
       }));
       if (hadFocus) this.group.querySelector("[aria-checked=true]")?.focus();
       await this.refreshPipeline(current);
@@ -150,6 +152,27 @@ class TierPicker {
       replace(this.group, h("p", { class: "atelier-error" }, `Atelier: ${error.message}`));
     }
     this.fit();
+  }
+
+  // What the user's own runs of this checkpoint measured per tier (GET /atelier/generations/tiers), or {}.
+  async measured(checkpoint) {
+    if (!checkpoint || checkpoint === NO_CHECKPOINT) return {};
+    try {
+      const chart = await client.tierValue(checkpoint);
+      return Object.fromEntries((chart.checkpoints[0]?.tiers ?? []).map((row) => [row.tier, row]));
+    } catch {
+      return {};
+    }
+  }
+
+  // A tier's latest image and measured time and score, when the user has run it on this checkpoint.
+  seen(row, name) {
+    if (!row) return null;
+    const src = row.images[0] ? client.outputImage(row.images[0]) : null;
+    const score = row.mean_score == null ? "" : `, score ${row.mean_score.toFixed(1)}`;
+    return h("span", { class: "atelier-seen" },
+      src ? h("img", { src, alt: `${name}: your latest image`, loading: "lazy", width: 40, height: 40 }) : null,
+      `your runs: ${row.runs}, ${seconds(row.median_time_s)}${score}`);
   }
 
   fit() {
