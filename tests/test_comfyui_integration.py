@@ -719,7 +719,7 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
         assert "reference" in page.inner_text(".atelier-tiers [data-tier=standard]")
         assert "× standard's time" in page.inner_text(".atelier-tiers [data-tier=ultra]")
         # each tier this user ran on this checkpoint (the batch test ran all four): its latest image and measures
-        page.wait_for_function("() => [...document.querySelectorAll('.atelier-tiers .atelier-seen img')]"
+        page.wait_for_function("() => [...document.querySelectorAll('.atelier-tiers .atelier-seen-image')]"
                                ".filter(i => i.complete && i.naturalWidth > 0).length >= 4")
         assert "your runs: " in page.inner_text(".atelier-tiers [data-tier=ultra]")
 

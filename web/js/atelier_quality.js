@@ -170,9 +170,9 @@ class TierPicker {
     if (!row) return null;
     const src = row.images[0] ? client.outputImage(row.images[0]) : null;
     const score = row.mean_score == null ? "" : `, score ${row.mean_score.toFixed(1)}`;
-    return h("span", { class: "atelier-seen" },
-      src ? h("img", { src, alt: `${name}: your latest image`, loading: "lazy", width: 40, height: 40 }) : null,
-      `your runs: ${row.runs}, ${seconds(row.median_time_s)}${score}`);
+    return [src ? h("img", { class: "atelier-seen-image", src, alt: `${name}: your latest image`, width: 28,
+                             height: 28 }) : null,
+            h("span", { class: "atelier-seen" }, `your runs: ${row.runs}, ${seconds(row.median_time_s)}${score}`)];
   }
 
   fit() {
