@@ -723,6 +723,11 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
                                ".filter(i => i.complete && i.naturalWidth > 0).length >= 4")
         assert "your runs: " in page.inner_text(".atelier-tiers [data-tier=ultra]")
 
+        # the picker with its images is taller than the viewport's share of the node: pan to it, as a user does
+        preset = "window.app.graph.getNodeById(2)"
+        page.evaluate(f"() => {{ const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [-{preset}.pos[0] + 40, "
+                      f"-{preset}.pos[1] + 40]; window.app.canvas.setDirty(true, true); }}")
+        page.wait_for_timeout(300)
         page.click(".atelier-tiers [data-tier=high]")
         tier = "() => window.app.graph.getNodeById(2).widgets.find(w => w.name === 'tier').value"
         page.wait_for_function(f"() => ({tier})() === 'high'")
