@@ -249,9 +249,14 @@ def test_comfyui_history_completes_or_fails_open_records(store: RecordStore) -> 
     gone = store.create("image", "u", PARAMS, prompt="a bear", status="queued")
     store.set_status(gone.id, "cancelled", comfy_prompt_id="p-ok")
     success = {"status": {"status_str": "success", "messages": []},
-               "outputs": {"8": {"images": [{"filename": "a_00001_.png", "type": "output"}]}, "9": {"text": ["x"]}}}
+               "outputs": {"8": {"images": [{"filename": "a_00001_.png", "type": "output"},
+                                            {"filename": "b_00001_.png", "subfolder": "atelier/x", "type": "output"}]},
+                           "10": {"images": [{"filename": "p_00001_.png", "subfolder": "", "type": "temp"}]},
+                           "9": {"text": ["x"]}}}
     assert store.finish_from_history("p-ok", success) == [ok.id]
-    assert store.get(ok.id).status == "completed" and store.get(ok.id).outputs == {"8": ["a_00001_.png"]}
+    # ComfyUI's own names: the subfolder kept, a preview annotated (its /view finds each of them)
+    assert store.get(ok.id).status == "completed" and store.get(ok.id).outputs == {
+        "8": ["a_00001_.png", "atelier/x/b_00001_.png"], "10": ["p_00001_.png [temp]"]}
     assert store.get(gone.id).status == "cancelled"  # a cancelled record stays cancelled
     failure = {"status": {"status_str": "error", "messages": [
         ["execution_error", {"exception_message": "CUDA out of memory", "node_type": "KSampler"}]]}, "outputs": {}}

@@ -6,8 +6,17 @@ import { api } from "../../../scripts/api.js";
 import { createClient, SETTING_DEFAULTS, SETTINGS } from "./panel/client.js";
 import { mountPanel } from "./panel/panel.js";
 
+// A recorded image (`subfolder/file.png`, ` [temp]` for a preview) as a URL of ComfyUI's /view, which takes the
+// subfolder apart from the file name.
+function viewURL(name) {
+  const cut = name.lastIndexOf("/");
+  const query = new URLSearchParams({ filename: name.slice(cut + 1), type: "output" });
+  if (cut > 0) query.set("subfolder", name.slice(0, cut));
+  return api.apiURL(`/view?${query}`);
+}
+
 export const client = createClient({ fetchApi: (path, init) => api.fetchApi(path, init), url: (path) => api.apiURL(path),
-                                    outputImage: (name) => api.apiURL(`/view?filename=${encodeURIComponent(name)}&type=output`) });
+                                    outputImage: viewURL });
 
 // The server's lists (tiers, families, pipelines, scorers, backends, ratings): read before the settings are
 // declared, so nothing here repeats them. Null when Atelier's routes are unavailable.

@@ -342,7 +342,7 @@ class RecordStore:
         for node_id, output in (item.get("outputs") or {}).items():
             if not isinstance(output, dict):
                 continue
-            images = [i.get("filename") for i in output.get("images", []) if isinstance(i, dict)]
+            images = [_image_name(i) for i in output.get("images", []) if isinstance(i, dict) and i.get("filename")]
             if images:
                 outputs[node_id] = images
             best = _best_score(output)
@@ -398,3 +398,11 @@ class RecordStore:
 
 
 __all__ = ["RecordStore", "render", "sqlite_url", "migrate", "make_engine"]
+
+
+def _image_name(image: dict[str, Any]) -> str:
+    """An image of a history entry as ComfyUI names it: ``subfolder/file.png``, with `` [temp]`` for a preview
+    (ComfyUI's annotated form: its /view finds it with the subfolder split off)."""
+    name = f"{image['subfolder']}/{image['filename']}" if image.get("subfolder") else str(image["filename"])
+    kind = image.get("type") or "output"
+    return name if kind == "output" else f"{name} [{kind}]"
