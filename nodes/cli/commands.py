@@ -289,6 +289,63 @@ def _serve(args: argparse.Namespace, atelier: Atelier) -> None:
             from None
 
 
+# --- intelligent generation ------------------------------------------------------------------------
+def _loras_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--folder", action="append", help="a LoRA folder (repeatable; default: ATELIER_LORAS or "
+                                                     "ATELIER_HOME/models/loras)")
+    p.add_argument("--family", help="only this family (sd15, sd2, sdxl, sd3, flux, flux2, unknown)")
+    p.add_argument("--rescan", action="store_true", help="rebuild every card (the cache otherwise answers)")
+    p.add_argument("--user", default="default", help="whose family overrides apply")
+
+
+def _with_folders(args: argparse.Namespace, atelier: Atelier) -> Atelier:
+    if not getattr(args, "folder", None):
+        return atelier
+    return Atelier(atelier.settings.with_loras([Path(f) for f in args.folder]))
+
+
+def _loras(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    atelier = _with_folders(args, atelier)
+    if args.rescan:
+        atelier.loras.scan(args.user, force=True)
+    query = {"family": args.family} if args.family else {}
+    return atelier.intelligence.library_view(args.user, query)
+
+
+def _analyze_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt")
+    p.add_argument("--negative", default="")
+    p.add_argument("--llm-endpoint", help="a configured LLM endpoint refines the rule analysis")
+
+
+def _analyze(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    body = {"prompt": args.prompt, "negative": args.negative, "llm_endpoint": args.llm_endpoint}
+    analysis = asyncio.run(atelier.intelligence.analyse(body))
+    return {**analysis.to_dict(), "summary": analysis.summary()}
+
+
+def _recommend_loras_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt")
+    p.add_argument("--family", default="auto", help="the checkpoint's family (sd15, sdxl, flux_dev, …) or a LoRA "
+                                                     "family (sd15, sdxl, flux, …)")
+    p.add_argument("--checkpoint", help="checkpoint file name, for family detection")
+    p.add_argument("--max-loras", type=int, default=3)
+    p.add_argument("--min-confidence", type=float, default=0.5)
+    p.add_argument("--no-style-mixing", action="store_true", help="at most one style LoRA")
+    p.add_argument("--folder", action="append", help="a LoRA folder (repeatable)")
+    p.add_argument("--user", default="default")
+
+
+def _recommend_loras(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    atelier = _with_folders(args, atelier)
+    decision = atelier.intelligence.decide(args.user, {
+        "prompt": args.prompt, "family": args.family, "checkpoint": args.checkpoint,
+        "preferences": {"max_loras": args.max_loras, "min_confidence": args.min_confidence,
+                        "allow_style_mixing": not args.no_style_mixing}})
+    return {"family": decision.family, "lora_family": decision.base, "analysis": decision.analysis.summary(),
+            **decision.recommendations.to_dict()}
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("plan", "show a pipeline's stages, workflows and estimates at a tier", _plan_arguments, _plan,
             printers.plan),
@@ -310,6 +367,12 @@ COMMANDS: tuple[Command, ...] = (
     Command("curate", "the main job on embedded defaults: a storyboard enhanced, generated (Atelier's demo "
                       "renderer), scored, chained; manifest + HTML report", _curate_arguments, _curate,
             printers.curated),
+    Command("loras", "list the LoRA library: each file's family and its evidence, triggers, strength, and the "
+                     "files that are not readable LoRAs", _loras_arguments, _loras, printers.loras),
+    Command("analyze", "analyse a prompt: subjects, style, content type, lighting, mood, complexity",
+            _analyze_arguments, _analyze, printers.analysis),
+    Command("recommend-loras", "recommend LoRAs of your library for a prompt and a checkpoint family, with "
+                               "reasons", _recommend_loras_arguments, _recommend_loras, printers.lora_recommendations),
     Command("serve", "Atelier's routes and its panel (/atelier/ui/) without ComfyUI: presets, tier comparison, "
                      "records, social context, storyboards", _serve_arguments, _serve),
 )

@@ -187,3 +187,49 @@ def progress_bar(event: str, data: dict[str, Any]) -> None:
     elif event in ("execution_success", "execution_error", "execution_interrupted"):
         sys.stderr.write("\n")
     sys.stderr.flush()
+
+
+def loras(view: dict[str, Any]) -> None:
+    print(f"{view['count']} LoRA(s) in {view['files']} file(s); {view['rebuilt']} card(s) rebuilt in "
+          f"{view['seconds']:.2f} s")
+    for card in view["cards"]:
+        fam = card["family"]
+        variant = f"/{fam['variant']}" if fam["variant"] else ""
+        print(f"  {card['name']}  [{fam['family']}{variant} {fam['confidence']:.2f} by {fam['source']}]  "
+              f"{card['kind']}, strength {card['strength']:g}  id {card['id']}")
+        if fam["evidence"]:
+            print(f"    evidence: {fam['evidence'][0]}")
+        if card["triggers"]:
+            print(f"    triggers: {', '.join(card['triggers'][:5])}")
+        for note in card["notes"]:
+            print(f"    note: {note}")
+    for problem in view["problems"]:
+        print(f"  problem: {problem['name']}: {problem['reason']}")
+
+
+def analysis(result: dict[str, Any]) -> None:
+    print(result["summary"])
+    print(f"  subjects:     {', '.join(result['subjects']) or '-'}")
+    print(f"  style:        {result['style']} ({', '.join(result['style_terms']) or 'no style words'})")
+    print(f"  content type: {result['content_type']} ({', '.join(result['content_terms']) or 'default'})")
+    print(f"  lighting:     {', '.join(result['lighting']) or '-'}")
+    print(f"  mood:         {', '.join(result['mood']) or '-'}")
+    print(f"  complexity:   {result['complexity']} ({result['complexity_points']} points: "
+          f"{', '.join(result['complexity_features']) or 'one plain subject'})")
+    for note in result["notes"]:
+        print(f"  note: {note}")
+
+
+def lora_recommendations(result: dict[str, Any]) -> None:
+    print(f"{result['analysis']}")
+    print(f"checkpoint family {result['family']}: LoRAs of family {result['lora_family']}; "
+          f"{result['considered']} in the library")
+    if not result["loras"]:
+        print("  no LoRA matched")
+    for rec in result["loras"]:
+        print(f"  {rec['name']} @{rec['strength']:g}  score {rec['score']:.2f}, confidence {rec['confidence']:.2f}")
+        print(f"    {rec['reason']}")
+        if rec["triggers"]:
+            print(f"    adds: {', '.join(rec['triggers'])}")
+    for item in result["filtered"][:10]:
+        print(f"  not used: {item['name']}: {item['reason']}")

@@ -46,7 +46,8 @@ def settings() -> Settings:
     import folder_paths
 
     return Settings.comfyui(Path(folder_paths.get_user_directory()), Path(folder_paths.get_output_directory()),
-                            register_model_folders(), device_name())
+                            register_model_folders(), device_name(),
+                            lora_folders=tuple(Path(p) for p in folder_paths.get_folder_paths("loras")))
 
 
 def device_name() -> str:

@@ -8,6 +8,7 @@ scorer model to its memory management (``prepare_model``), how to read a checkpo
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,6 +21,8 @@ from .settings import Settings
 
 if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported when first used: commands start fast
     from ..core.enhance.service import EnhanceService
+    from ..core.intelligence.service import IntelligenceService
+    from ..core.loras.library import LoraLibrary
     from ..core.quality.runs import RunObserver
     from ..core.records.comfy import ComfyUI
     from ..core.records.follower import HistoryFollower
@@ -30,6 +33,7 @@ if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported 
     from ..core.storyboard.library import StoryboardLibrary
     from ..core.storyboard.service import PipelineService
 
+log = logging.getLogger("atelier")
 T = TypeVar("T")
 PrepareHook = Callable[[Any], None]  # a scorer model, before each use (ComfyUI: its memory management)
 Header = Callable[[str | None], "dict[str, Any] | None"]
@@ -135,6 +139,43 @@ class Atelier:
         from ..core.scoring.builtin import builtin_scorers
 
         return self._once("scorers", lambda: builtin_scorers(self.models))
+
+    @property
+    def loras(self) -> LoraLibrary:
+        """The LoRA library of the LoRA folders (cards cached in the data folder, overrides per user)."""
+        from ..core.loras.library import LoraLibrary
+
+        s = self.settings
+        tables = self.quality.tables
+        names = {p: f.base for f in tables.families.families.values() for p in f.match.names}
+        return self._once("loras", lambda: LoraLibrary(lambda: list(s.lora_folders), s.data_dir, s.users_dir,
+                                                       lambda: names))
+
+    @property
+    def intelligence(self) -> IntelligenceService:
+        """Prompt analysis, LoRA recommendations, parameters under constraints and their explanation."""
+        from ..core.intelligence.service import IntelligenceService
+
+        def ratings(world: str) -> list[str] | None:
+            found = self.social.worlds().get(world)
+            return list(found.ratings) if found else None
+
+        def similarity() -> Any:
+            """The scorers' CLIP text tower, when its weights are found (nothing is downloaded)."""
+            if self.scorers.missing("clip_score") is not None:
+                return None
+
+            def cosine(prompt: str, texts: Any) -> list[float]:
+                try:
+                    embeddings = self.models.backbone("clip").text_embeddings([prompt, *texts])
+                except Exception as exc:  # a broken model file: rank without it, and say so in the log
+                    log.warning("Atelier: CLIP text similarity unavailable (%s)", redact(str(exc))[:200])
+                    return [0.0] * len(texts)
+                return [float(x) for x in (embeddings[1:] @ embeddings[0]).tolist()]
+            return cosine
+
+        return self._once("intelligence", lambda: IntelligenceService(
+            self.quality, self.loras, ratings, similarity, header_of=self.checkpoint_header, enhance=self.enhance))
 
     @property
     def observer(self) -> RunObserver:

@@ -7,7 +7,7 @@ scorer models in its model folders. Outside it (``atelier serve``, the CLI): ``A
 
 Environment variables are read here, and only here: ``ATELIER_HOME``, ``ATELIER_DATABASE_URL``,
 ``ATELIER_GPU_HOURLY_USD``, ``ATELIER_LLM_CONFIG``, ``ATELIER_TRUSTED_USER_HEADER``, ``ATELIER_DEVICE``,
-``HF_HUB_CACHE``/``HF_HOME``.
+``ATELIER_LORAS`` (LoRA folders outside ComfyUI, separated like PATH), ``HF_HUB_CACHE``/``HF_HOME``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class Settings:
     usd_per_gpu_hour: float | None = None  # None: the estimator table's rate
     llm_config: Path | None = None   # None: data_dir/llm.json
     trusted_user_header: str | None = None  # a header a trusted reverse proxy sets to the user's name
+    lora_folders: tuple[Path, ...] = ()  # ComfyUI's loras folders (extra_model_paths too), or ATELIER_LORAS
 
     @property
     def llm_config_file(self) -> Path:
@@ -55,6 +56,9 @@ class Settings:
     def with_storyboards(self, folder: Path) -> Settings:
         return replace(self, storyboards_dir=folder)
 
+    def with_loras(self, folders: list[Path]) -> Settings:
+        return replace(self, lora_folders=tuple(folders))
+
     @classmethod
     def standalone(cls, home: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         """Atelier outside ComfyUI: everything under ``home`` (``ATELIER_HOME``, default ``~/.atelier``)."""
@@ -65,16 +69,17 @@ class Settings:
                    storyboards_dir=output / "storyboards",
                    model_folders={kind: [home / "models" / kind] for kind in SCORER_FOLDERS},
                    hf_cache=hf_cache(env), device=env.get("ATELIER_DEVICE", "reference"),
-                   **from_environment(env))
+                   lora_folders=tuple(Path(p) for p in env.get("ATELIER_LORAS", "").split(os.pathsep) if p)
+                   or (home / "models" / "loras",), **from_environment(env))
 
     @classmethod
     def comfyui(cls, user_dir: Path, output_dir: Path, model_folders: dict[str, list[Path]], device: str,
-                environ: Mapping[str, str] | None = None) -> Settings:
+                environ: Mapping[str, str] | None = None, lora_folders: tuple[Path, ...] = ()) -> Settings:
         """Atelier inside ComfyUI: its user directory, output folder and model folders."""
         env = os.environ if environ is None else environ
         return cls(users_dir=user_dir, data_dir=user_dir / "atelier", output_dir=output_dir,
                    storyboards_dir=output_dir / "atelier" / "storyboards", model_folders=model_folders,
-                   hf_cache=hf_cache(env), device=device, **from_environment(env))
+                   hf_cache=hf_cache(env), device=device, lora_folders=lora_folders, **from_environment(env))
 
 
 class FromEnvironment(TypedDict):

@@ -16,6 +16,7 @@ from ..core.base.ids import user_id
 
 if TYPE_CHECKING:
     from ..core.enhance.service import EnhanceService
+    from ..core.intelligence.service import IntelligenceService
     from ..core.quality.service import QualityService
     from ..core.records.service import RecordService
     from ..core.social.service import SocialService
@@ -49,6 +50,8 @@ class Services(Protocol):
     def batches(self) -> BatchService: ...
     @property
     def storyboards(self) -> StoryboardLibrary: ...
+    @property
+    def intelligence(self) -> IntelligenceService: ...
 
 
 def header_user(request: web.Request) -> str:

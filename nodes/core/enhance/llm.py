@@ -163,4 +163,5 @@ def llm_backends(chats: ChatFactory = local_chat,
     for name in LLM_BACKENDS:
         make(name)
     backends.finish = finish
+    backends.chats = chats
     return backends

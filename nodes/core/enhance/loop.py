@@ -124,6 +124,7 @@ class Backends:
     writers: dict[str, WriterFn] = field(default_factory=lambda: {"rule": rule_writer})
     critics: dict[str, CriticFn] = field(default_factory=lambda: {"rule": rule_critic})
     finish: Callable[[EnhanceRequest], Awaitable[None]] | None = None  # after the loop (free VRAM)
+    chats: Any = None  # (backend, request) -> the Chat serving it (llm.ChatFactory); analysis refinement uses it
 
 
 class _LiveTrace(list):  # type: ignore[type-arg]

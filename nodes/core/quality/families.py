@@ -5,16 +5,13 @@ Only the safetensors header (a length and a JSON document) is read; no weights a
 
 from __future__ import annotations
 
-import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..base.safetensors import header_or_none
 from .tables import Tables, load_tables
-
-MAX_HEADER_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -29,18 +26,7 @@ class Detection:
 
 def read_safetensors_header(path: str | Path) -> dict[str, Any] | None:
     """The JSON header of a .safetensors file, or None when it is not one."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-            if len(head) != 8:
-                return None
-            (length,) = struct.unpack("<Q", head)
-            if length <= 0 or length > MAX_HEADER_BYTES:
-                return None
-            header = json.loads(handle.read(length))
-    except (OSError, ValueError):
-        return None
-    return header if isinstance(header, dict) else None
+    return header_or_none(path)
 
 
 def _name_tokens(name: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""Intelligent generation: prompt analysis, parameters under constraints, explanations (core, no ComfyUI)."""
