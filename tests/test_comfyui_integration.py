@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -795,3 +796,74 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
         page.close()
     print(f"\nfrontend console errors not from Atelier ({len(others)}): {others}")
     assert atelier_errors == []
+
+
+def _tiny_lora(checkpoint: Path, path: Path) -> int:
+    """A kohya SD1.5 LoRA for the test checkpoint (its attention and text-encoder projections, rank 4, random):
+    built from the checkpoint's header, so every module has a weight to patch. Returns the module count."""
+    import torch
+    from atelier.nodes.core.base.safetensors import read_header
+    from safetensors.torch import save_file
+
+    header = read_header(checkpoint)
+    state: dict[str, torch.Tensor] = {}
+    generator = torch.Generator().manual_seed(7)
+    patterns = (re.compile(r"^model\.diffusion_model\.(.*attn2\.to_[kv])\.weight$"),
+                re.compile(r"^cond_stage_model\.transformer\.(text_model\.encoder\.layers\.[0-3]\.self_attn\.[qv]_proj)"
+                           r"\.weight$"))
+    for name in header.tensors:
+        for index, pattern in enumerate(patterns):
+            match = pattern.match(name)
+            if match:
+                out_dim, in_dim = header.shape(name)[:2]  # type: ignore[index]
+                key = ("lora_unet_" if index == 0 else "lora_te_") + match.group(1).replace(".", "_")
+                state[f"{key}.lora_down.weight"] = torch.randn(4, in_dim, generator=generator) * 0.01
+                state[f"{key}.lora_up.weight"] = torch.randn(out_dim, 4, generator=generator) * 0.01
+                state[f"{key}.alpha"] = torch.tensor(4.0)
+    save_file(state, str(path), {"ss_base_model_version": "sd_v1", "ss_output_name": "lighthouse style",
+                                 "ss_tag_frequency": json.dumps({"10_x": {"lighthouse": 12, "cliff": 5}})})
+    return len(state) // 3
+
+
+def test_the_intelligent_workflow_applies_a_lora_and_saves_its_explanation(comfy: Client) -> None:
+    import sys as _sys
+
+    _sys.path.insert(0, str(REPO / "tools"))
+    import lora_files
+
+    base = Path(comfy.base_dir)  # type: ignore[attr-defined]
+    loras = base / "models" / "loras"
+    loras.mkdir(parents=True, exist_ok=True)
+    modules = _tiny_lora(base / "models" / "checkpoints" / CHECKPOINT, loras / "lighthouse_sd15.safetensors")
+    lora_files.write_safetensors(loras / "lighthouse_xl.safetensors", lora_files.kohya_sdxl(), lora_files.kohya_metadata(
+        "sdxl_base_v1-0", "lighthouse xl", {"lighthouse": 30}))
+    graph = json.loads((REPO / "workflows" / "api" / "atelier_intelligent.json").read_text())
+    from atelier.nodes.core.storyboard.pipelines import use_checkpoint
+
+    graph = use_checkpoint(graph, CHECKPOINT)
+    plan = next(n for n in graph.values() if n["class_type"] == "AtelierSmartPlan")
+    plan["inputs"].update(width=64, height=64, priority="speed", checkpoint=CHECKPOINT)
+    item, seconds = _run(comfy, graph)
+    assert item["status"]["status_str"] == "success", item["status"]
+    saved_id = next(i for i, n in graph.items() if n["class_type"] == "AtelierSaveWithExplanation")
+    image = item["outputs"][saved_id]["images"][0]
+    png = base / "output" / image["subfolder"] / image["filename"]
+    from PIL import Image
+
+    with Image.open(png) as opened:
+        text = opened.text  # type: ignore[attr-defined]
+    explanation = json.loads(text["atelier_explanation"])
+    assert "prompt" in text  # ComfyUI's own chunk stays beside ours
+    applied = explanation["loras"]
+    assert [x["name"] for x in applied] == ["lighthouse_sd15.safetensors"]
+    assert applied[0]["modules"] == modules and applied[0]["matched"] == modules, applied[0]
+    filtered = {x["name"]: x["reason"] for x in explanation["loras_filtered"]}
+    assert filtered["lighthouse_xl.safetensors"] == "a SDXL LoRA (metadata), the checkpoint is SD1.5"
+    assert explanation["parameters"]["tier"] == "draft" and explanation["performance"]["measured_s"] > 0
+    assert json.loads(png.with_suffix(".atelier.json").read_text()) == explanation
+    record_id = item["outputs"][saved_id]["text"][0].rsplit("record ", 1)[1].strip()
+    record = comfy.get(f"/atelier/generations/{record_id}")[1]
+    assert record["parameters"]["explanation"]["loras"][0]["name"] == "lighthouse_sd15.safetensors"
+    listing = comfy.get("/atelier/loras?family=sd15")[1]
+    assert [c["name"] for c in listing["cards"]] == ["lighthouse_sd15.safetensors"]
+    print(f"\nintelligent workflow: {seconds:.1f} s, {modules} LoRA modules applied")

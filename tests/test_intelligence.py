@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from atelier.nodes.core.enhance.rules import rules as prompt_rules
 from atelier.nodes.core.intelligence.analysis import analyse, lexicon
 from atelier.nodes.core.intelligence.explain import PNG_KEY, Explanation, parse
 from atelier.nodes.core.intelligence.optimise import Constraints, NoPlanFits, optimise
-from atelier.nodes.core.enhance.rules import rules as prompt_rules
 from atelier.nodes.host import Atelier, Settings
 from llm_servers import ScriptedLLM
 

@@ -54,13 +54,22 @@ ATELIER_NODES: dict[str, dict[str, Any]] = {
                               "outputs": ["IMAGE", "STRING"]},
     "AtelierTierGrid": {"inputs": [f"{kind}_{slot}" for slot in "abcd" for kind in ("image", "preset")] + ["columns"],
                         "outputs": ["IMAGE"]},
+    "AtelierSmartPlan": {"inputs": ["prompt", "negative", "checkpoint", "model_family", "mode", "priority",
+                                    "max_time_s", "max_vram_gb", "width", "height", "batch_size", "tier", "accepted",
+                                    "owner"],
+                         "outputs": ["QUALITY_PRESET", *_PLAN_TYPES, "STRING", "STRING", "ATELIER_EXPLANATION"]},
+    "AtelierLoraRecommend": {"inputs": ["model", "clip", "prompt", "checkpoint_family", "mode", "max_loras",
+                                        "min_confidence", "allow_style_mixing", "loras", "exclude", "explanation",
+                                        "social_context", "owner"],
+                             "outputs": ["MODEL", "CLIP", "STRING", "ATELIER_EXPLANATION"]},
+    "AtelierSaveWithExplanation": {"inputs": ["images", "filename_prefix", "explanation", "owner"], "outputs": []},
 }
 ATELIER_INPUT_TYPES = {"images": "IMAGE", "scores": "SCORES", "quality_preset": "QUALITY_PRESET", "latent": "LATENT",
                        "mask": "MASK", "model": "MODEL", "clip": "CLIP", "vae": "VAE", "reference": "IMAGE",
                        "previous": "IMAGE", "image": "IMAGE", "fallback": "IMAGE", "prompt": "STRING",
                        "report": "STRING", "reports": "STRING", "previous_report": "STRING", "models": "SCORER_MODELS",
                        "start": "STRING", "positive": "CONDITIONING", "negative": "CONDITIONING",
-                       "latent_image": "LATENT",
+                       "latent_image": "LATENT", "explanation": "ATELIER_EXPLANATION",
                        **{f"image_{s}": "IMAGE" for s in "abcd"}, **{f"preset_{s}": "QUALITY_PRESET" for s in "abcd"}}
 
 

@@ -29,7 +29,8 @@ TITLES = {"ckpt": "Load Checkpoint", "quality": "Quality Preset", "enhance": "Pr
           "score": "Variation Score", "rank": "Rank Select", "refine_stage": "Quality Stage (refinement)",
           "refine_encode": "VAE Encode", "refine": "KSampler (refine)", "refine_decode": "VAE Decode (refine)",
           "save": "Save Image", "chain": "Frame Chain", "animate": "Animated sequence", "grid": "Tier Comparison Grid",
-          "reference": "Reference image"}
+          "reference": "Reference image", "plan": "Smart Plan", "loras": "LoRA Recommend",
+          "explained": "Save With Explanation"}
 
 
 def numbered(graph: dict) -> dict:

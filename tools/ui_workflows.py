@@ -29,6 +29,9 @@ DESCRIPTIONS = {
                                   "with each tier's steps, size and estimated time.",
     "atelier_quality_txt2img": "Text to image at one Quality Preset tier: every sampler setting and pass (hires fix "
                                "at high, hires fix and refinement at ultra) from the tier.",
+    "atelier_intelligent": "Intelligent generation: the prompt analysed, parameters chosen within your time and VRAM "
+                           "budget, LoRAs of your library recommended and applied (with trigger words), the tier's "
+                           "passes, and the PNG saved with the explanation of every choice.",
     "atelier_img2img": "An image refined at one tier: scaled to the tier's size, sampled from it at the tier's "
                        "img2img strength and passes.",
     "atelier_prompt_enhance": "A prompt through the tier's enhancement loop (its rounds and stopping score).",

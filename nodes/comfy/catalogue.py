@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import ComfyExtension, io
 
 from .enhance import PromptEnhance
+from .intelligence import LoraRecommend, SaveWithExplanation, SmartPlan
 from .quality import QualityPreset, QualitySampler, QualityStage
 from .records import RecordGeneration
 from .scoring import RankSelect, ScorerModels, VariationScore
@@ -36,6 +37,9 @@ CATALOGUE: tuple[tuple[str, type[io.ComfyNode], str], ...] = (
     ("AtelierStoryboardCollect", StoryboardCollect, "Storyboard Collect"),
     ("AtelierStoryboardSave", StoryboardSave, "Storyboard Save"),
     ("AtelierTierGrid", TierGrid, "Tier Comparison Grid"),
+    ("AtelierSmartPlan", SmartPlan, "Smart Plan"),
+    ("AtelierLoraRecommend", LoraRecommend, "LoRA Recommend"),
+    ("AtelierSaveWithExplanation", SaveWithExplanation, "Save With Explanation"),
 )
 
 

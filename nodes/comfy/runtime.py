@@ -207,3 +207,62 @@ async def _follow(server: Any) -> None:
     while getattr(server, "port", None) is None:
         await asyncio.sleep(0.5)
     await atelier().follower().run()
+
+
+def apply_lora(model: Any, clip: Any, path: Path, name: str, strength: float) -> tuple[Any, Any, Any]:
+    """A LoRA applied with ComfyUI's own loader (``comfy.sd.load_lora_for_models``), and how many of its modules
+    patched a weight of the model or the text encoder (read from the patchers' patch lists)."""
+    import comfy.sd
+    from safetensors.torch import load_file
+
+    from ..core.loras.apply import ApplyReport
+    from ..core.loras.library import module_names
+
+    state = load_file(str(path))
+    modules = module_names(list(state))
+
+    def counts(patcher: Any) -> dict[str, int]:
+        return {k: len(v) for k, v in getattr(patcher, "patches", {}).items()} if patcher is not None else {}
+
+    before_model, before_clip = counts(model), counts(getattr(clip, "patcher", None))
+    new_model, new_clip = comfy.sd.load_lora_for_models(model, clip, state, strength, strength)
+    after_model, after_clip = counts(new_model), counts(getattr(new_clip, "patcher", None))
+    patched = sum(1 for k, n in after_model.items() if n > before_model.get(k, 0)) + sum(
+        1 for k, n in after_clip.items() if n > before_clip.get(k, 0))
+    report = ApplyReport(name, strength, strength, len(modules), min(patched, len(modules)))
+    if report.warning:
+        log.warning("Atelier: %s", report.warning)
+    return new_model, new_clip, report
+
+
+def save_pngs(images: Any, prefix: str, chunks: dict[str, str], explanation: Any) -> list[dict[str, Any]]:
+    """Images saved as ComfyUI's Save Image does (its numbering and folders), plus the explanation as the PNG
+    text chunk ``atelier_explanation`` and a ``<image>.atelier.json`` sidecar."""
+    import folder_paths
+    import numpy as np
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from ..core.base.files import atomic_write_text
+    from ..core.intelligence.explain import PNG_KEY, SIDECAR_SUFFIX
+
+    output = folder_paths.get_output_directory()
+    folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
+        prefix, output, images[0].shape[1], images[0].shape[0])
+    saved = []
+    text = explanation.to_json() if explanation is not None else None
+    for index, image in enumerate(images):
+        array = np.clip(255.0 * image.cpu().numpy(), 0, 255).astype(np.uint8)
+        info = PngInfo()
+        for key, value in chunks.items():
+            info.add_text(key, value)
+        if text is not None:
+            info.add_text(PNG_KEY, text)
+        name = f"{filename.replace('%batch_num%', str(index))}_{counter:05}_.png"
+        path = Path(folder) / name
+        Image.fromarray(array).save(path, pnginfo=info, compress_level=4)
+        if text is not None:
+            atomic_write_text(path.with_suffix(SIDECAR_SUFFIX), text, name)
+        saved.append({"filename": name, "subfolder": subfolder, "type": "output"})
+        counter += 1
+    return saved

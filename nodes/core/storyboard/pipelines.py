@@ -265,10 +265,44 @@ def _pipeline_workflow(name: str) -> Callable[[PipelineRun], Graph]:
 
 # The shipped workflows (workflows/ and workflows/api/), built from these graphs by tools/build_workflows.py;
 # presets/pipelines.yaml names them (a pipeline's workflow, and the mapping per task type and tier).
+def intelligent_graph(run: PipelineRun) -> Graph:
+    """Prompt → Smart Plan (analysis, parameters under constraints) → LoRA Recommend (the user's LoRAs applied,
+    trigger words added) → the plan's passes (Quality Sampler) → Save With Explanation."""
+    if not run.prompt.strip():
+        raise invalid("prompt", run.prompt, "the prompt")
+    return {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": run.checkpoint}},
+        "plan": {"class_type": "AtelierSmartPlan", "inputs": {
+            "prompt": run.prompt, "negative": run.negative, "checkpoint": run.checkpoint,
+            "model_family": run.model_family, "mode": "AUTO", "priority": "balanced", "max_time_s": 0.0,
+            "max_vram_gb": 0.0, "width": run.width, "height": run.height, "batch_size": 1, "tier": run.tier,
+            "accepted": "", "owner": ""}},
+        "loras": {"class_type": "AtelierLoraRecommend", "inputs": {
+            "model": ["ckpt", 0], "clip": ["ckpt", 1], "prompt": ["plan", SMART_PLAN_PROMPT],
+            "checkpoint_family": "auto", "mode": "AUTO", "max_loras": 3, "min_confidence": 0.5,
+            "allow_style_mixing": True, "loras": "", "exclude": "", "explanation": ["plan", SMART_PLAN_PROMPT + 2],
+            "owner": ""}},
+        "positive": {"class_type": "CLIPTextEncode", "inputs": {"text": ["loras", 2], "clip": ["loras", 1]}},
+        "negative": {"class_type": "CLIPTextEncode", "inputs": {"text": ["plan", SMART_PLAN_PROMPT + 1],
+                                                                "clip": ["loras", 1]}},
+        "latent": _empty_latent("plan"),
+        "sample": {"class_type": "AtelierQualitySampler", "inputs": {
+            "model": ["loras", 0], "positive": ["positive", 0], "negative": ["negative", 0],
+            "latent_image": ["latent", 0], "quality_preset": ["plan", 0], "seed": run.seed, "start": "text"}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["ckpt", 2]}},
+        "explained": {"class_type": "AtelierSaveWithExplanation", "inputs": {
+            "images": ["decode", 0], "filename_prefix": "atelier/explained", "explanation": ["loras", 3],
+            "owner": ""}},
+    }
+
+
+SMART_PLAN_PROMPT = 15  # Smart Plan's outputs: QUALITY_PRESET, the 14 image outputs, prompt, negative, explanation
+
+
 WORKFLOWS: dict[str, Callable[[PipelineRun], Graph]] = {
     "atelier_best_of_n": best_of_n_graph, "atelier_quality_comparison": comparison_graph,
     "atelier_quality_txt2img": txt2img_graph, "atelier_img2img": img2img_graph,
-    "atelier_prompt_enhance": enhance_graph,
+    "atelier_prompt_enhance": enhance_graph, "atelier_intelligent": intelligent_graph,
     "atelier_storyboard": _pipeline_workflow("storyboard_generation"),
     "atelier_shot": _pipeline_workflow("shot_generation"),
     "atelier_sequence": _pipeline_workflow("sequence_generation")}
