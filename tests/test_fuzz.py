@@ -33,6 +33,10 @@ IF_MATCH = ["1", "²", "W/\"3\"", "\"\"", "1e999", "-1", "9" * 50]
 VALID_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/atelier/presets"): {"id": "fuzzy", "extends": "high", "image": {"steps": 30}},
     ("POST", "/atelier/presets/validate"): {"id": "fuzzy2", "extends": "draft"},
+    ("POST", "/atelier/intelligence/decide"): {"prompt": "a fox", "family": "sd15",
+                                               "constraints": {"max_time_s": 60, "priority": "speed"}},
+    ("POST", "/atelier/intelligence/optimize"): {"prompt": "a fox", "family": "sdxl", "width": 512},
+    ("PUT", "/atelier/loras/{lora_id}/family"): {"family": "sdxl"},
     ("PUT", "/atelier/presets/{preset_id}"): {"extends": "high", "image": {"steps": 20}},
     ("POST", "/atelier/presets/{preset_id}/apply"): {"template": {"category": "image", "model_family": "sdxl"}},
     ("POST", "/atelier/estimate"): {"pipeline": "shot_generation", "tier": "high"},

@@ -198,7 +198,7 @@ class IntelligenceService:
             loras=[{"name": c.name, "title": c.title, "strength": s, "reason": why, "family": c.family.family,
                     "triggers": c.triggers[:3]} for c, s, why in loras],
             loras_filtered=recommendations.filtered[:20],
-            parameters={"tier": plan.tier, **plan.params}, parameter_reasons=plan.reasons,
+            parameters={"tier": plan.tier, "family": family, **plan.params}, parameter_reasons=plan.reasons,
             performance={"estimate": plan.estimate.to_dict(), "cuts": plan.cuts,
                          "constraints": request.constraints.model_dump(),
                          "decided_in_ms": round((time.perf_counter() - started) * 1000, 1)},
