@@ -61,6 +61,7 @@ def test_records_feedback_families_and_telemetry_belong_to_their_user(server: Cl
     assert status == 201 and record["prompt_text"] == "bob's hero Mira"
     assert alice.get("/atelier/generations")[1]["items"] == []
     assert alice.get(f"/atelier/generations/{record['id']}")[0] == 404
+    assert alice.get(f"/atelier/generations/{record['id']}/why")[0] == 404
     assert alice.post(f"/atelier/generations/{record['id']}/feedback", {"rating": 1})[0] == 404
     assert alice.post(f"/atelier/generations/{record['id']}/cancel")[0] == 404
     assert alice.get("/atelier/generations/prompts")[1]["families"] == []

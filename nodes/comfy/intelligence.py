@@ -87,13 +87,14 @@ class SmartPlan(io.ComfyNode):
                 "width": width, "height": height, "batch_size": batch_size}
             if mode == "MANUAL":
                 body["tier"] = tier
-            if mode == "ASSISTED":
-                body.update(accepted_values(accepted))
+            chosen = accepted_values(accepted) if mode == "ASSISTED" else {}
+            body.update(chosen)
             decision = atelier.intelligence.decide(user, body)
             plan = quality_plan(decision, user, atelier.quality, atelier.checkpoint_header)
         except AtelierError as exc:
             raise node_error(exc) from None
         explanation = decision.explanation
+        explanation.accepted = chosen
         explanation.performance["decided_at"] = time.time()
         return io.NodeOutput(plan, *planning.outputs(plan), prompt, negative, explanation,
                              ui=ui.PreviewText(explanation.text()))
@@ -149,6 +150,9 @@ class LoraRecommend(io.ComfyNode):
             family = checkpoint_family if checkpoint_family != "auto" else (
                 (earlier.parameters.get("family") if earlier else None) or "sd15")
             chosen = _lora_lines(loras)
+            accepted_on_plan = earlier is not None and mode == "ASSISTED" and "loras" in earlier.accepted
+            if accepted_on_plan and not chosen and earlier is not None:  # accepted on the Smart Plan's canvas
+                chosen = _accepted_loras(earlier.accepted["loras"])
             preferences = Preferences.parse({"max_loras": max_loras, "min_confidence": min_confidence,
                                              "allow_style_mixing": allow_style_mixing,
                                              "exclude": [x.strip() for x in exclude.splitlines() if x.strip()]})
@@ -156,7 +160,7 @@ class LoraRecommend(io.ComfyNode):
                                     "preferences": preferences.model_dump()}
             if social_context:
                 body.update(rating=social_context.get("rating"), world=social_context.get("world_id", "default"))
-            if mode == "MANUAL" or (mode == "ASSISTED" and chosen):
+            if mode == "MANUAL" or (mode == "ASSISTED" and (chosen or accepted_on_plan)):
                 body["loras"] = chosen
             decision = atelier.intelligence.decide(user, body)
         except AtelierError as exc:
@@ -172,8 +176,15 @@ class LoraRecommend(io.ComfyNode):
         additions = [t for card, _, _ in decision.loras for t in card.triggers[:1] if t.lower() not in prompt.lower()]
         new_prompt = ", ".join([prompt.strip(), *additions]) if additions else prompt
         base = earlier or decision.explanation
-        result = base.with_loras(applied, decision.recommendations.filtered[:20], warnings)
+        result = base.with_loras(applied, decision.recommendations.filtered[:20], warnings, new_prompt)
         return io.NodeOutput(model, clip, new_prompt, result, ui=ui.PreviewText(result.text()))
+
+
+def _accepted_loras(value: Any) -> list[list[Any]]:
+    try:
+        return [[str(name), float(strength)] for name, strength in value]
+    except (TypeError, ValueError):
+        raise invalid("explanation.accepted.loras", str(value)[:80], '[["name.safetensors", 0.8], ...]') from None
 
 
 def _lora_lines(text: str) -> list[list[Any]]:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..core.base.errors import invalid
 from ..core.records.tier_value import tier_value
+from ..core.records.why import why
 from .http import Mount, Services, answer, blocking, json_body
 
 WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only ("²".isdigit() is True)
@@ -81,6 +82,18 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     async def get_generation(request: web.Request) -> web.Response:
         record = await blocking(ctx.records.store.get, request.match_info["record_id"], mount.user(request))
         return answer(record.to_dict())
+
+    @mount.get("/generations/{record_id}/why")
+    async def why_this_image(request: web.Request) -> web.Response:
+        """Every decision behind the record's images: plan and reasons, LoRAs, prompt given vs used, the
+        variations' scores and ranks, the rating clamp, the hash and the identical earlier runs."""
+        user = mount.user(request)
+
+        def card() -> dict[str, object]:
+            record = ctx.records.store.get(request.match_info["record_id"], user)
+            return why(record, ctx.records.store.identical(record.repro_hash, exclude=record.id, user=user))
+
+        return answer(await blocking(card))
 
     @mount.post("/generations/{record_id}/feedback")
     async def generation_feedback(request: web.Request) -> web.Response:

@@ -32,6 +32,8 @@ class Explanation:
     performance: dict[str, Any] = field(default_factory=dict)  # estimate, cuts, measured_s
     differences: list[str] = field(default_factory=list)  # MANUAL / edited ASSISTED: where the user differs
     warnings: list[str] = field(default_factory=list)
+    accepted: dict[str, Any] = field(default_factory=dict)  # ASSISTED: what the user accepted on the canvas
+    prompt_used: str = ""  # the prompt that ran (with the LoRAs' trigger words), when it differs
     version: int = VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,9 +48,10 @@ class Explanation:
         return dumps(self.to_dict())
 
     def with_loras(self, applied: list[dict[str, Any]], filtered: list[dict[str, str]],
-                   warnings: list[str]) -> Explanation:
+                   warnings: list[str], prompt_used: str = "") -> Explanation:
         data = self.to_dict()
-        data.update(loras=applied, loras_filtered=filtered, warnings=[*self.warnings, *warnings])
+        data.update(loras=applied, loras_filtered=filtered, warnings=[*self.warnings, *warnings],
+                    prompt_used=prompt_used if prompt_used != self.analysis.get("prompt") else "")
         out = Explanation.of(data)
         out.summary = out.compose_summary()
         return out

@@ -15,16 +15,18 @@ from typing import Any
 IGNORED = frozenset({
     "filename_prefix", "client_id", "prompt_id", "comfy_prompt_id", "workspace", "user", "created_at",
     "trace", "keep_trace", "keep_llm_loaded", "release_after", "keep_alive", "timeout_s", "_meta", "estimate",
-    "warnings", "display_name", "description",
+    "warnings", "display_name", "description", "performance", "summary", "decided_at", "decided_in_ms",
 })
 
 
-def canonical(value: Any) -> Any:
+def canonical(value: Any, ignored: frozenset[str] = IGNORED) -> Any:
+    """The hashed form; with ``ignored=frozenset()`` the stored form (the same numbers, nothing dropped: an
+    explanation keeps its estimate and measured time, which never change the image)."""
     if isinstance(value, dict):
-        return {str(k): canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
-                if str(k) not in IGNORED}
+        return {str(k): canonical(v, ignored) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))
+                if str(k) not in ignored}
     if isinstance(value, (list, tuple)):
-        return [canonical(v) for v in value]
+        return [canonical(v, ignored) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):

@@ -152,7 +152,8 @@ def graph_parameters(prompt: dict[str, Any] | None) -> dict[str, Any]:
             for node_id, node in (prompt or {}).items() if isinstance(node, dict)}
 
 
-SOCIAL_KEYS = ("world_id", "npc_id", "tier", "band", "rating")
+SOCIAL_KEYS = ("world_id", "npc_id", "tier", "band", "band_rating", "rating", "clamped_by", "requested_rating",
+               "allowed_rating")
 SCORE_KEYS = ("overall", "metrics", "weights")
 
 

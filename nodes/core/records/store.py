@@ -217,7 +217,7 @@ class RecordStore:
             version_id, source = version.id, "versioned"
         else:
             text = render(prompt or "", variables or {})
-        params = canonical({**parameters, "prompt": text})
+        params = canonical({**parameters, "prompt": text}, frozenset())
         _bounded_parameters(params)
         record = Record(id=uuid.uuid4().hex, status=status, operation_type=operation_type, workspace=workspace,
                         user=user, parameters=params, prompt_text=text, prompt_version_id=version_id,
