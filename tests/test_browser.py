@@ -310,3 +310,81 @@ def test_settings_are_kept_and_used_as_the_default_tier(page: Any) -> None:
     open_view(page, "settings")
     assert page.get_by_label("Default weights").input_value() == "technical=1"
     assert page.evaluate("() => localStorage.getItem('atelier:Atelier.Enhance.Endpoint')") == '""'
+
+
+def test_the_lora_library_shows_families_with_evidence_triggers_and_problems_and_takes_an_override(
+        page: Any, server: Any, atelier: Any) -> None:
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import lora_files as lf
+
+    root = atelier.settings.lora_folders[0]
+    lf.write_safetensors(root / "watercolor.safetensors", lf.kohya_sd1(), lf.kohya_metadata(
+        "sd_v1", "watercolor", {"watercolor": 20, "wet paper": 5}))
+    lf.write_sidecars(root / "watercolor.safetensors", a1111={"activation text": "wtrclr style",
+                                                               "preferred weight": 0.6})
+    lf.write_safetensors(root / "xl" / "xl_ink.safetensors", lf.kohya_sdxl(), lf.kohya_metadata(
+        "sdxl_base_v1-0", "xl ink", {"ink": 20}))
+    lf.write_safetensors(root / "mystery.safetensors", {"foo.lora_down.weight": (4, 8)})
+    (root / "broken.safetensors").write_bytes(b"\x00" * 3)
+    open_view(page, "loras")
+    view = page.locator("#atelier-panel-loras")
+    cards = view.get_by_role("list", name="LoRAs")
+    cards.get_by_role("article", name="LoRA watercolor.safetensors").wait_for()
+    assert cards.locator(":scope > li").count() == 3
+    xl = cards.get_by_role("article", name="LoRA xl/xl_ink.safetensors")
+    assert xl.get_by_test_id("lora-family").inner_text() == "SDXL"
+    xl.get_by_text("Evidence").click()
+    assert "ss_base_model_version" in xl.get_by_role("list", name="Evidence for xl/xl_ink.safetensors").inner_text()
+    assert cards.get_by_role("list", name="Trigger words of watercolor.safetensors").inner_text() == "wtrclr style"
+    assert "strength 0.6" in cards.get_by_role("article", name="LoRA watercolor.safetensors").inner_text()
+    assert "broken.safetensors" in view.get_by_role("region", name="Problems").inner_text()
+
+    view.get_by_label("Family", exact=True).select_option("sdxl")
+    view.get_by_role("button", name="Filter").click()
+    cards.get_by_role("article", name="LoRA watercolor.safetensors").wait_for(state="detached")
+    assert cards.locator(":scope > li").count() == 1
+    view.get_by_label("Family", exact=True).select_option("")
+    view.get_by_role("button", name="Filter").click()
+
+    mystery = cards.get_by_role("article", name="LoRA mystery.safetensors")
+    assert mystery.get_by_test_id("lora-family").inner_text() == "unknown"
+    mystery.get_by_label("Family of mystery.safetensors").select_option("sd15")
+    mystery.get_by_role("button", name="Set family").click()
+    page.get_by_text("Family set to SD1.5 (yours only).").wait_for()
+    card = cards.get_by_role("article", name="LoRA mystery.safetensors")
+    assert card.get_by_test_id("lora-family").inner_text() == "SD1.5" and "from override" in card.inner_text()
+    listing = server.get("/atelier/loras?q=mystery")[1]["cards"]
+    assert listing[0]["family"]["family"] == "sd15"
+    assert server.get("/atelier/loras?q=mystery", headers={"comfy-user": "bob"})[1]["cards"][0]["family"]["family"] \
+        == "unknown"  # the override is the user's, never the file's
+
+
+def test_why_this_image_shows_plan_loras_prompt_change_variations_and_rating(
+        page: Any, server: Any, atelier: Any, record_service: Any) -> None:
+    from atelier.nodes.core.quality.plan import build_plan
+    from atelier.nodes.core.records.service import node_parameters, node_scores
+    from atelier.nodes.core.scoring.images import collect
+    from atelier.nodes.core.scoring.scores import score_variations
+    from imagegen import blurred, noisy, scene
+
+    base = scene(seed=5)
+    scores = score_variations(collect(torch.stack([blurred(base, 4.0), base, noisy(base, 0.2)])), scorers="technical")
+    social = atelier.social.build("default", {"affinity": 40, "trust": 40, "requested_rating": "mature_implied"})
+    graph = {"1": {"class_type": "AtelierPromptEnhance", "inputs": {"prompt": "a fox in snow"}}}
+    record = record_service.create("default", {
+        "operation_type": "best_of_n", "prompt": "a red fox in snow, cinematic lighting",
+        "parameters": node_parameters(graph, build_plan(atelier.quality, "high", "sd15"), social)}, status="running")
+    record_service.store.set_status(record.id, "completed", scores=node_scores(scores))
+    open_view(page, "records")
+    page.get_by_role("button", name=f"Open record best_of_n {record.id}").click()
+    why = page.get_by_test_id("why")
+    why.wait_for()
+    plan = why.get_by_role("region", name="Plan")
+    assert "Quality Preset" in plan.inner_text() and "high" in plan.inner_text()
+    assert why.get_by_test_id("prompt-diff").inner_text().split() == ["+", "red", "+", "cinematic", "lighting"]
+    chosen = why.locator("tr.atelier-chosen")
+    assert chosen.get_attribute("data-variation") == str(scores.overall.index(max(scores.overall)))
+    assert why.get_by_role("table", name="Variation scores").locator("tbody tr").count() == 3
+    clamp = why.get_by_test_id("rating-clamp").inner_text()
+    assert "asked mature_implied, applied sfw" in clamp

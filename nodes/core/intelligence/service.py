@@ -128,7 +128,7 @@ class IntelligenceService:
             raise invalid("limit", query.get("limit"), f"an integer 1-{LIST_LIMIT}") from None
         out = scan.to_dict(with_cards=False)
         out.update(cards=[c.to_dict() for c in cards[:limit]], matching=len(cards),
-                   families=self.family_names())
+                   families=self.family_names(), kinds=list(self.library.tables.raw["kinds"]))
         return out
 
     def _index_for(self, cards: list[LoraCard]) -> Index:

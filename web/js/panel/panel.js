@@ -3,6 +3,7 @@
 import { compareView } from "./compare.js";
 import { defaultTier, SETTINGS } from "./client.js";
 import { field, h, message, select } from "./dom.js";
+import { lorasView } from "./loras.js";
 import { presetsView } from "./presets.js";
 import { recordsView } from "./records.js";
 import { socialView } from "./social.js";
@@ -56,6 +57,7 @@ const VIEWS = [
   ["presets", "Presets", presetsView],
   ["compare", "Compare tiers", compareView],
   ["records", "Records", recordsView],
+  ["loras", "LoRAs", lorasView],
   ["storyboards", "Storyboards", storyboardsView],
   ["social", "Social context", socialView],
   ["settings", "Settings", settingsView],

@@ -37,6 +37,95 @@ function stars(initial, onChoose) {
   return group;
 }
 
+const fixed = (x, digits = 3) => (typeof x === "number" ? x.toFixed(digits) : "–");
+
+// The prompt as given and as it ran, the added words marked <ins>, the removed ones <del>.
+function promptDiff(prompt) {
+  return h("section", { "aria-label": "Prompt" }, h("h4", {}, "Prompt"),
+    prompt.changed_by ? h("p", { class: "atelier-sub" }, `changed by ${prompt.changed_by}`) : h("p", {}, "used as given"),
+    h("dl", {}, h("dt", {}, "Given"), h("dd", {}, prompt.given), h("dt", {}, "Ran"), h("dd", {}, prompt.used)),
+    prompt.added.length || prompt.removed.length ? h("p", { "data-testid": "prompt-diff" },
+      prompt.added.map((w) => [h("ins", {}, `+ ${w}`), " "]), prompt.removed.map((w) => [h("del", {}, `− ${w}`), " "]))
+      : null);
+}
+
+function planSection(plan) {
+  const p = plan.parameters ?? {};
+  const rows = Object.entries(p).map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]);
+  const timing = [plan.estimated_s != null ? `estimated ~${seconds(plan.estimated_s)}` : null,
+                  plan.measured_s != null ? `measured ${seconds(plan.measured_s)}` : null].filter(Boolean);
+  return h("section", { "aria-label": "Plan" },
+    h("h4", {}, `Plan (${plan.source}${plan.mode ? `, ${plan.mode}` : ""})`),
+    rows.length ? h("dl", {}, rows) : null,
+    plan.stages?.length ? h("ul", { class: "atelier-list" }, plan.stages.map((s) => h("li", {},
+      `${s.id}: ${s.runs} run(s), ${s.passes.join(" → ")}${s.expected_s != null ? `, ~${seconds(s.expected_s)}` : ""}`)))
+      : null,
+    timing.length ? h("p", {}, timing.join(" · ")) : null,
+    plan.reasons.length ? h("ul", { "aria-label": "Why these parameters" }, plan.reasons.map((r) => h("li", {}, r))) : null,
+    plan.cuts.length ? h("ul", { "aria-label": "Cut to fit the budget" }, plan.cuts.map((c) => h("li", {}, c))) : null,
+    plan.differences.length ? h("ul", { "aria-label": "Where you differed" },
+      plan.differences.map((d) => h("li", {}, `you chose ${d}`))) : null);
+}
+
+function lorasSection(loras) {
+  return h("section", { "aria-label": "LoRAs" }, h("h4", {}, "LoRAs"),
+    loras.used.length ? h("ul", { "aria-label": "LoRAs used" }, loras.used.map((l) => h("li", {},
+      h("code", {}, l.name), ` @${l.strength} — ${l.reason ?? ""}`,
+      l.report ? h("span", { class: l.warning ? "atelier-warning" : "atelier-sub" }, ` [${l.report}]`) : null)))
+      : h("p", {}, "No LoRA used."),
+    loras.left_out.length ? h("details", {}, h("summary", {}, `Left out (${loras.left_out.length})`),
+      h("ul", { "aria-label": "LoRAs left out" }, loras.left_out.map((l) => h("li", {}, h("code", {}, l.name),
+        `: ${l.reason}`)))) : null);
+}
+
+function variationsSection(variations) {
+  const metricNames = [...new Set(variations.items.flatMap((v) => Object.keys(v.metrics)))];
+  return h("section", { "aria-label": "Variations" },
+    h("h4", {}, `Variations (${variations.count}); chosen #${variations.chosen}`),
+    h("table", { class: "atelier-table", "aria-label": "Variation scores" },
+      h("thead", {}, h("tr", {}, ["#", "Overall", "Rank", ...metricNames].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, variations.items.map((v) => h("tr", { class: v.index === variations.chosen ? "atelier-chosen" : "",
+                                                          dataset: { variation: v.index } },
+        h("td", {}, v.index), h("td", {}, fixed(v.overall)), h("td", {}, v.rank ?? "–"),
+        metricNames.map((m) => h("td", {}, fixed(v.metrics[m]))))))));
+}
+
+function ratingSection(rating) {
+  const line = rating.requested
+    ? `asked ${rating.requested}, applied ${rating.applied}` : `applied ${rating.applied}`;
+  return h("section", { "aria-label": "Content rating" }, h("h4", {}, "Content rating"),
+    h("p", { "data-testid": "rating-clamp", class: rating.clamped ? "atelier-warning" : "" },
+      `${line}; the ${rating.band} band allows ${rating.band_rating}`,
+      rating.clamped_by.length ? `, lowered to ${rating.ceiling} by the ${rating.clamped_by.join(" and ")} maximum` : "",
+      ` (${rating.tier}${rating.npc ? ` with ${rating.npc}` : ""}, world ${rating.world})`));
+}
+
+// "Why this image": every decision behind the record (GET /atelier/generations/{id}/why).
+function whyCard(ctx, card) {
+  const hash = card.hash;
+  return h("div", { class: "atelier-why", "data-testid": "why" },
+    card.summary ? h("p", {}, card.summary) : null,
+    card.images?.length ? h("div", { class: "atelier-thumbs" }, card.images.map((name) => {
+      const src = ctx.client.outputImage(name);
+      return src ? h("img", { src, alt: name, width: 96, height: 96, loading: "lazy" }) : null;
+    })) : null,
+    card.plan ? planSection(card.plan) : null,
+    card.loras ? lorasSection(card.loras) : null,
+    card.prompt ? promptDiff(card.prompt) : null,
+    card.variations ? variationsSection(card.variations) : null,
+    card.rating ? ratingSection(card.rating) : null,
+    h("section", { "aria-label": "Reproducibility" }, h("h4", {}, "Reproducibility"),
+      h("p", {}, hash.identical_count ? `${hash.identical_count} identical earlier run(s) of yours: ` +
+        hash.identical_earlier.slice(0, 3).join(", ") : "No identical earlier run of yours.")));
+}
+
+function whySection(ctx, record) {
+  const body = h("div", {}, h("p", { class: "atelier-sub" }, "loading…"));
+  ctx.client.why(record.id).then((card) => replace(body, whyCard(ctx, card)))
+    .catch((error) => replace(body, h("p", { class: "atelier-error", role: "alert" }, `Unavailable: ${error.message}`)));
+  return h("details", { open: true }, h("summary", {}, "Why this image"), body);
+}
+
 function details(ctx, record, onChanged, notice) {
   const { client } = ctx;
   const status = h("div", { class: "atelier-message" });
@@ -70,6 +159,7 @@ function details(ctx, record, onChanged, notice) {
       h("dt", {}, "Ran for"), h("dd", {}, duration),
       h("dt", {}, "ComfyUI prompt"), h("dd", {}, record.comfy_prompt_id ?? "–"),
       record.error ? [h("dt", {}, "Error"), h("dd", { class: "atelier-error" }, record.error)] : null),
+    whySection(ctx, record),
     h("details", {}, h("summary", {}, "Parameters"), h("pre", {}, JSON.stringify(record.parameters, null, 2))),
     Object.keys(record.outputs ?? {}).length
       ? h("details", {}, h("summary", {}, "Outputs"), h("pre", {}, JSON.stringify(record.outputs, null, 2))) : null,
