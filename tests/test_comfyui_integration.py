@@ -798,6 +798,76 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
     assert atelier_errors == []
 
 
+def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_user_accepted(
+        comfy: Client, browser: Any) -> None:
+    """ComfyUI's frontend, the shipped intelligent workflow: in ASSISTED mode Smart Plan shows the recommended
+    tier, size and LoRAs with their reasons; the user leaves out the recommended LoRA, picks a tier and accepts;
+    the accepted JSON is saved with the workflow, and the run uses exactly that (no LoRA applied, the
+    differences explained)."""
+    from conftest import SCREENSHOTS
+
+    base = Path(comfy.base_dir)  # type: ignore[attr-defined]
+    loras = base / "models" / "loras"
+    loras.mkdir(parents=True, exist_ok=True)
+    if not (loras / "lighthouse_sd15.safetensors").exists():
+        _tiny_lora(base / "models" / "checkpoints" / CHECKPOINT, loras / "lighthouse_sd15.safetensors")
+    workflow = json.loads((REPO / "workflows" / "atelier_intelligent.json").read_text())
+    for node in workflow["nodes"]:
+        if node["type"] == "CheckpointLoaderSimple":
+            node["widgets_values"] = [CHECKPOINT]
+        if node["type"] == "AtelierSmartPlan":
+            node["widgets_values"][2] = CHECKPOINT
+            node["widgets_values"][4] = "ASSISTED"
+            node["widgets_values"][8:10] = [64, 64]
+        if node["type"] == "AtelierLoraRecommend":
+            node["widgets_values"][1] = "ASSISTED"
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)) if "atelier" in f"{e.stack}".lower() else None)
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
+            if "atelier" in r.url and r.status >= 400 else None)
+    comfy.post("/settings/Comfy.TutorialCompleted", True)
+    try:
+        page.goto(comfy.base + "/")
+        page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60_000)
+        page.wait_for_timeout(1000)
+        while page.locator(".p-dialog-mask").count():
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(300)
+        assert "atelier.intelligence" in page.evaluate("() => window.app.extensions.map(e => e.name)")
+        page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
+        plan = "window.app.graph.getNodeById(2)"
+        page.evaluate(f"() => {{ const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [-{plan}.pos[0] + 40, "
+                      f"-{plan}.pos[1] + 40]; window.app.canvas.setDirty(true, true); }}")
+        assist = page.get_by_label("Smart Plan recommendations")
+        use = assist.get_by_label("Use lighthouse_sd15.safetensors")
+        use.wait_for()  # loaded in ASSISTED mode: recommended at once
+        assert use.is_checked() and "lighthouse" in assist.inner_text()
+        assert "(recommended)" in assist.get_by_label("Tier to accept").inner_text()
+        use.uncheck()
+        assist.get_by_label("Tier to accept").select_option("draft")
+        assist.get_by_role("button", name="Accept").click()
+        assist.get_by_text("Accepted: draft, 64x64, no LoRA.").wait_for()
+        accepted = page.evaluate(f"() => JSON.parse({plan}.widgets.find(w => w.name === 'accepted').value)")
+        assert accepted == {"tier": "draft", "width": 64, "height": 64, "loras": []}
+        saved = page.evaluate("() => window.app.graph.serialize()")
+        smart = next(n for n in saved["nodes"] if n["type"] == "AtelierSmartPlan")
+        assert json.loads(smart["widgets_values"][12]) == accepted and smart["widgets_values"][4] == "ASSISTED"
+        page.screenshot(path=str(SCREENSHOTS / "comfyui_assisted.png"))
+        page.evaluate("() => { window.__atelierDone = false; window.app.api.addEventListener("
+                      "'execution_success', () => { window.__atelierDone = true; }); window.app.queuePrompt(0); }")
+        page.wait_for_function("() => window.__atelierDone", timeout=240_000)
+        saved_text = page.locator(".atelier-explanation-text", has_text="record ")
+        saved_text.wait_for()
+        text = saved_text.inner_text()
+        assert "LoRAs: no LoRA" in text and "you chose: left out the recommended LoRA lighthouse_sd15" in text, text
+        assert "you chose: tier draft" in text, text
+    finally:
+        page.close()
+    assert errors == []
+
+
 def _tiny_lora(checkpoint: Path, path: Path) -> int:
     """A kohya SD1.5 LoRA for the test checkpoint (its attention and text-encoder projections, rank 4, random):
     built from the checkpoint's header, so every module has a weight to patch. Returns the module count."""
@@ -866,4 +936,7 @@ def test_the_intelligent_workflow_applies_a_lora_and_saves_its_explanation(comfy
     assert record["parameters"]["explanation"]["loras"][0]["name"] == "lighthouse_sd15.safetensors"
     listing = comfy.get("/atelier/loras?family=sd15")[1]
     assert [c["name"] for c in listing["cards"]] == ["lighthouse_sd15.safetensors"]
+    why = comfy.get(f"/atelier/generations/{record_id}/why")[1]
+    assert why["loras"]["used"][0]["matched"] == modules and why["plan"]["source"] == "Smart Plan"
+    assert why["prompt"]["changed_by"] == "LoRA trigger words" and why["prompt"]["added"] == ["lighthouse style"]
     print(f"\nintelligent workflow: {seconds:.1f} s, {modules} LoRA modules applied")

@@ -27,8 +27,8 @@ PLAN_KEYS = ("tier", "family", "steps", "cfg", "sampler", "scheduler", "width", 
 
 def why(record: GenerationRecord, identical: list[str]) -> dict[str, Any]:
     """The card for ``record``; ``identical`` are the ids of the user's earlier records with its hash."""
-    parameters = record.parameters if isinstance(record.parameters, dict) else {}
-    explanation = parameters.get("explanation") if isinstance(parameters.get("explanation"), dict) else {}
+    parameters = _dict(record.parameters)
+    explanation = _dict(parameters.get("explanation"))
     card: dict[str, Any] = {"id": record.id, "status": record.status, "operation_type": record.operation_type,
                             "hash": {"repro_hash": record.repro_hash, "identical_earlier": identical[:20],
                                      "identical_count": len(identical)}}
@@ -43,7 +43,7 @@ def why(record: GenerationRecord, identical: list[str]) -> dict[str, Any]:
     prompt = _prompt(record, parameters, explanation)
     if prompt:
         card["prompt"] = prompt
-    variations = _variations(record.scores if isinstance(record.scores, dict) else {})
+    variations = _variations(_dict(record.scores))
     if variations:
         card["variations"] = variations
     rating = _rating(parameters.get("social"))
@@ -59,13 +59,13 @@ def _plan(parameters: dict[str, Any], explanation: dict[str, Any]) -> dict[str, 
     """From the explanation (Smart Plan), else the Quality Preset's plan the record kept."""
     if isinstance(explanation.get("parameters"), dict) and explanation["parameters"]:
         values = explanation["parameters"]
-        performance = explanation.get("performance") if isinstance(explanation.get("performance"), dict) else {}
+        performance = _dict(explanation.get("performance"))
         out: dict[str, Any] = {"source": "Smart Plan", "mode": explanation.get("mode"),
                                "parameters": {k: values[k] for k in PLAN_KEYS if k in values},
                                "reasons": [str(r) for r in explanation.get("parameter_reasons", [])][:20],
                                "cuts": [str(c) for c in performance.get("cuts", [])][:20],
                                "differences": [str(d) for d in explanation.get("differences", [])][:20]}
-        expected = ((performance.get("estimate") or {}).get("time_s") or {}).get("expected")
+        expected = _dict(_dict(performance.get("estimate")).get("time_s")).get("expected")
         if _number(expected):
             out["estimated_s"] = expected
         if _number(performance.get("measured_s")):
@@ -102,7 +102,7 @@ def _prompt(record: GenerationRecord, parameters: dict[str, Any],
     """The prompt as given and as it ran: the Prompt Enhance node's input against the recorded prompt, or the
     analysed prompt against the one with the LoRAs' trigger words."""
     given, used, by = None, None, ""
-    graph = parameters.get("graph") if isinstance(parameters.get("graph"), dict) else {}
+    graph = _dict(parameters.get("graph"))
     for node in graph.values():
         if isinstance(node, dict) and node.get("class_type") == ENHANCE_NODE:
             original = (node.get("inputs") or {}).get("prompt")
@@ -136,16 +136,17 @@ def _variations(scores: dict[str, Any]) -> dict[str, Any] | None:
     overall = scores.get("overall")
     if not isinstance(overall, list) or not overall:
         return None
-    values = [v if _number(v) else None for v in overall[:MAX_VARIATIONS]]
-    order = sorted((i for i, v in enumerate(values) if v is not None), key=lambda i: (-values[i], i))
+    values: list[float | None] = [float(v) if _number(v) else None for v in overall[:MAX_VARIATIONS]]
+    known = {i: v for i, v in enumerate(values) if v is not None}
+    order = sorted(known, key=lambda i: (-known[i], i))
     ranks = {i: r + 1 for r, i in enumerate(order)}
-    metrics = scores.get("metrics") if isinstance(scores.get("metrics"), dict) else {}
+    metrics = _dict(scores.get("metrics"))
     rows = []
     for i, value in enumerate(values):
         per = {name: m[i] for name, m in metrics.items() if isinstance(m, list) and i < len(m) and _number(m[i])}
         rows.append({"index": i, "overall": value, "rank": ranks.get(i), "metrics": per})
     return {"count": len(values), "chosen": order[0] if order else None, "items": rows,
-            "weights": scores.get("weights") if isinstance(scores.get("weights"), dict) else {}}
+            "weights": _dict(scores.get("weights"))}
 
 
 def _rating(social: Any) -> dict[str, Any] | None:
@@ -165,3 +166,7 @@ def _rating(social: Any) -> dict[str, Any] | None:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
