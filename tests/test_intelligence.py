@@ -219,3 +219,39 @@ def test_cli_lists_analyses_and_recommends(tmp_path: Path) -> None:
     assert "complex" in cli("analyze", "two knights fighting next to a tower")
     recommended = cli("recommend-loras", "ink drawing of a crow", "--family", "sdxl", "--folder", str(folder))
     assert "ink.safetensors @0.8" in recommended and "matched 'ink'" in recommended
+
+
+def test_clip_text_similarity_ranks_loras_when_the_scorers_clip_is_found(tmp_path: Path) -> None:
+    """With the scorers' CLIP in its folder (a tiny random open_clip model built here), every allowed LoRA gets
+    the cosine of its text against the prompt's; with no word in common, the higher cosine ranks first and the
+    reason says so. Without the weights, the ranking is lexical only and says nothing of CLIP."""
+    from tiny_models import open_clip_folder
+
+    home = tmp_path / "home"
+    root = home / "models" / "loras"
+    for name, tags in (("harbour", {"harbour": 9, "boats": 4}), ("forest", {"forest": 9, "moss": 4}),
+                       ("city", {"city": 9, "neon": 4})):
+        lf.write_safetensors(root / f"{name}.safetensors", lf.kohya_sd1(), lf.kohya_metadata("sd_v1", name, tags))
+    body = {"prompt": "an old sailor mending nets", "family": "sd15",
+            "preferences": {"min_confidence": 0.0, "max_loras": 3}}
+    plain = Atelier(Settings.standalone(home, environ={}))
+    assert plain.intelligence.similarity() is None
+    assert plain.intelligence.decide("alice", body).recommendations.chosen == []  # no word in common
+
+    open_clip_folder(home / "models" / "scorers" / "clip-vit-large-patch14")
+    atelier = Atelier(Settings.standalone(home, environ={}))
+    cosine = atelier.intelligence.similarity()
+    assert cosine is not None
+    cards = {c.name: c for c in atelier.loras.scan("alice").cards}
+    from atelier.nodes.core.loras.recommend import card_text
+
+    expected = dict(zip(sorted(cards), cosine(body["prompt"], [card_text(cards[n]) for n in sorted(cards)]),
+                        strict=True))
+    ranked = atelier.intelligence.decide("alice", body).recommendations
+    found = [*ranked.chosen, *ranked.candidates]
+    positive = sorted((n for n, c in expected.items() if c > 0), key=lambda n: -expected[n])
+    assert positive, expected  # the tiny model is seeded: at least one text points the prompt's way
+    assert [r.card.name for r in ranked.chosen] == positive[:len(ranked.chosen)]
+    for rec in found:
+        assert rec.similarity == pytest.approx(expected[rec.card.name], abs=1e-6)
+        assert f"CLIP text similarity {expected[rec.card.name]:.2f}" in rec.reason
