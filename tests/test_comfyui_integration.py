@@ -845,8 +845,8 @@ def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_use
         use.wait_for(state="attached")  # loaded in ASSISTED mode: recommended at once
         page.wait_for_timeout(300)  # the node grew to fit: bring the recommendations into view, as a user scrolls
         page.evaluate("() => { const r = document.querySelector('.atelier-assist').getBoundingClientRect(); "
-                      "const ds = window.app.canvas.ds; ds.offset[0] -= (r.left - 60) / ds.scale; "
-                      "ds.offset[1] -= (r.top - 60) / ds.scale; window.app.canvas.setDirty(true, true); }")
+                      "const ds = window.app.canvas.ds; ds.offset[0] -= (r.left - 300) / ds.scale; "
+                      "ds.offset[1] -= (r.top - 220) / ds.scale; window.app.canvas.setDirty(true, true); }")
         page.wait_for_timeout(300)
         assert use.is_checked() and "lighthouse" in assist.inner_text()
         assert "(recommended)" in assist.get_by_label("Tier to accept").inner_text()
