@@ -864,8 +864,8 @@ def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_use
                       "'execution_success', () => { window.__atelierDone = true; }); window.app.queuePrompt(0); }")
         page.wait_for_function("() => window.__atelierDone", timeout=240_000)
         saved_text = page.locator(".atelier-explanation-text", has_text="record ")
-        saved_text.wait_for()
-        text = saved_text.inner_text()
+        saved_text.wait_for(state="attached")  # the Save node is off-screen: its box is laid out, not shown
+        text = saved_text.text_content() or ""
         assert "LoRAs: no LoRA" in text and "you chose: left out the recommended LoRA lighthouse_sd15" in text, text
         assert "you chose: tier draft" in text, text
     finally:
