@@ -837,6 +837,8 @@ def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_use
             page.wait_for_timeout(300)
         assert "atelier.intelligence" in page.evaluate("() => window.app.extensions.map(e => e.name)")
         page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
+        page.wait_for_timeout(500)
+        assert not page.get_by_text("Invalid workflow").count()  # the shipped file passes the frontend's schema
         plan = "window.app.graph.getNodeById(2)"
         page.evaluate(f"() => {{ const ds = window.app.canvas.ds; ds.scale = 1; ds.offset = [-{plan}.pos[0] + 40, "
                       f"-{plan}.pos[1] + 40]; window.app.canvas.setDirty(true, true); }}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -138,6 +139,25 @@ def test_ui_workflow_matches_its_api_twin(path: Path) -> None:
                 assert str(target) == node_id
                 assert api[node_id]["inputs"][slot["name"]] == [str(origin), origin_slot], (node_id, slot["name"])
     assert ui["last_link_id"] == max(links) and ui["last_node_id"] == max(int(i) for i in nodes)
+
+
+def _nulls(value: Any, path: str = "") -> Iterator[str]:
+    if value is None:
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nulls(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _nulls(item, f"{path}[]")
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
+def test_ui_workflow_passes_the_frontends_schema_on_nulls(path: Path) -> None:
+    """The frontend's workflow schema refuses null where it writes nothing (floatingLinks, extra.reroutes,
+    slot_index ...) and shows an "Invalid workflow" alert on load; null is only where it writes it itself."""
+    found = set(_nulls(json.loads(path.read_text())))
+    assert found <= {".nodes[].inputs[].link", ".nodes[].outputs[].links"}, sorted(found)
 
 
 def test_every_workflow_has_its_twin() -> None:

@@ -55,7 +55,7 @@ def write_ui_files(url: str) -> None:
         for api_path in sorted((REPO / "workflows" / "api").glob("*.json")):
             api = json.loads(api_path.read_text())
             workflow = page.evaluate("async ([api, name]) => { await window.app.loadApiJson(api, name); "
-                                     "return window.app.graph.serialize(); }", [api, api_path.name])
+                                     "return JSON.parse(JSON.stringify(window.app.graph.serialize())); }", [api, api_path.name])
             workflow["extra"] = {**workflow.get("extra", {}), "ds": {"scale": 1, "offset": [0, 0]},
                                  "atelier": {"description": DESCRIPTIONS[api_path.stem]}}
             target = REPO / "workflows" / api_path.name

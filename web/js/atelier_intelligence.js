@@ -162,6 +162,7 @@ class Assistant {
   say(text, error = false) {
     this.status.className = `atelier-message ${error ? "atelier-error" : ""}`;
     this.status.textContent = text;
+    this.fit();
   }
 
   fit() {
