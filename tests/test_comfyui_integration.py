@@ -861,6 +861,7 @@ def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_use
         saved = page.evaluate("() => window.app.graph.serialize()")
         smart = next(n for n in saved["nodes"] if n["type"] == "AtelierSmartPlan")
         assert json.loads(smart["widgets_values"][12]) == accepted and smart["widgets_values"][4] == "ASSISTED"
+        page.wait_for_timeout(300)  # the node grows to its status line
         page.screenshot(path=str(SCREENSHOTS / "comfyui_assisted.png"))
         page.evaluate("() => { window.__atelierDone = false; window.app.api.addEventListener("
                       "'execution_success', () => { window.__atelierDone = true; }); window.app.queuePrompt(0); }")
