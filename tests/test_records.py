@@ -345,3 +345,28 @@ def test_a_completed_record_with_a_plan_teaches_the_estimator(store: RecordStore
     assert not calibrate_from_record(estimator, store.get(plain.id), item, "cpu")  # no plan, nothing learned
     loaded = _history("success", 1000, 7000, {**graph, "5": {"class_type": "LoraLoader"}})
     assert not calibrate_from_record(estimator, dataclasses.replace(store.get(planned.id), comfy_prompt_id="p-9"), loaded, "cpu")
+    lora_ran = _history("success", 1000, 7000, {**graph, "5": {"class_type": "AtelierLoraRecommend"}})
+    assert not calibrate_from_record(estimator, dataclasses.replace(store.get(planned.id), comfy_prompt_id="p-8"),
+                                     lora_ran, "cpu")  # it read LoRA files from disk during the run
+
+
+def test_a_smart_plan_run_saved_with_its_explanation_teaches_the_estimator(store: RecordStore, tmp_path: Path) -> None:
+    from atelier.nodes.core.intelligence.node import record_parameters
+    from atelier.nodes.core.quality.estimate import CalibrationStore, Estimator
+    from atelier.nodes.core.records.service import calibrate_from_record
+    from atelier.nodes.host import Atelier, Settings
+
+    atelier = Atelier(Settings.standalone(tmp_path / "home", environ={}))
+    decision = atelier.intelligence.decide("u", {"prompt": "a lighthouse", "family": "sd15",
+                                                 "constraints": {"priority": "speed"}})
+    record = store.create("image_generation", "u", record_parameters(decision.explanation, ["a.png"]),
+                          prompt="a lighthouse", status="running")
+    assert record.parameters["quality"] == {"preset": decision.plan.tier, "family": "sd15", "category": "image",
+                                            "params": decision.plan.params}
+    store.set_status(record.id, "running", comfy_prompt_id="p-4")
+    graph = {"3": {"class_type": "AtelierQualitySampler", "inputs": {}}}
+    item = _history("success", 1000, 3500, graph)
+    store.finish_from_history("p-4", item)
+    estimator = Estimator(calibration=CalibrationStore(tmp_path / "calibration.sqlite"), device="cpu")
+    assert calibrate_from_record(estimator, store.get(record.id), item, "cpu")
+    assert estimator.calibration.samples("image:sd15:u2", "cpu")[0][1] == 2.5

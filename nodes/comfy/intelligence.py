@@ -14,7 +14,7 @@ from comfy_api.latest import io, ui
 from ..core.base.errors import AtelierError, invalid, node_error
 from ..core.base.ids import user_id
 from ..core.intelligence.explain import MODES, Explanation, parse
-from ..core.intelligence.node import accepted_values, quality_plan, save_names
+from ..core.intelligence.node import accepted_values, quality_plan, record_parameters, save_names
 from ..core.intelligence.optimise import PRIORITIES
 from ..core.loras.recommend import Preferences
 from ..core.quality import plan as planning
@@ -250,7 +250,7 @@ class SaveWithExplanation(io.ComfyNode):
         if value is not None:
             record = atelier.records.create(user, {
                 "operation_type": "image_generation", "prompt": str(value.analysis.get("prompt", ""))[:20000],
-                "parameters": {"explanation": value.to_dict(), "images": save_names(saved)}},
+                "parameters": record_parameters(value, save_names(saved))},
                 status="running", comfy_prompt_id=runtime.current_prompt_id())
             record_id = record.id
         text = (value.text() if value else "saved without an explanation") + (

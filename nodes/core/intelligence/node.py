@@ -11,6 +11,7 @@ from ..base.errors import invalid
 from ..quality.families import Detection, detect_family
 from ..quality.plan import QualityPlan
 from ..quality.service import QualityService
+from .explain import Explanation
 from .service import Decision
 
 ACCEPTED_KEYS = ("tier", "loras", "width", "height", "batch_size")
@@ -43,6 +44,17 @@ def quality_plan(decision: Decision, user: str, quality: QualityService,
         detection = Detection(decision.family, "chosen", "chosen by the user")
     return QualityPlan(plan.preset, user, plan.tier, detection, plan.template, plan.params, plan.estimate,
                        list(plan.warnings), quality.estimator.device)
+
+
+def record_parameters(explanation: Explanation, images: list[str]) -> dict[str, Any]:
+    """What Save With Explanation records: the explanation, the images, and the plan that ran as ``quality``
+    (tier, family, category, params) so the finished run calibrates the estimator like a Quality Preset's."""
+    values = dict(explanation.parameters)
+    tier, family = values.pop("tier", None), values.pop("family", None)
+    parameters: dict[str, Any] = {"explanation": explanation.to_dict(), "images": images}
+    if tier and family and values:
+        parameters["quality"] = {"preset": tier, "family": family, "category": "image", "params": values}
+    return parameters
 
 
 def save_names(saved: list[dict[str, Any]]) -> list[str]:

@@ -27,6 +27,7 @@ from .estimate import Estimator, calibration_key, model_evaluations, work_units
 
 SAMPLER_MARKERS = ("KSampler", "SamplerCustom", "AtelierQualitySampler")
 LOADER_MARKER = "Loader"  # CheckpointLoaderSimple, UNETLoader, VAELoader, LoraLoader, …
+LOADING = ("AtelierLoraRecommend",)  # loads LoRA files from disk when it runs (not when ComfyUI caches it)
 UNPLANNED = ("AtelierFrameChain",)  # many frames and retries from one plan: not the plan's units
 
 
@@ -64,7 +65,8 @@ def history_duration(item: dict[str, Any]) -> tuple[float | None, str]:
     if any(nid in cached for nid in samplers):
         return None, "sampler served from cache"
     loaders = [nid for nid, node in graph.items()
-               if isinstance(node, dict) and LOADER_MARKER in str(node.get("class_type", ""))]
+               if isinstance(node, dict) and (LOADER_MARKER in str(node.get("class_type", ""))
+                                              or node.get("class_type") in LOADING)]
     if any(nid not in cached for nid in loaders):
         return None, "models were loaded from disk during the run"
     return (stamps["execution_success"] - stamps["execution_start"]) / 1000.0, "ok"
