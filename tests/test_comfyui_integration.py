@@ -852,6 +852,8 @@ def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_use
         page.wait_for_timeout(300)
         assert use.is_checked() and "lighthouse" in assist.inner_text()
         assert "(recommended)" in assist.get_by_label("Tier to accept").inner_text()
+        assist.get_by_text("Why these parameters").click()
+        assert "priority balanced" in assist.get_by_role("list", name="Why these parameters").inner_text()
         use.uncheck()
         assist.get_by_label("Tier to accept").select_option("draft")
         assist.get_by_role("button", name="Accept").click()

@@ -65,6 +65,7 @@ class Assistant {
     this.width = h("input", { type: "number", min: 64, max: 16384, step: 8, "aria-label": "Width to accept" });
     this.height = h("input", { type: "number", min: 64, max: 16384, step: 8, "aria-label": "Height to accept" });
     this.loras = h("div", { role: "group", "aria-label": "LoRAs to accept", class: "atelier-assist-loras" });
+    this.reasons = h("div");
     this.left = h("div");
     this.status = h("div", { role: "status", class: "atelier-message" });
     this.content = h("div", {},
@@ -75,7 +76,7 @@ class Assistant {
       this.summary,
       h("div", { class: "atelier-inline" }, h("label", {}, "Tier ", this.tier), h("label", {}, "W ", this.width),
         h("label", {}, "H ", this.height)),
-      this.loras, this.left, this.status);
+      this.reasons, this.loras, this.left, this.status);
     this.element = h("div", { class: "atelier-node atelier-assist", "aria-label": "Smart Plan recommendations" },
                      this.content);
     node.addDOMWidget("atelier_assist", "atelier_assist", this.element, {
@@ -107,6 +108,10 @@ class Assistant {
     const { explanation, recommendations, plan } = this.decision;
     const p = explanation.parameters;
     this.summary.textContent = `${explanation.summary}`;
+    const cuts = plan.cuts ?? [];
+    replace(this.reasons, h("details", {}, h("summary", {}, "Why these parameters"),
+      h("ul", { "aria-label": "Why these parameters" },
+        [...explanation.parameter_reasons, ...cuts.map((c) => `to fit your limits: ${c}`)].map((r) => h("li", {}, r)))));
     const tiers = widget(this.node, "tier")?.options?.values ?? [p.tier];
     replace(this.tier, tiers.map((t) => h("option", { value: t }, t === p.tier ? `${t} (recommended)` : t)));
     this.tier.value = mine?.tier ?? p.tier;
