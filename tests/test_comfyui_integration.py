@@ -779,9 +779,9 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
             page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=image.element_handle())
         assert "ultra costs" in page.inner_text(f"{value} caption")
         panel = page.locator("#atelier-panel-compare")
-        panel.get_by_label("Width").fill("64")
-        panel.get_by_label("Height").fill("64")
-        panel.get_by_label("Checkpoint").fill(CHECKPOINT)
+        panel.get_by_label("Width", exact=True).fill("64")
+        panel.get_by_label("Height", exact=True).fill("64")
+        panel.get_by_label("Checkpoint", exact=True).fill(CHECKPOINT)
         panel.get_by_role("button", name="Render comparison").click()  # the four tiers, queued on this ComfyUI
         page.wait_for_function("() => { const i = document.querySelector('#atelier-panel-compare [data-testid=render] "
                                "img'); return i && i.complete && i.naturalWidth > 0; }", timeout=300_000)

@@ -358,11 +358,12 @@ def test_a_smart_plan_run_saved_with_its_explanation_teaches_the_estimator(store
 
     atelier = Atelier(Settings.standalone(tmp_path / "home", environ={}))
     decision = atelier.intelligence.decide("u", {"prompt": "a lighthouse", "family": "sd15",
-                                                 "constraints": {"priority": "speed"}})
+                                                 "checkpoint": "tiny.safetensors", "constraints": {"priority": "speed"}})
     record = store.create("image_generation", "u", record_parameters(decision.explanation, ["a.png"]),
                           prompt="a lighthouse", status="running")
     assert record.parameters["quality"] == {"preset": decision.plan.tier, "family": "sd15", "category": "image",
                                             "params": decision.plan.params}
+    assert record.parameters["checkpoint"] == "tiny.safetensors"  # the tier value chart groups by it
     store.set_status(record.id, "running", comfy_prompt_id="p-4")
     graph = {"3": {"class_type": "AtelierQualitySampler", "inputs": {}}}
     item = _history("success", 1000, 3500, graph)

@@ -50,8 +50,10 @@ def record_parameters(explanation: Explanation, images: list[str]) -> dict[str, 
     """What Save With Explanation records: the explanation, the images, and the plan that ran as ``quality``
     (tier, family, category, params) so the finished run calibrates the estimator like a Quality Preset's."""
     values = dict(explanation.parameters)
-    tier, family = values.pop("tier", None), values.pop("family", None)
+    tier, family, checkpoint = values.pop("tier", None), values.pop("family", None), values.pop("checkpoint", None)
     parameters: dict[str, Any] = {"explanation": explanation.to_dict(), "images": images}
+    if checkpoint:
+        parameters["checkpoint"] = checkpoint  # what the tier value chart groups by
     if tier and family and values:
         parameters["quality"] = {"preset": tier, "family": family, "category": "image", "params": values}
     return parameters

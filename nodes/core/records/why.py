@@ -21,7 +21,7 @@ from .record import GenerationRecord
 ENHANCE_NODE = "AtelierPromptEnhance"
 WORD = re.compile(r"[^\s,]+")
 MAX_VARIATIONS = 64
-PLAN_KEYS = ("tier", "family", "steps", "cfg", "sampler", "scheduler", "width", "height", "batch_size",
+PLAN_KEYS = ("checkpoint", "tier", "family", "steps", "cfg", "sampler", "scheduler", "width", "height", "batch_size",
              "hires_enabled", "hires_scale", "hires_steps", "hires_denoise", "refinement", "refine_steps")
 
 
