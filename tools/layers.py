@@ -5,12 +5,13 @@
 The rule (ARCHITECTURE.md):
 
     core/<capability>   plain Python; imports only core (never ComfyUI, aiohttp or an adapter)
-    remote, server      adapters that core never sees; import core (remote: clients of ComfyUI and LLM servers,
-                        server: the HTTP routes)
+    remote, server,     adapters that core never sees; import core (remote: clients of ComfyUI and LLM servers,
+    engines             server: the HTTP routes, engines: generation engines such as diffusers)
     host                the composition: settings and the one context; imports core, remote, server
-    comfy, cli          the hosts' entry points: ComfyUI's nodes and runtime, the command line; import core
-                        and host, never each other, server or remote
-    __init__, __main__  ComfyUI's entry (comfy) and ``python -m atelier`` (cli)
+    comfy, cli, api     the hosts' entry points: ComfyUI's nodes and runtime, the command line, the Python API;
+                        import core and host, never each other or an adapter
+    __init__, __main__, ComfyUI's entry (comfy), ``python -m atelier`` (cli) and ``atelier.api`` (api)
+    api
 
 Every import counts, those inside functions and under TYPE_CHECKING too. Capabilities import each other
 without a cycle.
@@ -29,11 +30,13 @@ ALLOWED = {
     "core": {"core"},
     "remote": {"core", "remote"},
     "server": {"core", "server"},
-    "host": {"core", "remote", "server", "host"},
+    "engines": {"core", "engines"},
+    "host": {"core", "remote", "server", "engines", "host"},
     "comfy": {"core", "host", "comfy"},
     "cli": {"core", "host", "cli"},
+    "api": {"core", "host", "api"},
 }
-ENTRY = {"__init__.py": "comfy", "__main__.py": "cli"}
+ENTRY = {"__init__.py": "comfy", "__main__.py": "cli", "api.py": "api"}
 COMFYUI = {"comfy", "comfy_api", "comfy_execution", "server", "folder_paths", "nodes", "execution"}
 THIRD_PARTY_ALLOWED = {  # outside libraries a layer may import (others: any)
     "core": lambda name: name not in COMFYUI and name != "aiohttp",
@@ -41,10 +44,12 @@ THIRD_PARTY_ALLOWED = {  # outside libraries a layer may import (others: any)
     "server": lambda name: name not in COMFYUI,
     "host": lambda name: name not in COMFYUI,
     "cli": lambda name: name not in COMFYUI,
+    "api": lambda name: name not in COMFYUI,
+    "engines": lambda name: name not in COMFYUI,
     "comfy": lambda name: True,
 }
-FLOORS = (("entry", ("__init__.py", "__main__.py")), ("hosts", ("comfy", "cli")), ("composition", ("host",)),
-          ("adapters", ("server", "remote")), ("core", ("core",)))
+FLOORS = (("entry", ("__init__.py", "__main__.py", "api.py")), ("hosts", ("comfy", "cli", "api")),
+          ("composition", ("host",)), ("adapters", ("server", "remote", "engines")), ("core", ("core",)))
 
 
 def module_name(path: Path, root: Path = REPO) -> str:
@@ -85,8 +90,8 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return ENTRY["__init__.py"]
-    if parts[1] == "__main__":
-        return ENTRY["__main__.py"]
+    if parts[1] in ("__main__", "api"):
+        return ENTRY[f"{parts[1]}.py"]
     return parts[2] if len(parts) > 2 and parts[1] == "nodes" else "nodes"
 
 
@@ -155,7 +160,7 @@ def depth(graph: dict[str, set[str]], node: str, seen: frozenset[str] = frozense
 def picture(graph: dict[str, set[str]]) -> str:
     """Floor by floor, top down: entry points, hosts, composition, adapters, then core by depth."""
     members = sorted(set(graph) | {t for targets in graph.values() for t in targets})
-    lines = ["entry        __init__.py -> comfy, __main__.py -> cli"]
+    lines = ["entry        __init__.py -> comfy, __main__.py -> cli, api.py -> api"]
     for floor, units in FLOORS[1:-1]:
         for u in (m for m in members if m in units):
             lines.append(f"{floor:<12} {u:<16} -> {', '.join(sorted(graph.get(u, ())))}")

@@ -346,6 +346,72 @@ def _recommend_loras(args: argparse.Namespace, atelier: Atelier) -> dict[str, An
             **decision.recommendations.to_dict()}
 
 
+def _generate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt")
+    p.add_argument("--model", help="a local diffusers folder or a checkpoint file (default: the first in "
+                                   "ATELIER_HOME/models/diffusers, then models/checkpoints); nothing is downloaded")
+    p.add_argument("--negative", default="")
+    p.add_argument("--mode", choices=["auto", "assisted", "manual"], default="auto",
+                   help="assisted: show the recommendation and ask before generating (--yes accepts it)")
+    p.add_argument("--yes", action="store_true", help="assisted: accept the recommendation without asking")
+    p.add_argument("--batch", type=int, default=1, help="images (1-64)")
+    p.add_argument("--strategy", choices=["seed", "param", "lora"], default="seed")
+    p.add_argument("--seed", type=int, help="the (base) seed; default random, recorded")
+    p.add_argument("--max-time", type=float, help="seconds per image")
+    p.add_argument("--max-vram", type=float, help="GB of accelerator memory")
+    p.add_argument("--priority", choices=["quality", "balanced", "speed"], default="balanced")
+    p.add_argument("--out", default=".", help="the folder the PNGs (and their .atelier.json) are written to")
+    p.add_argument("--folder", action="append", help="a LoRA folder (repeatable)")
+    p.add_argument("--user", default="default")
+
+
+def _generate(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    from ..core.generation.service import GenerationService
+    from ..core.generation.types import BatchConfig, GenerationConstraints, PipelineConfig
+    from ..host.generation import backend_for, scorer
+
+    atelier = _with_folders(args, atelier)
+    out = Path(args.out)
+    if not out.is_dir():
+        raise invalid("--out", args.out, "an existing folder")
+    config = PipelineConfig(base_model=args.model, mode=args.mode.upper(), user=args.user,
+                            constraints=GenerationConstraints(args.max_time, args.max_vram, args.priority))
+    backend = backend_for(atelier, config)
+    service = GenerationService(config, atelier.intelligence, atelier.quality, atelier.records, backend,
+                                backend.accelerator, scorer(atelier))
+    if args.mode == "assisted":
+        offer = service.analyze_and_recommend(args.prompt, args.negative)
+        params = offer.suggested_params
+        print(f"Recommended: {offer.explanation['summary']}", file=sys.stderr)
+        for lora in offer.loras:
+            print(f"  LoRA {lora.name} @{lora.strength:g}: {lora.reason}", file=sys.stderr)
+        print(f"  {params.tier}, {params.num_steps} steps, cfg {params.guidance_scale:g}, "
+              f"{params.width}x{params.height}, {params.sampler}/{params.scheduler}", file=sys.stderr)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise invalid("--yes", False, "--yes to accept the recommendation (no terminal to ask on)")
+            if input("Generate with these? [Y/n] ").strip().lower() not in ("", "y", "yes"):
+                return {"images": [], "accepted": False}
+        results = [service.generate_from_recommendations(args.prompt, offer, args.negative, args.seed)]
+    elif args.batch > 1:
+        results = service.generate_batch(args.prompt, BatchConfig(num_images=args.batch, base_seed=args.seed,
+                                                                  variation_strategy=args.strategy,
+                                                                  parallel_generation=args.strategy == "seed"),
+                                         args.negative)
+    else:
+        results = [service.generate(args.prompt, args.negative, args.seed)]
+    images = []
+    for result in results:
+        path = result.save(out / f"atelier_{result.id[:12]}.png")
+        meta = result.metadata
+        images.append({"file": str(path), "id": result.id, "seed": meta.seed, "steps": meta.steps, "cfg": meta.cfg,
+                       "size": f"{meta.width}x{meta.height}", "tier": meta.tier, "time_s": meta.generation_time_s,
+                       "loras": [f"{x['name']} @{x['strength']:g}" for x in meta.loras_used],
+                       "summary": result.explanation.get("summary", "")})
+    backend.close()
+    return {"images": images, "accepted": True}
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("plan", "show a pipeline's stages, workflows and estimates at a tier", _plan_arguments, _plan,
             printers.plan),
@@ -373,6 +439,9 @@ COMMANDS: tuple[Command, ...] = (
             _analyze_arguments, _analyze, printers.analysis),
     Command("recommend-loras", "recommend LoRAs of your library for a prompt and a checkpoint family, with "
                                "reasons", _recommend_loras_arguments, _recommend_loras, printers.lora_recommendations),
+    Command("generate", "generate images with the intelligent pipeline on diffusers (a local model): analysis, "
+            "LoRAs from your library, parameters under your limits, an explanation and a record per image",
+            _generate_arguments, _generate, printers.generated),
     Command("serve", "Atelier's routes and its panel (/atelier/ui/) without ComfyUI: presets, tier comparison, "
                      "records, social context, storyboards", _serve_arguments, _serve),
 )

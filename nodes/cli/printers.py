@@ -233,3 +233,15 @@ def lora_recommendations(result: dict[str, Any]) -> None:
             print(f"    adds: {', '.join(rec['triggers'])}")
     for item in result["filtered"][:10]:
         print(f"  not used: {item['name']}: {item['reason']}")
+
+
+def generated(result: dict[str, Any]) -> None:
+    if not result["accepted"]:
+        print("not generated: the recommendation was not accepted")
+        return
+    for image in result["images"]:
+        loras = ", ".join(image["loras"]) or "no LoRA"
+        print(f"{image['file']}  seed {image['seed']}, {image['tier']}, {image['steps']} steps, cfg {image['cfg']:g}, "
+              f"{image['size']}, {loras}, {image['time_s']:.2f} s  (record {image['id']})")
+    if result["images"]:
+        print(f"  why: {result['images'][0]['summary']}")

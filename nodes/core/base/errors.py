@@ -33,11 +33,13 @@ class AtelierError(Exception):
         return body
 
 
-class InvalidInput(AtelierError):
+class InvalidInput(AtelierError, ValueError):
+    """Also a ValueError, so Python callers of the API catch it as they would any bad argument."""
+
     status = 400
 
 
-class NotFound(AtelierError):
+class NotFound(AtelierError, LookupError):
     status = 404
 
 

@@ -97,11 +97,13 @@ class Optimised:
                 "warnings": self.warnings, "passes": [p.to_dict() for p in sampling_passes(self.params)]}
 
 
-def base_size(family: Any, analysis: Analysis | None, width: int, height: int) -> tuple[int, int, str | None]:
-    """The base size: the user's, else the family's native area at the content type's aspect ratio."""
+def base_size(family: Any, analysis: Analysis | None, width: int, height: int,
+              native_resolution: int | None = None) -> tuple[int, int, str | None]:
+    """The base size: the user's, else the model's native area (``native_resolution``, as a diffusers folder
+    states it; else the family's) at the content type's aspect ratio."""
     if width and height:
         return width, height, None
-    native = int(family.native_resolution)
+    native = int(native_resolution or family.native_resolution)
     ratio = table()["aspect"].get(analysis.content_type) if analysis else None
     if not ratio or width or height:
         w, h = width or native, height or native
@@ -110,8 +112,8 @@ def base_size(family: Any, analysis: Analysis | None, width: int, height: int) -
     scale = (native * native / (rw * rh)) ** 0.5
     multiple = max(64, int(family.resolution_multiple))
     w, h = round_to_multiple(rw * scale, multiple), round_to_multiple(rh * scale, multiple)
-    why = (f"size {w}x{h}: {analysis.content_type.replace('_', ' ')} at {rw}:{rh}, "
-           f"{family.display_name}'s native area" if analysis else None)
+    whose = f"the model's native {native}x{native} area" if native_resolution else f"{family.display_name}'s native area"
+    why = (f"size {w}x{h}: {analysis.content_type.replace('_', ' ')} at {rw}:{rh}, {whose}" if analysis else None)
     return w, h, why
 
 
@@ -181,10 +183,10 @@ def _variants(params: dict[str, Any], family: Any, base: tuple[int, int],
 
 def optimise(service: QualityService, user: str, family_name: str, constraints: Constraints,
              analysis: Analysis | None = None, width: int = 0, height: int = 0, batch_size: int = 1,
-             checkpoint: str | None = None) -> Optimised:
+             checkpoint: str | None = None, native_resolution: int | None = None) -> Optimised:
     """The best plan within the constraints (see the module docstring for the order of cuts)."""
     family = service.tables.family(family_name)
-    w, h, size_reason = base_size(family, analysis, width, height)
+    w, h, size_reason = base_size(family, analysis, width, height, native_resolution)
     template = FunctionTemplate(id="AtelierSmartPlan", category="image", model_family=family_name,
                                 checkpoint=checkpoint, width=w, height=h, batch_size=batch_size)
     estimator = service.estimator

@@ -46,6 +46,7 @@ class DecideRequest(BaseModel):
     width: Annotated[int, Field(ge=0, le=16384)] = 0
     height: Annotated[int, Field(ge=0, le=16384)] = 0
     batch_size: Annotated[int, Field(ge=1, le=256)] = 1
+    native_resolution: Annotated[int | None, Field(ge=64, le=4096)] = None  # the model's own (a diffusers folder)
     rating: Annotated[str | None, Field(max_length=64)] = None  # the social context's rating ceiling
     world: Annotated[str, Field(max_length=64)] = "default"
     tier: Annotated[str | None, Field(max_length=160)] = None  # MANUAL: the user's tier
@@ -184,7 +185,7 @@ class IntelligenceService:
         recommendations = self.recommend_loras(user, analysis, base, request.preferences, request.rating,
                                                request.world)
         recommended = optimise(self.quality, user, family, request.constraints, analysis, request.width,
-                               request.height, request.batch_size, request.checkpoint)
+                               request.height, request.batch_size, request.checkpoint, request.native_resolution)
         plan, differences = recommended, list[str]()
         if request.mode == "MANUAL" or request.tier:
             plan, differences = self._manual(user, request, family, recommended)

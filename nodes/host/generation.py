@@ -1,0 +1,43 @@
+"""Composition for the Python API: the backend a ``PipelineConfig`` names, built on this context's folders,
+and the scoring core as the batches' ranker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..core.generation.types import PipelineConfig
+    from .context import Atelier
+
+
+def backend_for(atelier: Atelier, config: PipelineConfig) -> Any:
+    """``diffusers``: models from ``base_model`` or ATELIER_HOME/models/diffusers, then models/checkpoints;
+    LoRAs from the library (by name, the user's view)."""
+    if config.backend == "comfyui":
+        from ..core.base.errors import invalid
+
+        raise invalid("backend", "comfyui", ["diffusers"], "the ComfyUI backend of the Python API is not built yet")
+    from ..engines.diffusers_backend import DiffusersBackend
+
+    models = atelier.settings.data_dir.parent / "models"
+    library = atelier.loras
+    return DiffusersBackend(atelier.quality, lambda name: library.path_of(library.by_name(config.user, name)),
+                            [models / "diffusers", models / "checkpoints"], config.device, config.dtype,
+                            config.model_config)
+
+
+def scorer(atelier: Atelier) -> Any:
+    """Overall scores of PIL images by the named scorers (the scoring core, with this context's models)."""
+
+    def score(images: list[Any], prompt: str, scorers: str) -> list[float]:
+        import numpy as np
+        import torch
+
+        from ..core.scoring.images import collect
+        from ..core.scoring.scores import score_variations
+
+        tensors = [torch.from_numpy(np.asarray(i.convert("RGB"), dtype=np.float32) / 255.0)[None] for i in images]
+        result = score_variations(collect(tensors), prompt, scorers, registry=atelier.scorers)
+        return [float(x) for x in result.overall]
+
+    return score
