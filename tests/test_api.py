@@ -141,6 +141,11 @@ def test_manual_uses_exactly_what_the_caller_gives(atelier_home: Path) -> None:
     assert "num_steps 5 (recommended" in differences and "left out the recommended LoRA anime_magic" in differences
     plain = pipeline.generate("anime girl with magical powers", seed=11)
     assert plain.metadata.loras_used == []  # MANUAL without LoRAs applies none
+    batch = pipeline.generate_batch("anime girl", BatchConfig(num_images=2, base_seed=1), params=params)
+    assert [(r.metadata.steps, r.metadata.seed) for r in batch] == [(5, 1), (5, 2)]
+    with pytest.raises(InvalidInput) as auto_params:
+        IntelligentGenerationPipeline().generate_batch("anime girl", BatchConfig(num_images=2), params=params)
+    assert auto_params.value.field == "params"
 
 
 def test_bad_input_is_named(atelier_home: Path) -> None:

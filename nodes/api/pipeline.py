@@ -48,9 +48,11 @@ class IntelligentGenerationPipeline:
         ``loras`` exactly as given."""
         return self.service.generate(prompt, negative_prompt, seed, params, loras)
 
-    def generate_batch(self, prompt: str, batch_config: BatchConfig | None = None,
-                       negative_prompt: str = "") -> list[GenerationResult]:
-        return self.service.generate_batch(prompt, batch_config, negative_prompt)
+    def generate_batch(self, prompt: str, batch_config: BatchConfig | None = None, negative_prompt: str = "", *,
+                       params: GenerationParams | None = None,
+                       loras: list[LoRAChoice] | None = None) -> list[GenerationResult]:
+        """Images by the batch's strategy around the recommendation (MANUAL: around ``params``/``loras``)."""
+        return self.service.generate_batch(prompt, batch_config, negative_prompt, params, loras)
 
     def analyze_and_recommend(self, prompt: str, negative_prompt: str = "") -> Recommendations:
         return self.service.analyze_and_recommend(prompt, negative_prompt)

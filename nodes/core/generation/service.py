@@ -132,16 +132,29 @@ class GenerationService:
             out.append(replace(x, family=card.family.family, reason=x.reason or "chosen by you"))
         return out
 
-    def generate_batch(self, prompt: str, batch_config: BatchConfig | None = None,
-                       negative_prompt: str = "") -> list[GenerationResult]:
+    def generate_batch(self, prompt: str, batch_config: BatchConfig | None = None, negative_prompt: str = "",
+                       params: GenerationParams | None = None,
+                       loras: list[LoRAChoice] | None = None) -> list[GenerationResult]:
+        """``num_images`` images by the batch's strategy, around the recommendation (MANUAL: around ``params``
+        and ``loras`` as given)."""
         config = batch_config or BatchConfig()
         if not isinstance(config, BatchConfig):
             raise invalid("batch_config", type(config).__name__, "BatchConfig(...)")
         mode = OperationMode(self.config.mode)
+        if mode is not OperationMode.MANUAL and (params is not None or loras is not None):
+            raise invalid("params", "given", "MANUAL mode only (AUTO and ASSISTED batch around the recommendation)")
         decision = self._decide(prompt, negative_prompt, mode)
-        params = GenerationParams.from_plan(decision.plan.tier, decision.plan.params)
-        loras = [] if mode is OperationMode.MANUAL else [LoRAChoice(c.name, s, why, c.family.family)
-                                                          for c, s, why in decision.loras]
+        differences: list[str] = []
+        if mode is OperationMode.MANUAL:
+            chosen = self._check_loras(loras or [], decision.base, "loras")
+            if params is not None and not isinstance(params, GenerationParams):
+                raise invalid("params", type(params).__name__, "GenerationParams(...) or None")
+            base = (params or GenerationParams.from_plan(decision.plan.tier, decision.plan.params)).validate("params")
+            differences = _param_differences(decision, base) + _lora_edits(decision, chosen)
+        else:
+            base = GenerationParams.from_plan(decision.plan.tier, decision.plan.params)
+            chosen = [LoRAChoice(c.name, s, why, c.family.family) for c, s, why in decision.loras]
+        params, loras = base, chosen
         memory = self._memory(decision)
         jobs, produced = plan_jobs(prompt, negative_prompt, params, loras, config, memory.strategy)
         results: list[GenerationResult | None] = [None] * config.num_images
@@ -151,7 +164,7 @@ class GenerationService:
             for output in self._run(job):
                 index = next(positions)
                 results[index] = self._result(prompt, negative_prompt, decision, job.params, job.loras, output, memory,
-                                              [], mode, batch={"strategy": VariationStrategy(
+                                              differences, mode, batch={"strategy": VariationStrategy(
                                                                   config.variation_strategy).value,
                                                                "index": index, "size": config.num_images})
                 progress.update(1)
@@ -204,11 +217,10 @@ class GenerationService:
                                      if k not in ("generation_time_s", "peak_vram_gb")},
                       "explanation": explanation, "checkpoint": model.id, "backend": self.backend.name,
                       "quality": {"preset": params.tier}, **({"batch": batch} if batch else {})}
-        record = self.records.create(self.config.user, {"operation_type": OPERATION, "workspace": WORKSPACE,
-                                                        "prompt": prompt, "parameters": parameters}, status="running")
         finished = time.time()
-        record = self.records.store.set_status(record.id, "completed", started_at=finished - output.seconds,
-                                               finished_at=finished)
+        record = self.records.create(self.config.user, {"operation_type": OPERATION, "workspace": WORKSPACE,
+                                                        "prompt": prompt, "parameters": parameters},
+                                     status="completed", started_at=finished - output.seconds, finished_at=finished)
         return GenerationResult(record.id, output.image, meta, explanation)
 
     def _explanation(self, decision: Decision, mode: OperationMode, params: GenerationParams,

@@ -69,11 +69,12 @@ class RecordService:
         return {"valid": True, "prompt": text, "repro_hash": digest,
                 "identical": self.store.identical(digest, user=user)}
 
-    def create(self, user: str, body: Any, status: str = "pending",
-               comfy_prompt_id: str | None = None) -> GenerationRecord:
+    def create(self, user: str, body: Any, status: str = "pending", comfy_prompt_id: str | None = None,
+               started_at: float | None = None, finished_at: float | None = None) -> GenerationRecord:
         config = GenerationConfig.parse(body)
         record = self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
-                                   config.prompt_family, config.prompt_version, config.variables, status=status)
+                                   config.prompt_family, config.prompt_version, config.variables, status=status,
+                                   started_at=started_at, finished_at=finished_at)
         if comfy_prompt_id:
             record = self.store.set_status(record.id, record.status, comfy_prompt_id=comfy_prompt_id)
         return record

@@ -206,8 +206,10 @@ class RecordStore:
     # --- records -----------------------------------------------------------------------------
     def create(self, operation_type: str, user: str, parameters: dict[str, Any], workspace: str = "default",
                prompt: str | None = None, prompt_family: str | None = None, prompt_version: int | None = None,
-               variables: dict[str, Any] | None = None, status: str = "pending") -> GenerationRecord:
-        """A new record; its prompt is inline text or a (latest or given) version of a family."""
+               variables: dict[str, Any] | None = None, status: str = "pending", started_at: float | None = None,
+               finished_at: float | None = None) -> GenerationRecord:
+        """A new record; its prompt is inline text or a (latest or given) version of a family. A run that
+        already happened (the Python API) is written complete, with its times, in one transaction."""
         if status not in STATUSES:
             raise invalid("status", status, list(STATUSES))
         version_id, source = None, "inline"
@@ -222,7 +224,7 @@ class RecordStore:
         record = Record(id=uuid.uuid4().hex, status=status, operation_type=operation_type, workspace=workspace,
                         user=user, parameters=params, prompt_text=text, prompt_version_id=version_id,
                         prompt_source=source, repro_hash=repro_hash(params), created_at=time.time(), outputs={},
-                        scores={})
+                        scores={}, started_at=started_at, finished_at=finished_at)
         with self.session.begin() as s:
             s.add(record)
         return GenerationRecord.of(record)
