@@ -22,6 +22,7 @@ from .settings import Settings
 if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported when first used: commands start fast
     from ..core.enhance.service import EnhanceService
     from ..core.intelligence.service import IntelligenceService
+    from ..core.learning.service import LearningService
     from ..core.loras.library import LoraLibrary
     from ..core.quality.runs import RunObserver
     from ..core.records.comfy import ComfyUI
@@ -174,8 +175,22 @@ class Atelier:
                 return [float(x) for x in (embeddings[1:] @ embeddings[0]).tolist()]
             return cosine
 
+        def priors(user: str) -> dict[str, tuple[float, str]]:
+            from ..core.learning.model import score_shift
+
+            learned = self.learning.lora_priors(user).priors
+            return {name: (score_shift(p), p.reason) for name, p in learned.items()}
+
         return self._once("intelligence", lambda: IntelligenceService(
-            self.quality, self.loras, ratings, similarity, header_of=self.checkpoint_header, enhance=self.enhance))
+            self.quality, self.loras, ratings, similarity, header_of=self.checkpoint_header, enhance=self.enhance,
+            priors_of=priors))
+
+    @property
+    def learning(self) -> LearningService:
+        """What each user's feedback taught: scorer weights and LoRA priors (read from the records)."""
+        from ..core.learning.service import LearningService
+
+        return self._once("learning", lambda: LearningService(self.records.store))
 
     @property
     def observer(self) -> RunObserver:

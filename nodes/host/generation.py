@@ -27,17 +27,25 @@ def backend_for(atelier: Atelier, config: PipelineConfig) -> Any:
 
 
 def scorer(atelier: Atelier) -> Any:
-    """Overall scores of PIL images by the named scorers (the scoring core, with this context's models)."""
+    """Scores of PIL images by the named scorers (the scoring core, with this context's models): the caller's
+    weights, else what the user's ratings taught (``core/learning``), else the defaults."""
 
-    def score(images: list[Any], prompt: str, scorers: str) -> list[float]:
+    def score(images: list[Any], prompt: str, scorers: str, weights: Any, user: str) -> dict[str, Any]:
         import numpy as np
         import torch
 
         from ..core.scoring.images import collect
         from ..core.scoring.scores import score_variations
 
+        registry = atelier.scorers
+        reason = "your weights" if weights else ""
+        if not weights:
+            names = registry.resolve(scorers).names
+            learned = atelier.learning.weights(user, registry.weights(None, names))
+            weights, reason = learned.weights, learned.reason
         tensors = [torch.from_numpy(np.asarray(i.convert("RGB"), dtype=np.float32) / 255.0)[None] for i in images]
-        result = score_variations(collect(tensors), prompt, scorers, registry=atelier.scorers)
-        return [float(x) for x in result.overall]
+        result = score_variations(collect(tensors), prompt, scorers, weights, registry=registry)
+        return {"overall": [float(x) for x in result.overall], "normalised": result.normalised,
+                "metrics": result.metrics, "weights": result.weights, "reason": reason}
 
     return score

@@ -17,8 +17,10 @@ from ..core.base.ids import user_id
 if TYPE_CHECKING:
     from ..core.enhance.service import EnhanceService
     from ..core.intelligence.service import IntelligenceService
+    from ..core.learning.service import LearningService
     from ..core.quality.service import QualityService
     from ..core.records.service import RecordService
+    from ..core.scoring.registry import Scorers
     from ..core.social.service import SocialService
     from ..core.storyboard.batches import BatchService
     from ..core.storyboard.library import StoryboardLibrary
@@ -52,6 +54,10 @@ class Services(Protocol):
     def storyboards(self) -> StoryboardLibrary: ...
     @property
     def intelligence(self) -> IntelligenceService: ...
+    @property
+    def learning(self) -> LearningService: ...
+    @property
+    def scorers(self) -> Scorers: ...
 
 
 def header_user(request: web.Request) -> str:

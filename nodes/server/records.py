@@ -78,6 +78,18 @@ def add_routes(mount: Mount, ctx: Services) -> None:
                                  request.match_info["family"], body["template"], description)
         return answer(version, status=201)
 
+    @mount.get("/learning")
+    async def learned(request: web.Request) -> web.Response:
+        """What your ratings taught (``?scorers=technical,clip_score``, default every scorer): the scorer weights
+        with the reason, and each LoRA's prior with the ratings behind it."""
+        names = [n.strip() for n in request.query.get("scorers", "").split(",") if n.strip()][:16]
+        registry = ctx.scorers
+        names = names or list(registry.specs)
+        unknown = [n for n in names if n not in registry.specs]
+        if unknown:
+            raise invalid("scorers", unknown[0], sorted(registry.specs))
+        return answer(await blocking(ctx.learning.view, mount.user(request), registry.weights(None, names)))
+
     @mount.get("/generations/{record_id}")
     async def get_generation(request: web.Request) -> web.Response:
         record = await blocking(ctx.records.store.get, request.match_info["record_id"], mount.user(request))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..base.errors import AtelierError, invalid
+from ..base.errors import invalid
 from ..intelligence.explain import Explanation
 from ..intelligence.service import Decision, IntelligenceService
 from ..quality.service import QualityService
@@ -38,7 +38,8 @@ OPERATION = "api_generation"
 WORKSPACE = "api"
 MAX_PROMPT = 20_000
 
-Scorer = Callable[[list[Any], str, str], list[float]]  # images, prompt, scorers -> overall score per image
+# images, prompt, scorers, weights (None: learned), user -> {"overall", "normalised", "metrics", "weights", "reason"}
+Scorer = Callable[[list[Any], str, str, Any, str], dict[str, Any]]
 
 
 class GenerationService:
@@ -171,7 +172,7 @@ class GenerationService:
         progress.close()
         done = [r for r in results if r is not None]
         if config.select_best and done:
-            self._rank(done, prompt, config.scorers)
+            self._rank(done, prompt, config)
         return done
 
     def provide_feedback(self, generation_id: str, rating: int, comments: str = "") -> None:
@@ -245,16 +246,25 @@ class GenerationService:
         out.summary = out.compose_summary()
         return out.to_dict()
 
-    def _rank(self, results: list[GenerationResult], prompt: str, scorers: str) -> None:
+    def _rank(self, results: list[GenerationResult], prompt: str, config: BatchConfig) -> None:
+        """Scores every image (the caller's weights, else what the user's ratings taught), ranks them best first,
+        and keeps each image's scores in its record (what learning reads once the user rates it)."""
         if self.scorer is None:
             raise invalid("batch_config.select_best", True, "a pipeline with the scoring core")
-        try:
-            overall = self.scorer([r.image for r in results], prompt, scorers)
-        except AtelierError:
-            raise
+        scored = self.scorer([r.image for r in results], prompt, config.scorers, config.weights, self.config.user)
+        overall = scored["overall"]
+        if len(overall) != len(results):
+            raise invalid("batch_config.scorers", config.scorers, "scorers that score every image")
         order = sorted(range(len(results)), key=lambda i: (-overall[i], i))
         for rank, i in enumerate(order, 1):
-            results[i].score, results[i].rank = overall[i], rank
+            result = results[i]
+            result.score, result.rank = overall[i], rank
+            result.explanation.setdefault("parameter_reasons", []).append(
+                f"ranked {rank} of {len(results)} by {', '.join(scored['weights'])} ({scored['reason']})")
+            mine = {"overall": [overall[i]], "weights": scored["weights"],
+                    "normalised": {k: [v[i]] for k, v in scored["normalised"].items()},
+                    "metrics": {k: [v[i]] for k, v in scored["metrics"].items()}, "rank": rank}
+            self.records.store.set_status(result.id, "completed", scores=mine)
         results.sort(key=lambda r: r.rank or 0)
 
 

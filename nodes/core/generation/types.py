@@ -144,6 +144,7 @@ class BatchConfig:
     param_grid: list[dict[str, Any]] | None = None
     select_best: bool = False
     scorers: str = "technical"
+    weights: dict[str, float] | None = None  # None: what your ratings taught, else the scorers' defaults
 
     def __post_init__(self) -> None:
         if isinstance(self.num_images, bool) or not isinstance(self.num_images, int) \

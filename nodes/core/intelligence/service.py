@@ -83,13 +83,15 @@ class IntelligenceService:
                  ratings_of: Callable[[str], Sequence[str] | None] = lambda world: None,
                  similarity: Callable[[], Similarity | None] = lambda: None,
                  header_of: Callable[[str | None], dict[str, Any] | None] = lambda name: None,
-                 enhance: EnhanceService | None = None) -> None:
+                 enhance: EnhanceService | None = None,
+                 priors_of: Callable[[str], dict[str, tuple[float, str]]] = lambda user: {}) -> None:
         self.quality = quality
         self.enhance = enhance
         self.library = library
         self.ratings_of = ratings_of
         self.similarity = similarity
         self.header_of = header_of
+        self.priors_of = priors_of
         self._index: tuple[tuple[str, ...], Index] | None = None
 
     # ---- families ----------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ class IntelligenceService:
             ceiling = (rating, ratings)
         similarity = self.similarity()
         return recommend(cards, analysis.prompt, analysis.terms, base, preferences, ceiling, similarity,
-                         self._index_for(cards), self.family_names(), self.library.tables)
+                         self._index_for(cards), self.family_names(), self.library.tables, self.priors_of(user))
 
     async def analyse(self, body: Any) -> Analysis:
         """The rule analysis, refined by the configured LLM endpoint when one is named (its deadline; the rule

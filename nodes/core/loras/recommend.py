@@ -18,6 +18,7 @@ a LoRA without a level counts as PG, unless a tag says nsfw.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -260,11 +261,19 @@ def select(ranked: list[Recommendation], preferences: Preferences, tables: LoraT
 def recommend(cards: list[LoraCard], prompt: str, terms: list[str], checkpoint_base: str,
               preferences: Preferences, rating: tuple[str, Sequence[str]] | None = None,
               similarity: Similarity | None = None, index: Index | None = None,
-              family_names: dict[str, str] | None = None, tables: LoraTables | None = None) -> Recommendations:
+              family_names: dict[str, str] | None = None, tables: LoraTables | None = None,
+              priors: dict[str, tuple[float, str]] | None = None) -> Recommendations:
+    """``priors``: what the user's ratings taught, per LoRA name: (score shift, the sentence saying so); it
+    moves LoRAs that already match the prompt, never brings in one that does not."""
     tables = tables or lora_tables()
     index = index or Index.build(cards, tables)
     kept, filtered = hard_filter(index.cards, checkpoint_base, preferences, rating, tables, family_names or {})
     allowed_ids = {c.id for c in kept}
     allowed = {i for i, c in enumerate(index.cards) if c.id in allowed_ids}
     ranked = rank(index, allowed, prompt, terms, tables, similarity)
+    if priors:
+        ranked = [dataclasses.replace(rec, score=max(0.0, rec.score + learned[0]),
+                                      reason=f"{rec.reason} {learned[1][0].upper()}{learned[1][1:]}.")
+                  if (learned := priors.get(rec.card.name)) else rec for rec in ranked]
+        ranked.sort(key=lambda r: (-r.score, r.card.name))
     return Recommendations(select(ranked, preferences, tables), filtered, len(index.cards), ranked[:10])

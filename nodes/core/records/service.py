@@ -155,7 +155,7 @@ def graph_parameters(prompt: dict[str, Any] | None) -> dict[str, Any]:
 
 SOCIAL_KEYS = ("world_id", "npc_id", "tier", "band", "band_rating", "rating", "clamped_by", "requested_rating",
                "allowed_rating")
-SCORE_KEYS = ("overall", "metrics", "weights")
+SCORE_KEYS = ("overall", "metrics", "normalised", "weights")
 
 
 def node_parameters(graph: dict[str, Any] | None, plan: QualityPlan | None = None,

@@ -320,6 +320,16 @@ class RecordStore:
             s.add(Feedback(record_id=record_id, rating=rating, comment=comment, created_at=time.time()))
         return self.get(record_id, user)
 
+    def rated(self, user: str, limit: int = 500) -> list[tuple[GenerationRecord, int]]:
+        """The user's rated records, newest rating first, each with its latest rating (what learning reads)."""
+        latest = (select(Feedback.record_id, func.max(Feedback.id).label("last"))
+                  .group_by(Feedback.record_id).subquery())
+        query = (select(Record, Feedback.rating).join(latest, latest.c.record_id == Record.id)
+                 .join(Feedback, Feedback.id == latest.c.last).where(Record.user == user)
+                 .order_by(latest.c.last.desc()).limit(max(1, min(limit, 5000))))
+        with self.session() as s:
+            return [(GenerationRecord.of(record), int(rating)) for record, rating in s.execute(query)]
+
     def for_prompt(self, comfy_prompt_id: str, user: str | None = None) -> list[GenerationRecord]:
         """Every record of a ComfyUI prompt (``user``'s only, when given), oldest first."""
         query = select(Record).where(Record.comfy_prompt_id == comfy_prompt_id)

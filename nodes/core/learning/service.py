@@ -1,0 +1,54 @@
+"""Learning per user from the records store: the rated images' scores and LoRAs, read when asked (a user's
+newest ``max_samples`` ratings), so a new rating counts at once and nothing is kept apart from the records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..records.record import GenerationRecord
+from ..records.store import RecordStore
+from .model import LearnedWeights, LoraPriors, Sample, learn_lora_priors, learn_weights, learning_tables
+
+
+def best_scores(record: GenerationRecord) -> dict[str, float] | None:
+    """The normalised scores of the record's kept image: the best overall of its variations."""
+    scores = record.scores if isinstance(record.scores, dict) else {}
+    normalised, overall = scores.get("normalised"), scores.get("overall")
+    if not isinstance(normalised, dict) or not normalised or not isinstance(overall, list) or not overall:
+        return None
+    try:
+        best = max(range(len(overall)), key=lambda i: (float(overall[i]), -i))
+        return {name: float(values[best]) for name, values in normalised.items()}
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def loras_of(record: GenerationRecord) -> list[str]:
+    parameters = record.parameters if isinstance(record.parameters, dict) else {}
+    generation = parameters.get("generation")
+    if isinstance(generation, dict) and isinstance(generation.get("loras_used"), list):
+        return [str(x.get("name")) for x in generation["loras_used"] if isinstance(x, dict)]
+    explanation = parameters.get("explanation")
+    if isinstance(explanation, dict) and isinstance(explanation.get("loras"), list):
+        return [str(x.get("name")) for x in explanation["loras"] if isinstance(x, dict)]
+    return []
+
+
+class LearningService:
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+
+    def _rated(self, user: str) -> list[tuple[GenerationRecord, int]]:
+        return self.store.rated(user, int(learning_tables()["weights"]["max_samples"]))
+
+    def weights(self, user: str, defaults: dict[str, float]) -> LearnedWeights:
+        samples = [Sample(scores, rating) for record, rating in reversed(self._rated(user))
+                   if (scores := best_scores(record)) is not None]
+        return learn_weights(samples, defaults)
+
+    def lora_priors(self, user: str) -> LoraPriors:
+        return learn_lora_priors([(names, rating) for record, rating in self._rated(user)
+                                  if (names := loras_of(record))])
+
+    def view(self, user: str, defaults: dict[str, float]) -> dict[str, Any]:
+        return {"weights": self.weights(user, defaults).to_dict(), "loras": self.lora_priors(user).to_dict()}
