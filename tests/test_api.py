@@ -265,3 +265,23 @@ def test_the_command_line_generates_batches_and_asks_in_assisted_mode(home: Path
     assert accepted.returncode == 0 and "why: ASSISTED" in accepted.stdout, accepted.stderr[-2000:]
     missing = _cli(home, "generate", "a fox", "--model", str(tmp_path / "nope"), "--out", str(tmp_path))
     assert missing.returncode == 2 and "base_model" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_comfyui_job_graph_is_valid_for_comfyui_and_runs_the_jobs_passes(object_info: dict[str, Any]) -> None:
+    from atelier.nodes.core.generation.backend import Job
+    from atelier.nodes.core.generation.graph import job_graph
+    from test_workflows import check_api_graph
+
+    params = GenerationParams(num_steps=12, guidance_scale=6.5, width=512, height=768, sampler="dpmpp_2m",
+                              scheduler="karras", tier="high", hires={"width": 768, "height": 1152, "steps": 8,
+                                                                      "denoise": 0.45},
+                              refine={"steps": 5, "denoise": 0.2})
+    job = Job("a lighthouse", "blurry", params, [LoRAChoice("style/oil.safetensors", 0.7)], [42])
+    graph = job_graph("sd15.safetensors", "sd15", job, 42, "alice")
+    check_api_graph(graph, object_info, "job graph")
+    samplers = [graph[n]["inputs"] for n in ("base", "hires", "refine")]
+    assert [(s["steps"], s["denoise"], s["seed"]) for s in samplers] == [(12, 1.0, 42), (8, 0.45, 42), (5, 0.2, 42)]
+    assert graph["up"]["inputs"]["width"] == 768 and graph["loras"]["inputs"]["loras"] == "style/oil.safetensors:0.7"
+    assert graph["pos"]["inputs"]["clip"] == ["loras", 1] and graph["base"]["inputs"]["model"] == ["loras", 0]
+    plain = job_graph("sd15.safetensors", "sd15", Job("a", "", params, [], [1]), 1)
+    assert "loras" not in plain and plain["pos"]["inputs"]["clip"] == ["ckpt", 1]

@@ -878,6 +878,39 @@ def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_use
     assert errors == []
 
 
+def test_the_python_api_generates_on_comfyui_with_the_same_metadata_and_explanation(comfy: Client,
+                                                                                   tmp_path: Path) -> None:
+    """``atelier.api`` with ``backend="comfyui"``: the decision is made here, the graph runs on the real ComfyUI
+    (the tiny checkpoint, the tiny SD1.5 LoRA from its loras folder, matched modules reported by LoRA
+    Recommend), the image is fetched back, saved with its metadata and explanation, and recorded here."""
+    from atelier.api import IntelligentGenerationPipeline, PipelineConfig
+
+    base = Path(comfy.base_dir)  # type: ignore[attr-defined]
+    loras = base / "models" / "loras"
+    loras.mkdir(parents=True, exist_ok=True)
+    if not (loras / "lighthouse_sd15.safetensors").exists():
+        _tiny_lora(base / "models" / "checkpoints" / CHECKPOINT, loras / "lighthouse_sd15.safetensors")
+    config = PipelineConfig(backend="comfyui", comfyui_url=comfy.base, base_model=CHECKPOINT,
+                            lora_folders=[str(loras)], timeout_s=300)
+    pipeline = IntelligentGenerationPipeline(config, home=tmp_path / "home")
+    result = pipeline.generate("a lighthouse on a cliff at dusk", seed=5)
+    meta = result.metadata
+    assert meta.backend == "comfyui" and meta.base_model == CHECKPOINT and meta.pipeline_type == "comfyui"
+    used = {x["name"]: x for x in meta.loras_used}
+    assert used["lighthouse_sd15.safetensors"]["matched"] == used["lighthouse_sd15.safetensors"]["modules"] > 0
+    assert result.image.size == (meta.width, meta.height) and meta.generation_time_s > 0
+    assert result.explanation["performance"]["memory"]["reason"] == "comfyui manages its own memory"
+    saved = result.save(tmp_path / "lighthouse.png")
+    assert saved.is_file() and (tmp_path / "lighthouse.atelier.json").is_file()
+    assert pipeline.atelier.records.store.get(result.id, "default").parameters["backend"] == "comfyui"
+    with pytest.raises(Exception) as missing:  # a checkpoint the server does not have
+        IntelligentGenerationPipeline(PipelineConfig(backend="comfyui", comfyui_url=comfy.base,
+                                                     base_model="nope.safetensors"),
+                                      home=tmp_path / "home").generate("a fox")
+    assert getattr(missing.value, "field", None) == "base_model"
+    print(f"\nthe API on ComfyUI: {meta.generation_time_s:.2f} s, {meta.width}x{meta.height}, {meta.loras_used}")
+
+
 def _tiny_lora(checkpoint: Path, path: Path) -> int:
     """A kohya SD1.5 LoRA for the test checkpoint (its attention and text-encoder projections, rank 4, random):
     built from the checkpoint's header, so every module has a weight to patch. Returns the module count."""

@@ -177,7 +177,8 @@ class LoraRecommend(io.ComfyNode):
         new_prompt = ", ".join([prompt.strip(), *additions]) if additions else prompt
         base = earlier or decision.explanation
         result = base.with_loras(applied, decision.recommendations.filtered[:20], warnings, new_prompt)
-        return io.NodeOutput(model, clip, new_prompt, result, ui=ui.PreviewText(result.text()))
+        # "atelier_loras": what each LoRA matched, for clients reading the history (the Python API's ComfyUI backend)
+        return io.NodeOutput(model, clip, new_prompt, result, ui={"text": [result.text()], "atelier_loras": applied})
 
 
 def _accepted_loras(value: Any) -> list[list[Any]]:

@@ -12,11 +12,11 @@ if TYPE_CHECKING:
 
 def backend_for(atelier: Atelier, config: PipelineConfig) -> Any:
     """``diffusers``: models from ``base_model`` or ATELIER_HOME/models/diffusers, then models/checkpoints;
-    LoRAs from the library (by name, the user's view)."""
+    LoRAs from the library (by name, the user's view). ``comfyui``: the server at ``comfyui_url``."""
     if config.backend == "comfyui":
-        from ..core.base.errors import invalid
+        from ..remote.comfy_backend import ComfyUIBackend
 
-        raise invalid("backend", "comfyui", ["diffusers"], "the ComfyUI backend of the Python API is not built yet")
+        return ComfyUIBackend(str(config.comfyui_url), atelier.quality, config.timeout_s, config.user)
     from ..engines.diffusers_backend import DiffusersBackend
 
     models = atelier.settings.data_dir.parent / "models"

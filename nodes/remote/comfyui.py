@@ -98,6 +98,22 @@ class ComfyClient:
         else:
             await self.call("POST", "/queue", {"delete": [prompt_id]})
 
+    async def view(self, query: str, limit: int = 256 * 1024 * 1024) -> bytes:
+        """An image's bytes from ``/view?<query>`` (filename, subfolder, type), at most ``limit``."""
+        try:
+            async with self._session() as session:
+                async with session.get(f"{self.url}/view?{query}", ssl=self.ssl) as response:
+                    if response.status != 200:
+                        raise Unavailable(f"ComfyUI at {self.url} answered {response.status} to /view",
+                                          field="server", value=self.url)
+                    data = await response.content.read(limit + 1)
+        except aiohttp.ClientConnectionError as exc:
+            raise Unavailable(f"cannot reach ComfyUI at {self.url} ({exc})", field="server", value=self.url) from None
+        if len(data) > limit:
+            raise Unavailable(f"an image from ComfyUI at {self.url} is over {limit} bytes", field="server",
+                              value=self.url)
+        return data
+
     # --- the history --------------------------------------------------------------------------
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         """ComfyUI's history entry of one prompt, or None while it has none."""

@@ -47,6 +47,7 @@ class Output:
 
 class Backend(Protocol):
     name: str
+    accelerator: bool  # runs on an accelerator (memory strategies apply)
 
     def load(self, model: str | None, family: str | None) -> ModelInfo: ...
 

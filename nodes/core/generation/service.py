@@ -183,6 +183,8 @@ class GenerationService:
 
     # ---- the run -----------------------------------------------------------------------------------------
     def _memory(self, decision: Decision) -> MemoryChoice:
+        if getattr(self.backend, "manages_memory", False):
+            return MemoryChoice("none", "none", f"{self.backend.name} manages its own memory")
         shares = generation_tables()["memory"]["shares"]
         return choose(decision.plan.estimate.vram_gb, self.config.constraints.max_vram_gb, shares, self.accelerator)
 
