@@ -883,22 +883,28 @@ def test_the_python_api_generates_on_comfyui_with_the_same_metadata_and_explanat
     """``atelier.api`` with ``backend="comfyui"``: the decision is made here, the graph runs on the real ComfyUI
     (the tiny checkpoint, the tiny SD1.5 LoRA from its loras folder, matched modules reported by LoRA
     Recommend), the image is fetched back, saved with its metadata and explanation, and recorded here."""
-    from atelier.api import IntelligentGenerationPipeline, PipelineConfig
+    from atelier.api import GenerationParams, IntelligentGenerationPipeline, PipelineConfig
 
     base = Path(comfy.base_dir)  # type: ignore[attr-defined]
     loras = base / "models" / "loras"
     loras.mkdir(parents=True, exist_ok=True)
     if not (loras / "lighthouse_sd15.safetensors").exists():
         _tiny_lora(base / "models" / "checkpoints" / CHECKPOINT, loras / "lighthouse_sd15.safetensors")
-    config = PipelineConfig(backend="comfyui", comfyui_url=comfy.base, base_model=CHECKPOINT,
+    config = PipelineConfig(backend="comfyui", comfyui_url=comfy.base, base_model=CHECKPOINT, mode="MANUAL",
                             lora_folders=[str(loras)], timeout_s=300)
     pipeline = IntelligentGenerationPipeline(config, home=tmp_path / "home")
-    result = pipeline.generate("a lighthouse on a cliff at dusk", seed=5)
+    offer = pipeline.analyze_and_recommend("a lighthouse on a cliff at dusk")  # recommended from the same files
+    assert [x.name for x in offer.loras] == ["lighthouse_sd15.safetensors"]
+    params = GenerationParams(num_steps=4, guidance_scale=7.0, width=64, height=64, sampler="euler",
+                              scheduler="normal", tier="draft", hires={"width": 96, "height": 96, "steps": 2,
+                                                                       "denoise": 0.5})  # small: the CPU runs it
+    result = pipeline.generate("a lighthouse on a cliff at dusk", seed=5, params=params, loras=offer.loras)
     meta = result.metadata
     assert meta.backend == "comfyui" and meta.base_model == CHECKPOINT and meta.pipeline_type == "comfyui"
     used = {x["name"]: x for x in meta.loras_used}
     assert used["lighthouse_sd15.safetensors"]["matched"] == used["lighthouse_sd15.safetensors"]["modules"] > 0
-    assert result.image.size == (meta.width, meta.height) and meta.generation_time_s > 0
+    assert result.image.size == (meta.width, meta.height) == (96, 96) and meta.generation_time_s > 0
+    assert [p["pass"] for p in meta.passes] == ["base", "hires"] and meta.steps == 4
     assert result.explanation["performance"]["memory"]["reason"] == "comfyui manages its own memory"
     saved = result.save(tmp_path / "lighthouse.png")
     assert saved.is_file() and (tmp_path / "lighthouse.atelier.json").is_file()
