@@ -53,8 +53,17 @@ def test_error_statuses(server: Client) -> None:
     status, body = server.get("/atelier/pipelines/shot_generation/summary/mega")
     assert status == 400 and body["field"] == "tier" and "ultra" in body["accepted"]
     assert server.get("/atelier/pipelines/nope/summary/high")[0] == 404
-    status, body = server.get("/atelier/recommend?use_case=wedding")
-    assert status == 400 and body["field"] == "use_case" and "print" in body["accepted"]
+    status, body = server.get("/atelier/recommend?use_case=wedding")  # any text: none known, said so
+    assert status == 200 and body["matched_use_case"] is None and body["tier"] == "standard"
+    assert body["confidence"] == 0.3 and "names none of the known use cases" in body["reasoning"]
+    status, body = server.get("/atelier/recommend?use_case=YouTube%20thumbnail")
+    assert status == 200 and body["matched_use_case"] == "social_media" and body["tier"] == "standard"
+    assert body["matched_words"] == ["thumbnail", "youtube"] and body["confidence"] == round(0.72 * 0.75, 3)
+    assert "read as social media (matched 'thumbnail', 'youtube')" in body["reasoning"]
+    status, body = server.get("/atelier/recommend?use_case=a%20poster%20for%20the%20gallery")
+    assert body["matched_use_case"] == "print" and body["tier"] == "ultra" and body["confidence"] == 0.54
+    assert server.get("/atelier/recommend?use_case=print")[1]["confidence"] == 0.9  # a known one: as before
+    assert server.get("/atelier/recommend?use_case=" + "x" * 201)[0] == 400
     assert server.get("/atelier/recommend")[0] == 400
     status, body = server.get("/atelier/recommend?use_case=print&width=wide")
     assert status == 400 and body["field"] == "width"

@@ -6,6 +6,7 @@ same template, so they stay true when tables or calibration change.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..base.errors import invalid
@@ -69,10 +70,53 @@ def compare(presets: list[Preset], template: FunctionTemplate, tables: Tables,
             "differing_parameters": varying}
 
 
+MATCH_CONFIDENCE = (0.6, 0.75, 0.85)  # a known use case's confidence times this, for 1, 2, 3+ matched words
+UNMATCHED_CONFIDENCE = 0.3
+MAX_USE_CASE = 200
+
+
+def match_use_case(text: str, tables: Tables) -> tuple[str | None, list[str], float]:
+    """(use case, the words that matched, confidence factor) for free text: a known use case's name is itself
+    (factor 1); otherwise the use case sharing the most of its ``words`` (whole words or phrases) with the text,
+    ties to the earlier one in ``use_cases.yaml``; none shared: (None, [], 0)."""
+    key = text.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in tables.use_cases:
+        return key, [], 1.0
+    lowered = " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+    best: tuple[str | None, list[str]] = (None, [])
+    for name, spec in tables.use_cases.items():
+        hits = [w for w in (name.replace("_", " "), *spec.words) if re.search(rf"\b{re.escape(w.lower())}\b", lowered)]
+        if len(hits) > len(best[1]):
+            best = (name, hits)
+    if best[0] is None:
+        return None, [], 0.0
+    return best[0], best[1], MATCH_CONFIDENCE[min(len(best[1]), 3) - 1]
+
+
 def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimator: Estimator) -> dict[str, Any]:
-    spec = tables.use_cases.get(use_case.strip().lower().replace("-", "_").replace(" ", "_"))
-    if spec is None:
-        raise invalid("use_case", use_case, list(tables.use_cases))
+    """A tier for a use case: one of ``use_cases.yaml``, or any text, mapped by ``match_use_case`` (a lower
+    confidence and the words that matched; nothing matched: the reference tier, said so)."""
+    if not isinstance(use_case, str) or not 0 < len(use_case.strip()) <= MAX_USE_CASE:
+        raise invalid("use_case", use_case, f"a use case ({', '.join(tables.use_cases)}) or any text of 1-"
+                                            f"{MAX_USE_CASE} characters")
+    name, words, factor = match_use_case(use_case, tables)
+    if name is None:
+        reference = tables.reference_tier
+        spec = tables.use_cases.get(next((n for n, u in tables.use_cases.items() if u.tier == reference), ""))
+        from .schema import UseCaseSpec
+
+        spec = UseCaseSpec(tier=reference, confidence=UNMATCHED_CONFIDENCE,
+                           why=f"'{use_case.strip()}' names none of the known use cases "
+                               f"({', '.join(tables.use_cases)}); {reference}, the reference tier, balances time "
+                               "and quality", alternatives=spec.alternatives if spec else ())
+        confidence, reasoning, matched = spec.confidence, spec.why, None
+    else:
+        spec = tables.use_cases[name]
+        confidence = round(spec.confidence * factor, 3)
+        reasoning = spec.why if factor == 1.0 else (
+            f"'{use_case.strip()}' read as {name.replace('_', ' ')} (matched {', '.join(repr(w) for w in words)}): "
+            f"{spec.why}")
+        matched = name
     chosen = tables.tiers[spec.tier]
     reference = tables.reference_tier
     rows = evaluate([tables.tiers[reference], chosen,
@@ -87,7 +131,8 @@ def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimat
             "time_ratio_vs_recommended": _ratio(alt_estimate.time_expected_s, estimate.time_expected_s),
             "estimate": alt_estimate.to_dict(),
             "vs_standard": trade_off(alt_estimate, ref_estimate, alt_applied.params, ref_applied.params, reference)})
-    return {"use_case": use_case, "tier": chosen.id, "confidence": spec.confidence,
-            "reasoning": spec.why, "parameters": applied.params, "estimate": estimate.to_dict(),
+    return {"use_case": use_case, "matched_use_case": matched, "matched_words": words, "tier": chosen.id,
+            "confidence": confidence, "reasoning": reasoning, "parameters": applied.params,
+            "estimate": estimate.to_dict(),
             "trade_offs": trade_off(estimate, ref_estimate, applied.params, ref_applied.params, reference),
             "alternatives": alternatives}

@@ -263,3 +263,4 @@ class UseCaseSpec(_Strict):
     confidence: Annotated[float, Field(ge=0.0, le=1.0)]
     why: str
     alternatives: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()  # what free text that means this use case says (matched as whole words)
