@@ -217,6 +217,12 @@ def test_batch_strategies_vary_what_they_say_in_the_order_that_switches_least(at
     store = pipeline.atelier.records.store
     assert store.page(operation_type="api_generation", user="default", limit=500).items[0].parameters["batch"][
         "size"] == 3
+    pipeline.keep(best[-1].id)  # the user keeps the one ranked last: a choice learning reads
+    kept, others = store.choices("default")[0]
+    assert kept.id == best[-1].id and {o.id for o in others} == {best[0].id, best[1].id}
+    assert kept.scores["rank"] == 3 and kept.scores["normalised"]["technical"]
+    with pytest.raises(InvalidInput):
+        pipeline.keep(pipeline.generate(prompt, seed=1).id)  # not from a batch
 
 
 def test_memory_strategy_follows_the_budget() -> None:

@@ -89,3 +89,34 @@ def test_a_rating_outside_one_to_five_is_refused(atelier: Atelier, rating: objec
     with pytest.raises(InvalidInput) as bad:
         atelier.records.store.feedback(record.id, rating, "", "alice")
     assert bad.value.field == "rating"
+
+
+def _batch(atelier: Atelier, user: str, batch: str, scores: list[dict[str, float]]) -> list[str]:
+    ids = []
+    for index, mine in enumerate(scores):
+        record = atelier.records.create(user, {
+            "operation_type": "api_generation", "prompt": f"a harbour {batch}",
+            "parameters": {"generation": {"seed": index}, "batch": {"batch_id": batch, "index": index,
+                                                                     "size": len(scores)}}}, status="completed")
+        atelier.records.store.set_status(record.id, "completed", scores={
+            "overall": [sum(mine.values()) / 2], "normalised": {k: [v] for k, v in mine.items()}})
+        ids.append(record.id)
+    return ids
+
+
+def test_kept_variations_teach_the_weights_like_ratings(server, atelier: Atelier) -> None:
+    defaults = {"technical": 1.0, "clip_score": 1.0}
+    for b in range(8):  # each time the user keeps the variation with the best clip score, not the best technical
+        ids = _batch(atelier, "alice", f"b{b}", [{"technical": 80 - b, "clip_score": 30 + b},
+                                                 {"technical": 40 + b, "clip_score": 85 - b},
+                                                 {"technical": 60, "clip_score": 50 + 2 * b}])
+        status, body = server.post(f"/atelier/generations/{ids[1]}/keep", headers={"comfy-user": "alice"})
+        assert status == 200 and body == {"kept": ids[1]}
+        assert server.post(f"/atelier/generations/{ids[1]}/keep", headers={"comfy-user": "bob"})[0] == 404
+    learned = atelier.learning.weights("alice", defaults)
+    assert learned.ratings == 24 and learned.learned["clip_score"] > learned.learned["technical"]
+    assert learned.weights["clip_score"] > 0.5 and "they follow clip_score" in learned.reason
+    assert atelier.learning.weights("bob", defaults).learned == {}  # alice's choices are hers
+    single = atelier.records.create("alice", {"operation_type": "api_generation", "prompt": "p"}, status="completed")
+    status, body = server.post(f"/atelier/generations/{single.id}/keep", headers={"comfy-user": "alice"})
+    assert status == 400 and body["field"] == "id" and "batch" in body["accepted"]

@@ -64,6 +64,11 @@ class IntelligentGenerationPipeline:
     def provide_feedback(self, generation_id: str, rating: int, comments: str = "") -> None:
         self.service.provide_feedback(generation_id, rating, comments)
 
+    def keep(self, generation_id: str) -> None:
+        """You kept this image of a batch (whether or not it was ranked first): learning takes it as your
+        choice over the batch's other images."""
+        self.service.keep(generation_id)
+
     def close(self) -> None:
         self.backend.close()
 

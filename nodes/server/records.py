@@ -107,6 +107,12 @@ def add_routes(mount: Mount, ctx: Services) -> None:
 
         return answer(await blocking(card))
 
+    @mount.post("/generations/{record_id}/keep")
+    async def keep_variation(request: web.Request) -> web.Response:
+        """You kept this variation of its batch: learning takes it over the batch's others."""
+        record = await blocking(ctx.records.store.keep, request.match_info["record_id"], mount.user(request))
+        return answer({"kept": record.id})
+
     @mount.post("/generations/{record_id}/feedback")
     async def generation_feedback(request: web.Request) -> web.Response:
         """Body: {"rating": 1-5, "comment": "..."}."""

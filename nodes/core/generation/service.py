@@ -9,6 +9,7 @@ chosen backend; everything that decides lives here and in the intelligence core,
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -159,6 +160,7 @@ class GenerationService:
         memory = self._memory(decision)
         jobs, produced = plan_jobs(prompt, negative_prompt, params, loras, config, memory.strategy)
         results: list[GenerationResult | None] = [None] * config.num_images
+        batch_id = uuid.uuid4().hex
         positions = iter(produced)
         progress = _progress(config.num_images, "images")
         for job in jobs:
@@ -166,7 +168,7 @@ class GenerationService:
                 index = next(positions)
                 results[index] = self._result(prompt, negative_prompt, decision, job.params, job.loras, output, memory,
                                               differences, mode, batch={"strategy": VariationStrategy(
-                                                                  config.variation_strategy).value,
+                                                                  config.variation_strategy).value, "batch_id": batch_id,
                                                                "index": index, "size": config.num_images})
                 progress.update(1)
         progress.close()
@@ -174,6 +176,10 @@ class GenerationService:
         if config.select_best and done:
             self._rank(done, prompt, config)
         return done
+
+    def keep(self, generation_id: str) -> None:
+        """The variation of a batch the user kept (learning reads it: kept over the batch's others)."""
+        self.records.store.keep(generation_id, self.config.user)
 
     def provide_feedback(self, generation_id: str, rating: int, comments: str = "") -> None:
         """A rating (1-5) and comment for a generation of this user; stored with its record."""

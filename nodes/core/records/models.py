@@ -49,6 +49,18 @@ class Feedback(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class Choice(Base):
+    """A variation the user kept from a batch (``batch``: the batch's id); the others of the batch were not."""
+
+    __tablename__ = "atelier_choices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("atelier_records.id", ondelete="CASCADE"), index=True)
+    batch: Mapped[str] = mapped_column(String(64), index=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class PromptFamily(Base):
     __tablename__ = "atelier_prompt_families"
 

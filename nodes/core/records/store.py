@@ -27,7 +27,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ..base.errors import Conflict, NotFound, TooLarge, invalid
 from .hashing import canonical, repro_hash
-from .models import FINAL, STATUSES, Feedback, PromptFamily, PromptVersion, Record
+from .models import FINAL, STATUSES, Choice, Feedback, PromptFamily, PromptVersion, Record
 from .record import Feedback as FeedbackEntry
 from .record import GenerationRecord, RecordPage
 
@@ -319,6 +319,34 @@ class RecordStore:
         with self.session.begin() as s:
             s.add(Feedback(record_id=record_id, rating=rating, comment=comment, created_at=time.time()))
         return self.get(record_id, user)
+
+    def keep(self, record_id: str, user: str) -> GenerationRecord:
+        """The user kept this variation of its batch (a record whose parameters name ``batch.batch_id``)."""
+        record = self.get(record_id, user)
+        batch = (record.parameters.get("batch") or {}).get("batch_id") if isinstance(record.parameters, dict) else None
+        if not isinstance(batch, str) or not batch:
+            raise invalid("id", record_id, "a generation of a batch (its record names the batch)")
+        with self.session.begin() as s:
+            s.add(Choice(record_id=record_id, batch=batch, user=user, created_at=time.time()))
+        return record
+
+    def choices(self, user: str, limit: int = 200) -> list[tuple[GenerationRecord, list[GenerationRecord]]]:
+        """The user's newest choices: (the kept record, the other records of its batch)."""
+        with self.session() as s:
+            rows = list(s.scalars(select(Choice).where(Choice.user == user).order_by(Choice.id.desc())
+                                  .limit(max(1, min(limit, 1000)))))
+            out = []
+            for choice in rows:
+                kept = s.get(Record, choice.record_id)
+                if kept is None:
+                    continue
+                others = [GenerationRecord.of(r) for r in s.scalars(
+                    select(Record).where(Record.user == user, Record.id != kept.id,
+                                         Record.operation_type == kept.operation_type,
+                                         Record.created_at.between(kept.created_at - 86_400, kept.created_at + 86_400)))
+                    if (r.parameters.get("batch") or {}).get("batch_id") == choice.batch]
+                out.append((GenerationRecord.of(kept), others))
+            return out
 
     def rated(self, user: str, limit: int = 500) -> list[tuple[GenerationRecord, int]]:
         """The user's rated records, newest rating first, each with its latest rating (what learning reads)."""
