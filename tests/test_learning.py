@@ -120,3 +120,24 @@ def test_kept_variations_teach_the_weights_like_ratings(server, atelier: Atelier
     single = atelier.records.create("alice", {"operation_type": "api_generation", "prompt": "p"}, status="completed")
     status, body = server.post(f"/atelier/generations/{single.id}/keep", headers={"comfy-user": "alice"})
     assert status == 400 and body["field"] == "id" and "batch" in body["accepted"]
+
+
+def test_a_preferred_tier_per_pipeline_is_learned_and_starts_the_plan(server, atelier: Atelier) -> None:
+    for tier, rating in (("high", 5), ("high", 5), ("high", 4), ("ultra", 2), ("ultra", 3), ("ultra", 2)):
+        record = atelier.records.create("alice", {"operation_type": "api_generation", "prompt": f"a fox {rating}",
+                                                  "parameters": {"quality": {"preset": tier}, "n": rating}},
+                                        status="completed")
+        atelier.records.store.feedback(record.id, rating, "", "alice")
+    body = {"prompt": "a fox", "family": "sd15", "constraints": {"priority": "quality"},
+            "operation_type": "api_generation"}
+    decided = atelier.intelligence.decide("alice", body).plan
+    assert decided.tier == "high"
+    assert decided.reasons[0].startswith("learned: start at high (you rated your high runs 4.7 on average "
+                                         "(3 ratings), ultra's 2.3 (3))")
+    assert atelier.intelligence.decide("alice", {**body, "operation_type": "image_generation"}).plan.tier == "ultra"
+    assert atelier.intelligence.decide("bob", body).plan.tier == "ultra"  # alice's ratings are hers
+    manual = atelier.intelligence.decide("alice", {**body, "mode": "MANUAL", "tier": "ultra"})
+    assert manual.plan.tier == "ultra"  # an explicit choice stays
+    view = server.get("/atelier/learning?scorers=technical", headers={"comfy-user": "alice"})[1]
+    assert view["tiers"]["api_generation"]["tier"] == "high"
+    assert view["tiers"]["api_generation"]["tiers"]["ultra"] == {"ratings": 3, "mean": 2.33}

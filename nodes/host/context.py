@@ -181,9 +181,13 @@ class Atelier:
             learned = self.learning.lora_priors(user).priors
             return {name: (score_shift(p), p.reason) for name, p in learned.items()}
 
+        def tier(user: str, pipeline: str) -> tuple[str, str] | None:
+            found = self.learning.preferred_tiers(user, list(self.quality.tables.tiers)).get(pipeline)
+            return (found.tier, found.reason) if found else None
+
         return self._once("intelligence", lambda: IntelligenceService(
             self.quality, self.loras, ratings, similarity, header_of=self.checkpoint_header, enhance=self.enhance,
-            priors_of=priors))
+            priors_of=priors, tier_of=tier))
 
     @property
     def learning(self) -> LearningService:

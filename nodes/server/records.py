@@ -88,7 +88,8 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         unknown = [n for n in names if n not in registry.specs]
         if unknown:
             raise invalid("scorers", unknown[0], sorted(registry.specs))
-        return answer(await blocking(ctx.learning.view, mount.user(request), registry.weights(None, names)))
+        return answer(await blocking(ctx.learning.view, mount.user(request), registry.weights(None, names),
+                                     list(ctx.quality.tables.tiers)))
 
     @mount.get("/generations/{record_id}")
     async def get_generation(request: web.Request) -> web.Response:

@@ -70,7 +70,7 @@ class GenerationService:
         body: dict[str, Any] = {
             "prompt": prompt, "negative": negative, "family": self.model.family, "mode": mode.value,
             "constraints": self.config.constraints.to_request(),
-            "preferences": self.config.lora_preferences.to_request()}
+            "preferences": self.config.lora_preferences.to_request(), "operation_type": OPERATION}
         if self.model.native_resolution:
             body["native_resolution"] = self.model.native_resolution
         return self.intelligence.decide(self.config.user, body)

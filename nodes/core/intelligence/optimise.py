@@ -183,8 +183,10 @@ def _variants(params: dict[str, Any], family: Any, base: tuple[int, int],
 
 def optimise(service: QualityService, user: str, family_name: str, constraints: Constraints,
              analysis: Analysis | None = None, width: int = 0, height: int = 0, batch_size: int = 1,
-             checkpoint: str | None = None, native_resolution: int | None = None) -> Optimised:
-    """The best plan within the constraints (see the module docstring for the order of cuts)."""
+             checkpoint: str | None = None, native_resolution: int | None = None,
+             learned_tier: tuple[str, str] | None = None) -> Optimised:
+    """The best plan within the constraints (see the module docstring for the order of cuts).
+    ``learned_tier``: (tier, why) the user's ratings prefer; it replaces the priority's start tier."""
     family = service.tables.family(family_name)
     w, h, size_reason = base_size(family, analysis, width, height, native_resolution)
     template = FunctionTemplate(id="AtelierSmartPlan", category="image", model_family=family_name,
@@ -194,6 +196,12 @@ def optimise(service: QualityService, user: str, family_name: str, constraints: 
     tiers = _tiers(service, constraints.priority)
     reasons_head = [f"priority {constraints.priority}: start at {tiers[0]}" + (
         f", step down to {tiers[-1]}" if len(tiers) > 1 else "")]
+    order = list(service.tables.tiers)
+    if learned_tier is not None and learned_tier[0] in order and learned_tier[0] != tiers[0]:
+        start = order.index(learned_tier[0])
+        floor = min(start, order.index(tiers[-1]))
+        tiers = [order[i] for i in range(start, floor - 1, -1)]
+        reasons_head = [f"learned: start at {tiers[0]} ({learned_tier[1]}), step down to {tiers[-1]} if needed"]
     if size_reason:
         reasons_head.append(size_reason)
     last: tuple[str, Preset, dict[str, Any], list[str], list[str]] | None = None

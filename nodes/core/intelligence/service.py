@@ -47,6 +47,7 @@ class DecideRequest(BaseModel):
     height: Annotated[int, Field(ge=0, le=16384)] = 0
     batch_size: Annotated[int, Field(ge=1, le=256)] = 1
     native_resolution: Annotated[int | None, Field(ge=64, le=4096)] = None  # the model's own (a diffusers folder)
+    operation_type: Annotated[str, Field(min_length=1, max_length=64)] = "image_generation"  # whose tier is learned
     rating: Annotated[str | None, Field(max_length=64)] = None  # the social context's rating ceiling
     world: Annotated[str, Field(max_length=64)] = "default"
     tier: Annotated[str | None, Field(max_length=160)] = None  # MANUAL: the user's tier
@@ -84,7 +85,8 @@ class IntelligenceService:
                  similarity: Callable[[], Similarity | None] = lambda: None,
                  header_of: Callable[[str | None], dict[str, Any] | None] = lambda name: None,
                  enhance: EnhanceService | None = None,
-                 priors_of: Callable[[str], dict[str, tuple[float, str]]] = lambda user: {}) -> None:
+                 priors_of: Callable[[str], dict[str, tuple[float, str]]] = lambda user: {},
+                 tier_of: Callable[[str, str], tuple[str, str] | None] = lambda user, pipeline: None) -> None:
         self.quality = quality
         self.enhance = enhance
         self.library = library
@@ -92,6 +94,7 @@ class IntelligenceService:
         self.similarity = similarity
         self.header_of = header_of
         self.priors_of = priors_of
+        self.tier_of = tier_of
         self._index: tuple[tuple[str, ...], Index] | None = None
 
     # ---- families ----------------------------------------------------------------------------------------
@@ -186,8 +189,10 @@ class IntelligenceService:
         family, base = self.resolve_family(request.family, request.checkpoint)
         recommendations = self.recommend_loras(user, analysis, base, request.preferences, request.rating,
                                                request.world)
+        learned = None if request.mode == "MANUAL" or request.tier else self.tier_of(user, request.operation_type)
         recommended = optimise(self.quality, user, family, request.constraints, analysis, request.width,
-                               request.height, request.batch_size, request.checkpoint, request.native_resolution)
+                               request.height, request.batch_size, request.checkpoint, request.native_resolution,
+                               learned)
         plan, differences = recommended, list[str]()
         if request.mode == "MANUAL" or request.tier:
             plan, differences = self._manual(user, request, family, recommended)

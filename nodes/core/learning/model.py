@@ -15,6 +15,12 @@ LoRA priors (for recommendations):
     recommendation score of a LoRA that already matches the prompt moves by ``score_weight`` · prior, and its
     reason says so ("ranked up: you rated 4 images using it 4.5 on average").
 
+Preferred tier per pipeline (operation type):
+    Each tier's ratings shrunk towards neutral: (sum + 3·prior_ratings) / (n + prior_ratings). With at least
+    ``min_ratings`` ratings in the pipeline, the tier with the highest shrunk mean (ties: the cheaper tier) is
+    preferred when it has at least two ratings; the optimiser then starts from it instead of the priority's
+    start tier (still stepping down to fit the budget), and says why.
+
 Never over an explicit choice: weights given by the caller and LoRAs chosen by the caller are used as given.
 """
 
@@ -166,3 +172,35 @@ def learn_lora_priors(used: list[tuple[list[str], int]]) -> LoraPriors:
 
 def score_shift(prior: LoraPrior) -> float:
     return float(learning_tables()["loras"]["score_weight"]) * prior.prior
+
+
+@dataclass
+class PreferredTier:
+    tier: str
+    reason: str
+    means: dict[str, tuple[int, float]]  # tier -> (ratings, mean)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tier": self.tier, "reason": self.reason,
+                "tiers": {t: {"ratings": n, "mean": round(m, 2)} for t, (n, m) in self.means.items()}}
+
+
+def learn_preferred_tier(rated: list[tuple[str, int]], order: list[str]) -> PreferredTier | None:
+    """``rated``: (tier, rating) of the user's rated runs of one pipeline; ``order``: the tiers, cheapest first."""
+    table = learning_tables()["tiers"]
+    if len(rated) < int(table["min_ratings"]):
+        return None
+    k = float(table["prior_ratings"])
+    by_tier: dict[str, list[int]] = {}
+    for tier, rating in rated:
+        by_tier.setdefault(tier, []).append(rating)
+    means = {t: (len(r), sum(r) / len(r)) for t, r in by_tier.items()}
+    shrunk = {t: (sum(r) + 3 * k) / (len(r) + k) for t, r in by_tier.items()}
+    rank = {t: i for i, t in enumerate(order)}
+    best = min(shrunk, key=lambda t: (-shrunk[t], rank.get(t, len(order))))
+    if means[best][0] < 2 or shrunk[best] <= 3:
+        return None
+    others = sorted((t for t in means if t != best), key=lambda t: -means[t][1])
+    reason = (f"you rated your {best} runs {means[best][1]:.1f} on average ({means[best][0]} ratings)"
+              + (f", {others[0]}'s {means[others[0]][1]:.1f} ({means[others[0]][0]})" if others else ""))
+    return PreferredTier(best, reason, means)

@@ -7,7 +7,16 @@ from typing import Any
 
 from ..records.record import GenerationRecord
 from ..records.store import RecordStore
-from .model import LearnedWeights, LoraPriors, Sample, learn_lora_priors, learn_weights, learning_tables
+from .model import (
+    LearnedWeights,
+    LoraPriors,
+    PreferredTier,
+    Sample,
+    learn_lora_priors,
+    learn_preferred_tier,
+    learn_weights,
+    learning_tables,
+)
 
 
 def best_scores(record: GenerationRecord) -> dict[str, float] | None:
@@ -59,5 +68,21 @@ class LearningService:
         return learn_lora_priors([(names, rating) for record, rating in self._rated(user)
                                   if (names := loras_of(record))])
 
-    def view(self, user: str, defaults: dict[str, float]) -> dict[str, Any]:
-        return {"weights": self.weights(user, defaults).to_dict(), "loras": self.lora_priors(user).to_dict()}
+    def preferred_tiers(self, user: str, order: list[str]) -> dict[str, PreferredTier]:
+        """Per pipeline (operation type), the tier the user's ratings prefer, where they tell one."""
+        by_pipeline: dict[str, list[tuple[str, int]]] = {}
+        for record, rating in self._rated(user):
+            quality = record.parameters.get("quality") if isinstance(record.parameters, dict) else None
+            tier = quality.get("preset") if isinstance(quality, dict) else None
+            if isinstance(tier, str) and tier:
+                by_pipeline.setdefault(record.operation_type, []).append((tier, rating))
+        out = {}
+        for pipeline, rated in by_pipeline.items():
+            found = learn_preferred_tier(rated, order)
+            if found is not None:
+                out[pipeline] = found
+        return out
+
+    def view(self, user: str, defaults: dict[str, float], order: list[str] | None = None) -> dict[str, Any]:
+        return {"weights": self.weights(user, defaults).to_dict(), "loras": self.lora_priors(user).to_dict(),
+                "tiers": {k: v.to_dict() for k, v in self.preferred_tiers(user, order or []).items()}}
