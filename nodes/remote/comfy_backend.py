@@ -13,6 +13,7 @@ import asyncio
 import io
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -40,8 +41,18 @@ class ComfyUIBackend:
         self.info: ModelInfo | None = None
 
     def _call(self, coroutine: Any) -> Any:
+        """Runs a call to the end. Inside a running event loop (a notebook, an async caller) it runs on a thread
+        of its own, as ``asyncio.run`` cannot nest."""
         try:
-            return asyncio.run(coroutine)
+            asyncio.get_running_loop()
+        except RuntimeError:
+            runner: Any = asyncio.run
+        else:
+            def runner(work: Any) -> Any:
+                with ThreadPoolExecutor(1, thread_name_prefix="atelier-comfyui") as pool:
+                    return pool.submit(asyncio.run, work).result()
+        try:
+            return runner(coroutine)
         except OSError as exc:  # aiohttp's connection errors are OSErrors
             raise Unavailable(f"cannot reach ComfyUI at {self.client.url} ({exc})", field="comfyui_url",
                               value=self.client.url) from None
