@@ -291,3 +291,23 @@ def test_a_comfyui_job_graph_is_valid_for_comfyui_and_runs_the_jobs_passes(objec
     assert graph["pos"]["inputs"]["clip"] == ["loras", 1] and graph["base"]["inputs"]["model"] == ["loras", 0]
     plain = job_graph("sd15.safetensors", "sd15", Job("a", "", params, [], [1]), 1)
     assert "loras" not in plain and plain["pos"]["inputs"]["clip"] == ["ckpt", 1]
+
+
+def test_the_comfyui_backend_runs_inside_an_event_loop_and_names_an_unreachable_server(tmp_path: Path) -> None:
+    import asyncio
+
+    from atelier.nodes.core.base.errors import Unavailable
+    from atelier.nodes.host import Settings
+    from atelier.nodes.host.context import Atelier
+    from atelier.nodes.remote.comfy_backend import ComfyUIBackend
+
+    atelier = Atelier(Settings.standalone(tmp_path / "home", environ={}))
+    backend = ComfyUIBackend("http://127.0.0.1:9", atelier.quality, timeout_s=5)
+
+    async def inside_a_notebook() -> int:  # a running loop, as in Jupyter
+        return int(backend._call(asyncio.sleep(0, result=7)))
+
+    assert asyncio.run(inside_a_notebook()) == 7
+    with pytest.raises(Unavailable) as gone:
+        backend.load("tiny.safetensors", None)
+    assert "cannot reach ComfyUI at http://127.0.0.1:9" in str(gone.value)
