@@ -46,9 +46,19 @@ def loras_of(record: GenerationRecord) -> list[str]:
 class LearningService:
     def __init__(self, store: RecordStore) -> None:
         self.store = store
+        self._cache: dict[str, tuple[tuple[int, int], list[tuple[GenerationRecord, int]]]] = {}
 
     def _rated(self, user: str) -> list[tuple[GenerationRecord, int]]:
-        return self.store.rated(user, int(learning_tables()["weights"]["max_samples"]))
+        """The user's rated records, read again only when a rating or a choice was added (one cheap query)."""
+        version = self.store.feedback_version()
+        cached = self._cache.get(user)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        rated = self.store.rated(user, int(learning_tables()["weights"]["max_samples"]))
+        if len(self._cache) > 256:
+            self._cache.clear()
+        self._cache[user] = (version, rated)
+        return rated
 
     def weights(self, user: str, defaults: dict[str, float]) -> LearnedWeights:
         """From the ratings, and from the choices: a kept variation counts as a rating of ``kept_rating`` and

@@ -348,6 +348,11 @@ class RecordStore:
                 out.append((GenerationRecord.of(kept), others))
             return out
 
+    def feedback_version(self) -> tuple[int, int]:
+        """(newest feedback id, newest choice id): changes whenever someone rates or keeps something."""
+        with self.session() as s:
+            return (int(s.scalar(select(func.max(Feedback.id))) or 0), int(s.scalar(select(func.max(Choice.id))) or 0))
+
     def rated(self, user: str, limit: int = 500) -> list[tuple[GenerationRecord, int]]:
         """The user's rated records, newest rating first, each with its latest rating (what learning reads)."""
         latest = (select(Feedback.record_id, func.max(Feedback.id).label("last"))
