@@ -388,3 +388,28 @@ def test_why_this_image_shows_plan_loras_prompt_change_variations_and_rating(
     assert why.get_by_role("table", name="Variation scores").locator("tbody tr").count() == 3
     clamp = why.get_by_test_id("rating-clamp").inner_text()
     assert "asked mature_implied, applied sfw" in clamp
+
+
+def test_a_kept_batch_image_and_ratings_show_what_learning_took(page: Any, server: Any, atelier: Any,
+                                                                record_service: Any) -> None:
+    ids = []
+    for index, (technical, clip) in enumerate(((80, 30), (40, 85), (60, 50))):
+        record = record_service.create("default", {
+            "operation_type": "api_generation", "prompt": f"a harbour {index}",
+            "parameters": {"batch": {"batch_id": "b1", "index": index, "size": 3}, "quality": {"preset": "high"}}},
+            status="completed")
+        record_service.store.set_status(record.id, "completed", scores={
+            "overall": [(technical + clip) / 2], "normalised": {"technical": [technical], "clip_score": [clip]}})
+        ids.append(record.id)
+    open_view(page, "records")
+    page.get_by_role("button", name=f"Open record api_generation {ids[1]}").click()
+    details = page.get_by_test_id("record-details")
+    details.get_by_role("button", name="I kept this one").click()
+    page.get_by_text("Kept: learning takes image 2 of its batch of 3 over the others.").wait_for()
+    kept, others = atelier.records.store.choices("default")[0]
+    assert kept.id == ids[1] and {o.id for o in others} == {ids[0], ids[2]}
+    open_view(page, "learning")
+    learning = page.get_by_test_id("learning")
+    learning.get_by_role("table", name="Scorer weights").wait_for()
+    assert "From 3 rated image(s)" in page.locator("#atelier-panel-learning").inner_text()
+    assert "No LoRA rated often enough yet." in learning.inner_text()

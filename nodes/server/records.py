@@ -80,15 +80,19 @@ def add_routes(mount: Mount, ctx: Services) -> None:
 
     @mount.get("/learning")
     async def learned(request: web.Request) -> web.Response:
-        """What your ratings taught (``?scorers=technical,clip_score``, default every scorer): the scorer weights
+        """What your ratings taught (``?scorers=technical,clip_score``; default: the scorers of your newest scored
+        feedback, else every scorer): the scorer weights
         with the reason, and each LoRA's prior with the ratings behind it."""
         names = [n.strip() for n in request.query.get("scorers", "").split(",") if n.strip()][:16]
         registry = ctx.scorers
-        names = names or list(registry.specs)
+        user = mount.user(request)
+        if not names:  # the scorers of your newest scored feedback, else every scorer
+            seen = await blocking(ctx.learning.scorers_seen, user)
+            names = [n for n in seen if n in registry.specs] or list(registry.specs)
         unknown = [n for n in names if n not in registry.specs]
         if unknown:
             raise invalid("scorers", unknown[0], sorted(registry.specs))
-        return answer(await blocking(ctx.learning.view, mount.user(request), registry.weights(None, names),
+        return answer(await blocking(ctx.learning.view, user, registry.weights(None, names),
                                      list(ctx.quality.tables.tiers)))
 
     @mount.get("/generations/{record_id}")

@@ -78,6 +78,19 @@ class LearningService:
         return learn_lora_priors([(names, rating) for record, rating in self._rated(user)
                                   if (names := loras_of(record))])
 
+    def scorers_seen(self, user: str) -> list[str]:
+        """The scorers of the user's newest rated or kept image that has scores (what to learn weights for when
+        none are named)."""
+        for record, _ in self._rated(user):
+            scores = best_scores(record)
+            if scores:
+                return sorted(scores)
+        for kept, _ in self.store.choices(user, 1):
+            scores = best_scores(kept)
+            if scores:
+                return sorted(scores)
+        return []
+
     def preferred_tiers(self, user: str, order: list[str]) -> dict[str, PreferredTier]:
         """Per pipeline (operation type), the tier the user's ratings prefer, where they tell one."""
         by_pipeline: dict[str, list[tuple[str, int]]] = {}

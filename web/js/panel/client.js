@@ -58,6 +58,8 @@ export function createClient({ fetchApi, url, outputImage = () => null }) {
     rescanLoras: () => call("/loras/rescan", { method: "POST" }),
     setLoraFamily: (id, family) => call(`/loras/${enc(id)}/family`, { method: "PUT", body: { family } }),
     decide: (body) => call("/intelligence/decide", { method: "POST", body }),
+    keep: (id) => call(`/generations/${enc(id)}/keep`, { method: "POST" }),
+    learning: () => call("/learning"),
     feedback: (id, rating, comment) => call(`/generations/${enc(id)}/feedback`, { method: "POST", body: { rating, comment } }),
     social: (body) => call("/social-context/build", { method: "POST", body }),
     worlds: () => call("/social-context/worlds"),

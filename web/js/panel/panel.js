@@ -3,6 +3,7 @@
 import { compareView } from "./compare.js";
 import { defaultTier, SETTINGS } from "./client.js";
 import { field, h, message, select } from "./dom.js";
+import { learningView } from "./learning.js";
 import { lorasView } from "./loras.js";
 import { presetsView } from "./presets.js";
 import { recordsView } from "./records.js";
@@ -58,6 +59,7 @@ const VIEWS = [
   ["compare", "Compare tiers", compareView],
   ["records", "Records", recordsView],
   ["loras", "LoRAs", lorasView],
+  ["learning", "Learning", learningView],
   ["storyboards", "Storyboards", storyboardsView],
   ["social", "Social context", socialView],
   ["settings", "Settings", settingsView],

@@ -177,6 +177,16 @@ function details(ctx, record, onChanged, notice) {
       h("div", { class: "atelier-field" }, h("span", { class: "atelier-label" }, "Your rating"), starGroup),
       field("Comment", comment), h("div", { class: "atelier-actions" }, submit)),
     feedbackList.length ? h("ul", { class: "atelier-feedback", "aria-label": "Feedback given" }, feedbackList) : null,
+    record.parameters?.batch?.batch_id ? h("div", { class: "atelier-actions" },
+      h("button", { type: "button", onclick: async () => {
+        try {
+          await client.keep(record.id);
+          message(status, `Kept: learning takes image ${record.parameters.batch.index + 1} of its batch of ` +
+            `${record.parameters.batch.size} over the others.`);
+        } catch (error) {
+          message(status, `Not kept: ${error.message}`, "error");
+        }
+      } }, "I kept this one")) : null,
     status);
 }
 
