@@ -141,3 +141,17 @@ def test_a_preferred_tier_per_pipeline_is_learned_and_starts_the_plan(server, at
     view = server.get("/atelier/learning?scorers=technical", headers={"comfy-user": "alice"})[1]
     assert view["tiers"]["api_generation"]["tier"] == "high"
     assert view["tiers"]["api_generation"]["tiers"]["ultra"] == {"ratings": 3, "mean": 2.33}
+
+
+def test_a_use_case_learns_the_tier_the_users_runs_settled_on(server, atelier: Atelier) -> None:
+    for tier in ("high", "high", "standard", "high"):
+        atelier.records.create("alice", {"operation_type": "api_generation", "prompt": f"a fox {tier}",
+                                         "parameters": {"use_case": "YouTube  thumbnail", "quality": {"preset": tier},
+                                                        "n": tier}}, status="completed")
+    status, body = server.get("/atelier/recommend?use_case=youtube%20thumbnail", headers={"comfy-user": "alice"})
+    assert status == 200 and body["tier"] == "high" and body["learned"] is True and body["confidence"] == 0.8
+    assert body["reasoning"].startswith("learned: you ran 'youtube thumbnail' at high 3 of 4 times (recommended "
+                                        "standard: 'youtube thumbnail' read as social media")
+    assert "standard" in [a["tier"] for a in body["alternatives"]]
+    bobs = server.get("/atelier/recommend?use_case=youtube%20thumbnail", headers={"comfy-user": "bob"})[1]
+    assert bobs["tier"] == "standard" and bobs["learned"] is False  # alice's runs are hers

@@ -135,7 +135,8 @@ def _compare(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
 
 def _recommend_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("use_case", help="preview, iteration, review, social_media, client_presentation, "
-                                    "final_delivery or print")
+                                    "final_delivery, print, or any text (\"youtube thumbnail\")")
+    p.add_argument("--user", default="default", help="whose runs teach the use case's tier")
     _template_options(p)
 
 
@@ -419,7 +420,9 @@ COMMANDS: tuple[Command, ...] = (
             printers.enhanced),
     Command("compare", "compare tiers side by side", _compare_arguments, _compare, printers.compare),
     Command("recommend", "recommend a tier for a use case", _recommend_arguments,
-            lambda args, atelier: atelier.quality.recommend(args.use_case, _template(args)), printers.recommendation),
+            lambda args, atelier: atelier.quality.recommend(args.use_case, _template(args),
+                                                            atelier.learning.use_case_tier(args.user, args.use_case)),
+            printers.recommendation),
     Command("presets", "list built-in and custom presets", _user_argument,
             lambda args, atelier: atelier.quality.list_presets(args.user), printers.presets),
     Command("pipelines", "list pipelines", lambda p: None,

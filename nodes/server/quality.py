@@ -88,7 +88,11 @@ def add_routes(mount: Mount, ctx: Services) -> None:
 
     @mount.get("/recommend")
     async def recommend(request: web.Request) -> web.Response:
-        return answer(ctx.quality.recommend(request.query.get("use_case"), query_template(request)))
+        use_case = request.query.get("use_case")
+        learned = None
+        if use_case and len(use_case) <= 200:  # what your runs for this use case settled on
+            learned = await blocking(ctx.learning.use_case_tier, mount.user(request), use_case)
+        return answer(ctx.quality.recommend(use_case, query_template(request), learned))
 
     @mount.post("/compare")
     async def compare(request: web.Request) -> web.Response:

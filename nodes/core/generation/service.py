@@ -225,7 +225,8 @@ class GenerationService:
         parameters = {"generation": {k: v for k, v in meta.to_dict().items()
                                      if k not in ("generation_time_s", "peak_vram_gb")},
                       "explanation": explanation, "checkpoint": model.id, "backend": self.backend.name,
-                      "quality": {"preset": params.tier}, **({"batch": batch} if batch else {})}
+                      "quality": {"preset": params.tier}, **({"batch": batch} if batch else {}),
+                      **({"use_case": self.config.use_case} if self.config.use_case else {})}
         finished = time.time()
         record = self.records.create(self.config.user, {"operation_type": OPERATION, "workspace": WORKSPACE,
                                                         "prompt": prompt, "parameters": parameters},

@@ -114,6 +114,7 @@ class PipelineConfig:
     dtype: str | None = None  # diffusers: "float16", "bfloat16", "float32" (None: float16 on cuda, else float32)
     timeout_s: float = 600.0  # comfyui: the deadline of one generation
     model_config: str | None = None  # diffusers, a single file: a local diffusers folder with its configs
+    use_case: str | None = None  # recorded with each image: the use case's tier is learned from what you run
 
     def __post_init__(self) -> None:
         self.mode = _enum(OperationMode, self.mode, "mode")
@@ -128,6 +129,8 @@ class PipelineConfig:
         if self.dtype not in (None, "float16", "bfloat16", "float32"):
             raise invalid("dtype", self.dtype, ["float16", "bfloat16", "float32", None])
         _number(self.timeout_s, "timeout_s", 1, 86_400, "seconds, 1-86400")
+        if self.use_case is not None and (not isinstance(self.use_case, str) or not 0 < len(self.use_case) <= 200):
+            raise invalid("use_case", self.use_case, "text of 1-200 characters, or None")
 
 
 @dataclass

@@ -21,6 +21,11 @@ Preferred tier per pipeline (operation type):
     preferred when it has at least two ratings; the optimiser then starts from it instead of the priority's
     start tier (still stepping down to fit the budget), and says why.
 
+Use cases (free text included):
+    The tiers of the user's runs that named the use case (a record's ``use_case`` parameter, compared lowercased
+    with spaces collapsed): when one tier has at least ``min_runs`` runs and ``share`` of them, the recommendation
+    for that use case is that tier, and says so ("you ran 'youtube thumbnail' at high 4 of 5 times").
+
 Never over an explicit choice: weights given by the caller and LoRAs chosen by the caller are used as given.
 """
 
@@ -204,3 +209,21 @@ def learn_preferred_tier(rated: list[tuple[str, int]], order: list[str]) -> Pref
     reason = (f"you rated your {best} runs {means[best][1]:.1f} on average ({means[best][0]} ratings)"
               + (f", {others[0]}'s {means[others[0]][1]:.1f} ({means[others[0]][0]})" if others else ""))
     return PreferredTier(best, reason, means)
+
+
+def use_case_key(text: str) -> str:
+    return " ".join(text.lower().replace("_", " ").split())[:200]
+
+
+def learn_use_case_tier(tiers: list[str], use_case: str) -> tuple[str, str] | None:
+    """(tier, why) from the tiers of the user's runs for one use case, or None."""
+    table = learning_tables()["use_cases"]
+    if not tiers:
+        return None
+    counts: dict[str, int] = {}
+    for tier in tiers:
+        counts[tier] = counts.get(tier, 0) + 1
+    best = max(counts, key=lambda t: (counts[t], -tiers[::-1].index(t)))
+    if counts[best] < int(table["min_runs"]) or counts[best] / len(tiers) < float(table["share"]):
+        return None
+    return best, f"you ran '{use_case}' at {best} {counts[best]} of {len(tiers)} times"

@@ -14,8 +14,10 @@ from .model import (
     Sample,
     learn_lora_priors,
     learn_preferred_tier,
+    learn_use_case_tier,
     learn_weights,
     learning_tables,
+    use_case_key,
 )
 
 
@@ -105,6 +107,17 @@ class LearningService:
             if found is not None:
                 out[pipeline] = found
         return out
+
+    def use_case_tier(self, user: str, use_case: str) -> tuple[str, str] | None:
+        """The tier the user's runs for this use case settled on (records naming ``use_case``), or None."""
+        key = use_case_key(use_case)
+        tiers = []
+        for record in self.store.with_use_case(user, key):
+            quality = record.parameters.get("quality") if isinstance(record.parameters, dict) else None
+            tier = quality.get("preset") if isinstance(quality, dict) else None
+            if isinstance(tier, str) and tier:
+                tiers.append(tier)
+        return learn_use_case_tier(tiers, key)
 
     def view(self, user: str, defaults: dict[str, float], order: list[str] | None = None) -> dict[str, Any]:
         return {"weights": self.weights(user, defaults).to_dict(), "loras": self.lora_priors(user).to_dict(),

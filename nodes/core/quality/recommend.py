@@ -93,9 +93,14 @@ def match_use_case(text: str, tables: Tables) -> tuple[str | None, list[str], fl
     return best[0], best[1], MATCH_CONFIDENCE[min(len(best[1]), 3) - 1]
 
 
-def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimator: Estimator) -> dict[str, Any]:
+LEARNED_CONFIDENCE = 0.8
+
+
+def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimator: Estimator,
+              learned: tuple[str, str] | None = None) -> dict[str, Any]:
     """A tier for a use case: one of ``use_cases.yaml``, or any text, mapped by ``match_use_case`` (a lower
-    confidence and the words that matched; nothing matched: the reference tier, said so)."""
+    confidence and the words that matched; nothing matched: the reference tier, said so). ``learned``: the tier
+    the user's own runs for this use case settled on, and why; it wins, at ``LEARNED_CONFIDENCE``."""
     if not isinstance(use_case, str) or not 0 < len(use_case.strip()) <= MAX_USE_CASE:
         raise invalid("use_case", use_case, f"a use case ({', '.join(tables.use_cases)}) or any text of 1-"
                                             f"{MAX_USE_CASE} characters")
@@ -117,6 +122,13 @@ def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimat
             f"'{use_case.strip()}' read as {name.replace('_', ' ')} (matched {', '.join(repr(w) for w in words)}): "
             f"{spec.why}")
         matched = name
+    if learned is not None and learned[0] in tables.tiers and learned[0] != spec.tier:
+        from .schema import UseCaseSpec
+
+        others = tuple(dict.fromkeys(t for t in (spec.tier, *spec.alternatives) if t != learned[0]))
+        reasoning = f"learned: {learned[1]} (recommended {spec.tier}: {reasoning})"
+        confidence = max(confidence, LEARNED_CONFIDENCE)
+        spec = UseCaseSpec(tier=learned[0], confidence=confidence, why=reasoning, alternatives=others)
     chosen = tables.tiers[spec.tier]
     reference = tables.reference_tier
     rows = evaluate([tables.tiers[reference], chosen,
@@ -132,6 +144,7 @@ def recommend(use_case: str, template: FunctionTemplate, tables: Tables, estimat
             "estimate": alt_estimate.to_dict(),
             "vs_standard": trade_off(alt_estimate, ref_estimate, alt_applied.params, ref_applied.params, reference)})
     return {"use_case": use_case, "matched_use_case": matched, "matched_words": words, "tier": chosen.id,
+            "learned": learned is not None and chosen.id == learned[0],
             "confidence": confidence, "reasoning": reasoning, "parameters": applied.params,
             "estimate": estimate.to_dict(),
             "trade_offs": trade_off(estimate, ref_estimate, applied.params, ref_applied.params, reference),

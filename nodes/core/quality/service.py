@@ -126,10 +126,12 @@ class QualityService:
         plan = configure_pipeline(name, preset, PipelineRequest.parse(request), self.tables, self.estimator)
         return plan.to_dict()
 
-    def recommend(self, use_case: str | None, template_data: Any = None) -> dict[str, Any]:
+    def recommend(self, use_case: str | None, template_data: Any = None,
+                  learned: tuple[str, str] | None = None) -> dict[str, Any]:
+        """``learned``: (tier, why) the user's own runs for this use case settled on."""
         if not use_case:
             raise invalid("use_case", use_case, list(self.tables.use_cases))
-        return recommend(use_case, FunctionTemplate.parse(template_data), self.tables, self.estimator)
+        return recommend(use_case, FunctionTemplate.parse(template_data), self.tables, self.estimator, learned)
 
     def compare(self, user: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):

@@ -348,6 +348,21 @@ class RecordStore:
                 out.append((GenerationRecord.of(kept), others))
             return out
 
+    def with_use_case(self, user: str, key: str, limit: int = 200) -> list[GenerationRecord]:
+        """The user's newest records (of the newest 2,000) whose parameters name this use case (``use_case``,
+        lowercased)."""
+        out: list[GenerationRecord] = []
+        cursor = None
+        for _ in range(4):
+            page = self.page(limit=MAX_PAGE, cursor=cursor, user=user)
+            out += [r for r in page.items if isinstance(r.parameters, dict)
+                    and isinstance(r.parameters.get("use_case"), str)
+                    and " ".join(r.parameters["use_case"].lower().replace("_", " ").split()) == key]
+            cursor = page.next_cursor
+            if cursor is None or len(out) >= limit:
+                break
+        return out[:limit]
+
     def feedback_version(self) -> tuple[int, int]:
         """(newest feedback id, newest choice id): changes whenever someone rates or keeps something."""
         with self.session() as s:
