@@ -137,6 +137,10 @@ def test_manual_uses_exactly_what_the_caller_gives(atelier_home: Path) -> None:
     assert (meta.steps, meta.cfg, meta.width, meta.height, meta.sampler, meta.scheduler) == (
         5, 4.0, 64, 48, "dpmpp_2m", "karras")
     assert [(x["name"], x["strength"]) for x in meta.loras_used] == [("cinematic_portrait.safetensors", 0.5)]
+    scheduler = pipeline.backend.pipe.scheduler  # ComfyUI's dpmpp_2m + karras, as diffusers runs them
+    assert type(scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert scheduler.config.algorithm_type == "dpmsolver++" and scheduler.config.use_karras_sigmas is True
+    assert not any("takes no" in w for w in result.explanation["warnings"])
     differences = " ".join(result.explanation["differences"])
     assert "num_steps 5 (recommended" in differences and "left out the recommended LoRA anime_magic" in differences
     plain = pipeline.generate("anime girl with magical powers", seed=11)

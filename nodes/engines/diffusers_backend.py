@@ -14,6 +14,7 @@ modules its file holds (read from the header). A LoRA that matched nothing is a 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -235,7 +236,7 @@ class DiffusersBackend:
         if scheduler not in tables["schedulers"]:
             notes.append(f"scheduler {scheduler} has no diffusers equivalent here: its default spacing ran")
         cls = getattr(diffusers, entry["class"])
-        accepted = set(cls.__init__.__code__.co_varnames)
+        accepted = set(inspect.signature(cls.__init__).parameters)  # through register_to_config's wrapper
         dropped = sorted(set(options) - accepted)
         if dropped:
             notes.append(f"{entry['class']} takes no {', '.join(dropped)}")
