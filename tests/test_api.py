@@ -315,3 +315,42 @@ def test_the_comfyui_backend_runs_inside_an_event_loop_and_names_an_unreachable_
     with pytest.raises(Unavailable) as gone:
         backend.load("tiny.safetensors", None)
     assert "cannot reach ComfyUI at http://127.0.0.1:9" in str(gone.value)
+
+
+def test_the_reviews_findings_stay_fixed(atelier_home: Path, tmp_path: Path) -> None:
+    """Scheduler options never leak between jobs; image-to-image runs exactly the planned steps; edits and
+    configs are validated before anything runs; variations past the grid move to the next seed; saved files
+    are readable."""
+    from atelier.nodes.engines.diffusers_backend import img2img_steps
+
+    assert all(int(img2img_steps(s, d / 100) * (d / 100)) == s for s in range(1, 151) for d in range(1, 101))
+    pipeline = IntelligentGenerationPipeline(PipelineConfig(mode="MANUAL"))
+    karras = GenerationParams(num_steps=3, guidance_scale=5.0, width=32, height=32, sampler="dpmpp_2m",
+                              scheduler="karras", tier="t")
+    pipeline.generate("a fox", seed=1, params=karras)
+    normal = GenerationParams(num_steps=3, guidance_scale=5.0, width=32, height=32, sampler="dpmpp_2m",
+                              scheduler="normal", tier="t")
+    pipeline.generate("a fox", seed=1, params=normal)
+    assert pipeline.backend.pipe.scheduler.config.use_karras_sigmas is False  # karras did not stay on
+    bad = GenerationParams(num_steps=3, guidance_scale=5.0, width=32, height=32, sampler="euler", scheduler="normal",
+                           tier="t", hires={"width": 64, "height": 64, "steps": 2, "denoise": 0})
+    with pytest.raises(InvalidInput) as zero:
+        pipeline.generate("a fox", params=bad)
+    assert zero.value.field == "params.hires.denoise"
+    with pytest.raises(InvalidInput) as auto:
+        IntelligentGenerationPipeline().generate("a fox", params=karras)
+    assert auto.value.field == "params"
+    for make, field in ((lambda: BatchConfig(scorers="vibes"), "batch_config.scorers"),
+                        (lambda: BatchConfig(weights={"technical": "x"}), "batch_config.weights.technical"),
+                        (lambda: PipelineConfig(lora_folders="/x/loras"), "lora_folders"),  # type: ignore[arg-type]
+                        (lambda: PipelineConfig(device="gpu0"), "device"),
+                        (lambda: GenerationConstraints(max_time_seconds=10**400), "constraints.max_time_seconds")):
+        with pytest.raises(InvalidInput) as wrong:
+            make()
+        assert wrong.value.field == field
+    grid = pipeline.generate_batch("a fox", BatchConfig(num_images=3, base_seed=7, variation_strategy="param",
+                                                        param_grid=[{"num_steps": 2}, {"num_steps": 3}]),
+                                   params=normal)
+    assert [(r.metadata.steps, r.metadata.seed) for r in grid] == [(2, 7), (3, 7), (2, 8)]  # no duplicate
+    saved = grid[0].save(tmp_path / "fox.png")
+    assert saved.stat().st_mode & 0o777 == 0o644

@@ -64,6 +64,9 @@ class DiffusersBackend:
         self.pipe: Any = None
         self.img2img: Any = None
         self.info: ModelInfo | None = None
+        self._path: Path | None = None
+        self._family: str | None = None
+        self._base_scheduler: dict[str, Any] = {}
         self._loras: tuple[tuple[str, float], ...] = ()
         self._reports: list[dict[str, Any]] = []
         self._scheduler: tuple[str, str] | None = None
@@ -141,6 +144,9 @@ class DiffusersBackend:
                               "cache, or PipelineConfig(model_config=<a diffusers folder>))",
                               str(exc)[:200]) from None
         self.pipe.set_progress_bar_config(desc="Atelier", leave=False)
+        self._path, self._family = path, family
+        self._base_scheduler = dict(self.pipe.scheduler.config)  # every job's scheduler starts from the model's
+        self._scheduler = None
         self.img2img = diffusers.AutoPipelineForImage2Image.from_pipe(self.pipe)
         self.img2img.set_progress_bar_config(desc="Atelier (img2img)", leave=False)
         self._memory = None
@@ -199,17 +205,27 @@ class DiffusersBackend:
             batch = {**common, "prompt": [job.prompt] * count, "num_images_per_prompt": 1,
                      "negative_prompt": [job.negative_prompt] * count if job.negative_prompt else None}
             result = self.img2img(**batch, image=latents, strength=denoise,
-                                  num_inference_steps=max(1, math.ceil(int(stage["steps"]) / denoise)),
+                                  num_inference_steps=img2img_steps(int(stage["steps"]), denoise),
                                   output_type="pil" if last else "latent")
             latents = result.images
         return list(latents)
 
     def _place(self, strategy: str) -> list[str]:
+        """Puts the model on the device under ``strategy``. Strategies only escalate for a loaded model (a job
+        that fits in less keeps the stricter one); leaving one offload strategy for another reloads the model,
+        as diffusers cannot switch hooks in place."""
         if strategy not in STRATEGIES:
             raise invalid("memory_strategy", strategy, list(STRATEGIES))
         if self._memory == strategy:
             return []
         device = self.device()
+        notes: list[str] = []
+        if self._memory is not None and device.type != "cpu":
+            if STRATEGIES.index(strategy) < STRATEGIES.index(self._memory):
+                return [f"memory: {self._memory.replace('_', ' ')} kept from an earlier job of this model"]
+            if self._memory != "none":
+                self._reload()
+                notes.append(f"memory: the model was reloaded to move to {strategy.replace('_', ' ')}")
         if strategy == "none" or device.type == "cpu":
             self.pipe.to(device)
         elif strategy == "model_cpu_offload":
@@ -219,7 +235,11 @@ class DiffusersBackend:
         else:
             self.pipe.enable_sequential_cpu_offload(device=device)
         self._memory = strategy if device.type != "cpu" else "none"
-        return []
+        return notes
+
+    def _reload(self) -> None:
+        self._loras, self._reports = (), []  # a fresh pipeline: LoRAs and scheduler are applied again
+        self.load(str(self._path), self._family)
 
     def _use_scheduler(self, sampler: str, scheduler: str) -> list[str]:
         if self._scheduler == (sampler, scheduler):
@@ -240,7 +260,11 @@ class DiffusersBackend:
         dropped = sorted(set(options) - accepted)
         if dropped:
             notes.append(f"{entry['class']} takes no {', '.join(dropped)}")
-        made = cls.from_config(self.pipe.scheduler.config, **{k: v for k, v in options.items() if k in accepted})
+        try:
+            made = cls.from_config(self._base_scheduler, **{k: v for k, v in options.items() if k in accepted})
+        except (ImportError, ValueError) as exc:  # e.g. beta sigmas need scipy
+            notes.append(f"{sampler}/{scheduler} could not run here ({str(exc)[:120]}): Euler ran")
+            made = diffusers.EulerDiscreteScheduler.from_config(self._base_scheduler)
         self.pipe.scheduler = made
         self.img2img.scheduler = made
         self._scheduler = (sampler, scheduler)
@@ -281,6 +305,15 @@ class DiffusersBackend:
     def close(self) -> None:
         self.pipe = self.img2img = None
         self._loras, self._reports = (), []
+
+
+def img2img_steps(steps: int, denoise: float) -> int:
+    """The steps to ask diffusers' image-to-image for, so that ``steps`` run (it runs int(N × strength)),
+    as ComfyUI's KSampler runs ``steps`` at any denoise."""
+    total = max(1, math.ceil(steps / denoise))
+    while int(total * denoise) < steps:
+        total += 1
+    return total
 
 
 def _native(pipe: Any) -> int | None:

@@ -2,8 +2,9 @@
 
 - SEED_VARIATION: the same parameters and LoRAs, seeds ``base + i`` (or random seeds, recorded).
 - PARAM_VARIATION: the caller's ``param_grid``, else ``generation.yaml`` ``batch.param_grid`` (step factors and
-  cfg offsets around the plan), one seed for all.
-- LORA_VARIATION: every recommended LoRA, each alone, none, then all at ``lora_strength_factors``; one seed.
+  cfg offsets around the plan), one seed for all (more images than variations: the next round, the next seed).
+- LORA_VARIATION: every recommended LoRA, each alone, none, then all at ``lora_strength_factors``; one seed (the
+  next round, the next seed).
 
 Jobs are sorted by LoRA set, then parameters, then seed (the model is one per pipeline), so LoRAs are loaded
 once per set and a backend's cache of the last parameters holds. With ``parallel_generation`` the seeds of one
@@ -29,7 +30,7 @@ def random_seed() -> int:
 
 def seeds_for(config: BatchConfig, count: int) -> list[int]:
     base = config.base_seed if config.base_seed is not None else random_seed()
-    if config.variation_strategy is VariationStrategy.SEED_VARIATION:
+    if VariationStrategy(config.variation_strategy) is VariationStrategy.SEED_VARIATION:
         if config.base_seed is None:
             return [base, *(random_seed() for _ in range(count - 1))]
         return [(base + i) % SEED_LIMIT for i in range(count)]
@@ -79,10 +80,16 @@ def plan_jobs(prompt: str, negative: str, params: GenerationParams, loras: list[
     seeds = seeds_for(config, count)
     every_params = [params] * count
     every_loras = [list(loras)] * count
-    if config.variation_strategy is VariationStrategy.PARAM_VARIATION:
+    strategy = VariationStrategy(config.variation_strategy)
+    cycle = count
+    if strategy is VariationStrategy.PARAM_VARIATION:
         every_params = param_variants(params, config, count)
-    elif config.variation_strategy is VariationStrategy.LORA_VARIATION:
+        cycle = len(config.param_grid or generation_tables()["batch"]["param_grid"])
+    elif strategy is VariationStrategy.LORA_VARIATION:
         every_loras = lora_variants(loras, count)
+        cycle = len({_lora_key(x) for x in every_loras})
+    if strategy is not VariationStrategy.SEED_VARIATION:  # the next round of the same variations: the next seed
+        seeds = [(s + i // max(1, cycle)) % SEED_LIMIT for i, s in enumerate(seeds)]
     order = sorted(range(count), key=lambda i: (_lora_key(every_loras[i]), _param_key(every_params[i]), seeds[i], i))
     jobs: list[Job] = []
     produced: list[int] = []

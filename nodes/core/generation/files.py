@@ -32,6 +32,7 @@ def a1111_parameters(meta: GenerationMetadata) -> str:
 def _atomic(path: Path, write: Any) -> None:
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600: an image is meant to be read
     try:
         write(tmp)
         os.replace(tmp, path)

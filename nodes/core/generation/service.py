@@ -8,6 +8,7 @@ chosen backend; everything that decides lives here and in the intelligence core,
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -55,13 +56,15 @@ class GenerationService:
         self.accelerator = accelerator
         self.scorer = scorer
         self._model: ModelInfo | None = None
+        self._lock = threading.RLock()  # one backend, one model: calls from several threads take turns
 
     # ---- the model -----------------------------------------------------------------------------------------
     @property
     def model(self) -> ModelInfo:
-        if self._model is None:
-            self._model = self.backend.load(self.config.base_model, self.config.model_family)
-        return self._model
+        with self._lock:
+            if self._model is None:
+                self._model = self.backend.load(self.config.base_model, self.config.model_family)
+            return self._model
 
     # ---- recommend ---------------------------------------------------------------------------------------
     def _decide(self, prompt: str, negative: str, mode: OperationMode) -> Decision:
@@ -100,6 +103,9 @@ class GenerationService:
                 raise invalid("params", type(chosen).__name__, "GenerationParams(...) or None")
             return self._single(prompt, negative_prompt, seed, decision, chosen.validate("params"), mine,
                                 _param_differences(decision, chosen) + _lora_edits(decision, mine))
+        if params is not None or loras is not None:
+            raise invalid("params", "given", "MANUAL mode only (AUTO and ASSISTED generate the recommendation; edit "
+                                             "it with analyze_and_recommend and generate_from_recommendations)")
         decision = self._decide(prompt, negative_prompt, mode)
         chosen = GenerationParams.from_plan(decision.plan.tier, decision.plan.params)
         applied = [LoRAChoice(c.name, s, why, c.family.family) for c, s, why in decision.loras]
@@ -195,7 +201,8 @@ class GenerationService:
         return choose(decision.plan.estimate.vram_gb, self.config.constraints.max_vram_gb, shares, self.accelerator)
 
     def _run(self, job: Job) -> list[Output]:
-        return self.backend.run(job)
+        with self._lock:
+            return self.backend.run(job)
 
     def _single(self, prompt: str, negative: str, seed: int | None, decision: Decision, params: GenerationParams,
                 loras: list[LoRAChoice], differences: list[str],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,10 +50,22 @@ def _enum(kind: type[enum.Enum], value: Any, name: str) -> Any:
 def _number(value: Any, name: str, low: float, high: float, accepted: str, optional: bool = False) -> Any:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise invalid(name, value, accepted)
+    try:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
+            and low <= value <= high
+    except OverflowError:  # an int too large for a float
+        ok = False
+    if not ok:
+        raise invalid(name, value if not isinstance(value, int) or abs(value) < 10**18 else "a huge number", accepted)
     return value
+
+
+def _size(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 8192 or value % 8:
+        raise invalid(name, value, "a multiple of 8, 16-8192")
+
+
+DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:[0-9]{1,2})?$")
 
 
 @dataclass
@@ -129,6 +142,11 @@ class PipelineConfig:
         if self.dtype not in (None, "float16", "bfloat16", "float32"):
             raise invalid("dtype", self.dtype, ["float16", "bfloat16", "float32", None])
         _number(self.timeout_s, "timeout_s", 1, 86_400, "seconds, 1-86400")
+        if self.lora_folders is not None and (not isinstance(self.lora_folders, (list, tuple))
+                                              or not all(isinstance(p, str) and p for p in self.lora_folders)):
+            raise invalid("lora_folders", str(self.lora_folders)[:80], "a list of folder paths, or None")
+        if self.device is not None and (not isinstance(self.device, str) or not DEVICE.match(self.device)):
+            raise invalid("device", self.device, "cpu, cuda, cuda:N, mps, xpu, or None")
         if self.use_case is not None and (not isinstance(self.use_case, str) or not 0 < len(self.use_case) <= 200):
             raise invalid("use_case", self.use_case, "text of 1-200 characters, or None")
 
@@ -157,6 +175,18 @@ class BatchConfig:
         if self.base_seed is not None and (isinstance(self.base_seed, bool) or not isinstance(self.base_seed, int)
                                            or not 0 <= self.base_seed < 2**63):
             raise invalid("batch_config.base_seed", self.base_seed, "a whole number 0 to 2^63-1, or None")
+        from ..scoring.registry import SCORER_NAMES
+
+        names = [n.strip() for n in self.scorers.split(",")] if isinstance(self.scorers, str) else None
+        if not names or not all(n in (*SCORER_NAMES, "auto") for n in names):
+            raise invalid("batch_config.scorers", self.scorers, f"comma-separated names of {list(SCORER_NAMES)}")
+        if self.weights is not None:
+            if not isinstance(self.weights, dict) or not self.weights:
+                raise invalid("batch_config.weights", str(self.weights)[:80], "{scorer: weight >= 0}, or None")
+            for name, weight in self.weights.items():
+                if name not in SCORER_NAMES:
+                    raise invalid("batch_config.weights", name, list(SCORER_NAMES))
+                _number(weight, f"batch_config.weights.{name}", 0, 1e6, "a number >= 0")
         if self.param_grid is not None:
             if not isinstance(self.param_grid, list) or not self.param_grid \
                     or not all(isinstance(p, dict) and set(p) <= PARAM_KEYS for p in self.param_grid):
@@ -188,9 +218,21 @@ class GenerationParams:
             raise invalid(f"{where}.num_steps", self.num_steps, "a whole number 1-500")
         _number(self.guidance_scale, f"{where}.guidance_scale", 0.0, 50.0, "0-50")
         for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 16 <= value <= 8192 or value % 8:
-                raise invalid(f"{where}.{name}", value, "a multiple of 8, 16-8192")
+            _size(getattr(self, name), f"{where}.{name}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 64:
+            raise invalid(f"{where}.batch_size", self.batch_size, "a whole number 1-64")
+        for stage, keys in (("hires", ("width", "height", "steps", "denoise")), ("refine", ("steps", "denoise"))):
+            value = getattr(self, stage)
+            if value is None:
+                continue
+            if not isinstance(value, dict) or set(value) != set(keys):
+                raise invalid(f"{where}.{stage}", str(value)[:80], f"None or {{{', '.join(keys)}}}")
+            for key in ("width", "height"):
+                if key in value:
+                    _size(value[key], f"{where}.{stage}.{key}")
+            if isinstance(value["steps"], bool) or not isinstance(value["steps"], int) or not 1 <= value["steps"] <= 500:
+                raise invalid(f"{where}.{stage}.steps", value["steps"], "a whole number 1-500")
+            _number(value["denoise"], f"{where}.{stage}.denoise", 0.01, 1.0, "0.01-1 (the share of the pass re-noised)")
         for name in ("sampler", "scheduler", "tier"):
             if not isinstance(getattr(self, name), str) or not 0 < len(getattr(self, name)) <= 64:
                 raise invalid(f"{where}.{name}", getattr(self, name), "a name of 1-64 characters")

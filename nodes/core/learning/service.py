@@ -66,14 +66,15 @@ class LearningService:
         """From the ratings, and from the choices: a kept variation counts as a rating of ``kept_rating`` and
         each other variation of its batch as ``passed_rating`` (presets/learning.yaml)."""
         table = learning_tables()["choices"]
-        samples = [Sample(scores, rating) for record, rating in reversed(self._rated(user))
-                   if (scores := best_scores(record)) is not None]
+        samples: list[Sample] = []  # choices first: the newest max_samples kept are the explicit ratings
         for kept, others in reversed(self.store.choices(user, int(table["max_choices"]))):
             for record, rating in ((kept, int(table["kept_rating"])),
                                    *((o, int(table["passed_rating"])) for o in others)):
                 scores = best_scores(record)
                 if scores is not None:
                     samples.append(Sample(scores, rating))
+        samples += [Sample(scores, rating) for record, rating in reversed(self._rated(user))
+                    if (scores := best_scores(record)) is not None]
         return learn_weights(samples, defaults)
 
     def lora_priors(self, user: str) -> LoraPriors:
