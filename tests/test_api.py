@@ -354,3 +354,24 @@ def test_the_reviews_findings_stay_fixed(atelier_home: Path, tmp_path: Path) -> 
     assert [(r.metadata.steps, r.metadata.seed) for r in grid] == [(2, 7), (3, 7), (2, 8)]  # no duplicate
     saved = grid[0].save(tmp_path / "fox.png")
     assert saved.stat().st_mode & 0o777 == 0o644
+
+
+def test_batched_calls_hold_only_as_many_seeds_as_the_vram_budget_allows(atelier_home: Path) -> None:
+    from atelier.nodes.core.generation.batch import plan_jobs
+
+    params = GenerationParams(num_steps=3, guidance_scale=5.0, width=64, height=64, sampler="euler",
+                              scheduler="normal", tier="t")
+    jobs, produced = plan_jobs("a fox", "", params, [], BatchConfig(num_images=5, base_seed=1,
+                                                                   parallel_generation=True), max_batch=2)
+    assert [j.seeds for j in jobs] == [[1, 2], [3, 4], [5]] and produced == [0, 1, 2, 3, 4]
+    pipeline = IntelligentGenerationPipeline(PipelineConfig(constraints=GenerationConstraints(max_vram_gb=3.0)))
+    service = pipeline.service
+    decision = service._decide("a fox", "", OperationMode.AUTO)
+    assert service._max_batch(decision, service._memory(decision)) is None  # the CPU: no accelerator memory
+    service.accelerator = True  # as on a GPU: resident weights once, one image's activations per seed
+    memory = service._memory(decision)
+    tables = service.quality.tables
+    resident = tables.family(decision.family).weights_gb + tables.estimator["vram"]["overhead_gb"]
+    per_image = decision.plan.estimate.vram_gb - resident
+    share = {"none": 1.0, "model_cpu_offload": 0.55, "group_offload": 0.3, "sequential_cpu_offload": 0.12}
+    assert service._max_batch(decision, memory) == max(1, int((3.0 - resident * share[memory.strategy]) // per_image))

@@ -74,8 +74,9 @@ def _param_key(params: GenerationParams) -> tuple[Any, ...]:
 
 
 def plan_jobs(prompt: str, negative: str, params: GenerationParams, loras: list[LoRAChoice], config: BatchConfig,
-              memory_strategy: str = "none") -> tuple[list[Job], list[int]]:
-    """(jobs in the order they run, the image index each seed of each job produces, in the same order)."""
+              memory_strategy: str = "none", max_batch: int | None = None) -> tuple[list[Job], list[int]]:
+    """(jobs in the order they run, the image index each seed of each job produces, in the same order).
+    ``max_batch``: at most this many seeds in one batched call (what fits the VRAM budget)."""
     count = config.num_images
     seeds = seeds_for(config, count)
     every_params = [params] * count
@@ -96,7 +97,8 @@ def plan_jobs(prompt: str, negative: str, params: GenerationParams, loras: list[
     for i in order:
         last = jobs[-1] if jobs else None
         same = (last is not None and config.parallel_generation and last.params == every_params[i]
-                and _lora_key(last.loras) == _lora_key(every_loras[i]))
+                and _lora_key(last.loras) == _lora_key(every_loras[i])
+                and (max_batch is None or len(last.seeds) < max_batch))
         if same and last is not None:
             last.seeds.append(seeds[i])
             last.batched = True

@@ -164,7 +164,8 @@ class GenerationService:
             chosen = [LoRAChoice(c.name, s, why, c.family.family) for c, s, why in decision.loras]
         params, loras = base, chosen
         memory = self._memory(decision)
-        jobs, produced = plan_jobs(prompt, negative_prompt, params, loras, config, memory.strategy)
+        jobs, produced = plan_jobs(prompt, negative_prompt, params, loras, config, memory.strategy,
+                                   self._max_batch(decision, memory))
         results: list[GenerationResult | None] = [None] * config.num_images
         batch_id = uuid.uuid4().hex
         positions = iter(produced)
@@ -199,6 +200,20 @@ class GenerationService:
             return MemoryChoice("none", "none", f"{self.backend.name} manages its own memory")
         shares = generation_tables()["memory"]["shares"]
         return choose(decision.plan.estimate.vram_gb, self.config.constraints.max_vram_gb, shares, self.accelerator)
+
+    def _max_batch(self, decision: Decision, memory: MemoryChoice) -> int | None:
+        """How many seeds one batched call may hold under ``max_vram_gb``: the estimate's resident part (weights
+        and overhead, times the memory strategy's share) once, plus one image's activations per seed. No budget,
+        or no accelerator: no limit."""
+        budget = self.config.constraints.max_vram_gb
+        if budget is None or not self.accelerator or getattr(self.backend, "manages_memory", False):
+            return None
+        tables = self.quality.tables
+        resident = tables.family(decision.family).weights_gb + float(tables.estimator["vram"]["overhead_gb"])
+        per_image = max(0.01, (decision.plan.estimate.vram_gb - resident) / max(1, int(decision.plan.params.get(
+            "batch_size", 1))))
+        share = float(generation_tables()["memory"]["shares"][memory.strategy])
+        return max(1, int((budget - resident * share) // per_image))
 
     def _run(self, job: Job) -> list[Output]:
         with self._lock:
