@@ -17,7 +17,7 @@ from typing import Any
 
 from ..base.errors import invalid
 from ..intelligence.explain import Explanation
-from ..intelligence.service import Decision, IntelligenceService
+from ..intelligence.service import Decision, IntelligenceService, lora_differences
 from ..quality.service import QualityService
 from ..records.service import RecordService
 from .backend import Backend, Job, ModelInfo, Output
@@ -34,6 +34,7 @@ from .types import (
     PipelineConfig,
     Recommendations,
     VariationStrategy,
+    _number,
 )
 
 OPERATION = "api_generation"
@@ -136,7 +137,7 @@ class GenerationService:
                               f"a LoRA of the model's family ({names.get(base, base)})",
                               f"{x.name} is a {names.get(card.family.family, card.family.family)} LoRA "
                               f"({card.family.source})")
-            _number_strength(x.strength, f"{name}.{x.name}.strength")
+            _number(x.strength, f"{name}.{x.name}.strength", -4.0, 4.0, "a strength from -4 to 4")
             out.append(replace(x, family=card.family.family, reason=x.reason or "chosen by you"))
         return out
 
@@ -312,18 +313,8 @@ def _param_differences(decision: Decision, chosen: GenerationParams) -> list[str
             if getattr(chosen, k) != getattr(recommended, k)]
 
 
-def _number_strength(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -4.0 <= value <= 4.0:
-        raise invalid(name, value, "a strength from -4 to 4")
-
-
 def _lora_edits(decision: Decision, mine: list[LoRAChoice]) -> list[str]:
-    rec = {c.name: s for c, s, _ in decision.loras}
-    chosen = {x.name: x.strength for x in mine}
-    out = [f"LoRA {n} @{s:g} (not recommended)" for n, s in chosen.items() if n not in rec]
-    out += [f"left out the recommended LoRA {n}" for n in rec if n not in chosen]
-    return out + [f"LoRA {n} @{chosen[n]:g} (recommended @{rec[n]:g})" for n in chosen
-                  if n in rec and chosen[n] != rec[n]]
+    return lora_differences({c.name: s for c, s, _ in decision.loras}, {x.name: x.strength for x in mine})
 
 
 def _edits(recommendations: Recommendations) -> list[str]:
@@ -331,11 +322,8 @@ def _edits(recommendations: Recommendations) -> list[str]:
     before = original.get("params") or {}
     now = recommendations.suggested_params.to_dict()
     out = [f"{k} {now[k]} (recommended {before[k]})" for k in now if k in before and now[k] != before[k]]
-    rec = {x["name"]: x["strength"] for x in original.get("loras", [])}
-    mine = {x.name: x.strength for x in recommendations.loras}
-    out += [f"LoRA {n} @{s:g} (not recommended)" for n, s in mine.items() if n not in rec]
-    out += [f"left out the recommended LoRA {n}" for n in rec if n not in mine]
-    out += [f"LoRA {n} @{mine[n]:g} (recommended @{rec[n]:g})" for n in mine if n in rec and mine[n] != rec[n]]
+    out += lora_differences({x["name"]: x["strength"] for x in original.get("loras", [])},
+                            {x.name: x.strength for x in recommendations.loras})
     return out
 
 

@@ -199,7 +199,7 @@ class IntelligenceService:
         loras = [(r.card, r.strength, r.reason) for r in recommendations.chosen]
         if request.loras is not None:
             chosen = self._users_loras(user, request.loras)
-            differences += _lora_differences(loras, chosen)
+            differences += lora_differences({c.name: st for c, st, _ in loras}, {c.name: st for c, st, _ in chosen})
             loras = chosen
         explanation = Explanation(
             mode=request.mode, analysis={**analysis.to_dict(), "summary": analysis.summary()},
@@ -252,11 +252,10 @@ class IntelligenceService:
         return out
 
 
-def _lora_differences(recommended: list[tuple[LoraCard, float, str]],
-                      chosen: list[tuple[LoraCard, float, str]]) -> list[str]:
-    rec = {c.name: s for c, s, _ in recommended}
-    mine = {c.name: s for c, s, _ in chosen}
-    out = [f"LoRA {n} @{s:g} (not recommended)" for n, s in mine.items() if n not in rec]
-    out += [f"left out the recommended LoRA {n}" for n in rec if n not in mine]
-    out += [f"LoRA {n} @{mine[n]:g} (recommended @{rec[n]:g})" for n in mine if n in rec and mine[n] != rec[n]]
+def lora_differences(recommended: dict[str, float], chosen: dict[str, float]) -> list[str]:
+    """Where the LoRAs chosen (name -> strength) differ from those recommended, in words."""
+    out = [f"LoRA {n} @{s:g} (not recommended)" for n, s in chosen.items() if n not in recommended]
+    out += [f"left out the recommended LoRA {n}" for n in recommended if n not in chosen]
+    out += [f"LoRA {n} @{chosen[n]:g} (recommended @{recommended[n]:g})" for n in chosen
+            if n in recommended and chosen[n] != recommended[n]]
     return out
