@@ -673,6 +673,17 @@ def test_cli_run_follows_progress_and_downloads(comfy: Client, tmp_path: Path) -
     assert gone.returncode == 2 and "cannot reach ComfyUI at http://127.0.0.1:9" in gone.stderr
 
 
+def _open_frontend(page: Any, comfy: Client) -> None:
+    """ComfyUI's frontend, loaded, with its start-up dialogs closed."""
+    comfy.post("/settings/Comfy.TutorialCompleted", True)  # a new user is otherwise shown the templates dialog
+    page.goto(comfy.base + "/")
+    page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60_000)
+    page.wait_for_timeout(1000)
+    while page.locator(".p-dialog-mask").count():
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(300)
+
+
 def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, browser: Any) -> None:
     """ComfyUI's own frontend: Atelier's scripts load without errors; the tier picker, the pipeline summary,
     the scored galleries and the Atelier sidebar tab work; screenshots under test-artifacts/screenshots/."""
@@ -703,14 +714,8 @@ def test_the_frontend_loads_atelier_and_its_widgets_and_tab_work(comfy: Client, 
     page.on("response", lambda r: atelier_errors.append(f"{r.status} {r.url}")
             if "atelier" in r.url and r.status >= 400 else None)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    comfy.post("/settings/Comfy.TutorialCompleted", True)  # a new user is otherwise shown the templates dialog
     try:
-        page.goto(comfy.base + "/")
-        page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60_000)
-        page.wait_for_timeout(1000)
-        while page.locator(".p-dialog-mask").count():
-            page.keyboard.press("Escape")
-            page.wait_for_timeout(300)
+        _open_frontend(page, comfy)
         names = page.evaluate("() => window.app.extensions.map(e => e.name).filter(n => n.startsWith('atelier.'))")
         assert set(names) >= {"atelier.panel", "atelier.quality", "atelier.scores", "atelier.enhance"}
         page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
@@ -827,14 +832,8 @@ def test_assisted_mode_on_the_canvas_shows_recommendations_and_runs_what_the_use
     page.on("pageerror", lambda e: errors.append(str(e)) if "atelier" in f"{e.stack}".lower() else None)
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}")
             if "atelier" in r.url and r.status >= 400 else None)
-    comfy.post("/settings/Comfy.TutorialCompleted", True)
     try:
-        page.goto(comfy.base + "/")
-        page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60_000)
-        page.wait_for_timeout(1000)
-        while page.locator(".p-dialog-mask").count():
-            page.keyboard.press("Escape")
-            page.wait_for_timeout(300)
+        _open_frontend(page, comfy)
         assert "atelier.intelligence" in page.evaluate("() => window.app.extensions.map(e => e.name)")
         page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
         page.wait_for_timeout(500)
