@@ -27,7 +27,7 @@ from atelier.api import (  # noqa: E402
 )
 from atelier.nodes.core.base.errors import InvalidInput, NotFound  # noqa: E402
 from atelier.nodes.core.intelligence.explain import PNG_KEY  # noqa: E402
-from tiny_diffusers import tiny_lora, tiny_pipeline  # noqa: E402
+from tiny_diffusers import ldm_checkpoint, tiny_lora, tiny_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +165,7 @@ def test_bad_input_is_named(atelier_home: Path) -> None:
     tight = IntelligentGenerationPipeline(PipelineConfig(constraints=GenerationConstraints(max_time_seconds=0.001)))
     with pytest.raises(InvalidInput) as no_plan:
         tight.generate("a fox")
-    assert no_plan.value.field == "constraints" and "cheapest" in str(no_plan.value).lower() or \
-        no_plan.value.field == "constraints"
+    assert no_plan.value.field == "constraints" and "cheapest" in str(no_plan.value).lower()
     pipeline = IntelligentGenerationPipeline()
     with pytest.raises(InvalidInput) as rating:
         pipeline.provide_feedback("0" * 32, 6)
@@ -186,6 +185,58 @@ def test_bad_input_is_named(atelier_home: Path) -> None:
     with pytest.raises(InvalidInput) as width:
         pipeline.generate_from_recommendations("a fox", recommendations)
     assert width.value.field == "suggested_params.width"
+
+
+def test_a_single_file_checkpoint_runs_like_its_folder_and_never_downloads_a_config(
+        atelier_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    checkpoint = ldm_checkpoint(Path(model_path(atelier_home)), tmp_path / "tiny_sd15.safetensors")
+    params = GenerationParams(num_steps=3, guidance_scale=5.0, width=64, height=64, sampler="euler", scheduler="normal",
+                              tier="custom")
+    folder = IntelligentGenerationPipeline(PipelineConfig(mode="MANUAL", base_model=model_path(atelier_home)))
+    single = IntelligentGenerationPipeline(PipelineConfig(mode="MANUAL", base_model=str(checkpoint),
+                                                          model_config=model_path(atelier_home)))
+    expected = folder.generate("a lighthouse at dusk", seed=5, params=params)
+    got = single.generate("a lighthouse at dusk", seed=5, params=params,
+                          loras=[LoRAChoice("anime_magic.safetensors", 0.8)])
+    assert got.metadata.base_model == "tiny_sd15.safetensors" and got.metadata.pipeline_type == \
+        "StableDiffusionPipeline"
+    assert got.metadata.loras_used[0]["matched"] == 32  # kohya keys match the single file's modules too
+    plain = single.generate("a lighthouse at dusk", seed=5, params=params)  # the LoRA is unloaded again
+    assert np.abs(pixels(plain.image) - pixels(expected.image)).max() <= 2
+    assert np.abs(pixels(got.image) - pixels(expected.image)).max() > 2
+
+    # without a local configuration nothing is fetched: the error says what to give
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(InvalidInput) as no_config:
+        IntelligentGenerationPipeline(PipelineConfig(mode="MANUAL", base_model=str(checkpoint))).generate(
+            "a fox", params=params)
+    assert no_config.value.field == "base_model" and "model_config" in str(no_config.value)
+    assert str(tmp_path) not in str(no_config.value)
+
+
+def test_a_size_edit_carries_the_hires_pass_so_the_image_is_not_stretched(atelier_home: Path) -> None:
+    params = GenerationParams(num_steps=2, guidance_scale=5.0, width=64, height=64, sampler="euler",
+                              scheduler="normal", tier="custom", hires={"width": 96, "height": 96, "steps": 2,
+                                                                        "denoise": 0.5})
+    manual = IntelligentGenerationPipeline(PipelineConfig(mode="MANUAL"))
+    grid = manual.generate_batch("a lighthouse", BatchConfig(num_images=2, base_seed=3, variation_strategy="param",
+                                                             param_grid=[{"width": 64}, {"width": 48}]),
+                                 params=params)
+    assert [r.image.size for r in grid] == [(96, 96), (72, 96)]  # the 1.5× upscale kept, not a 96-wide stretch
+    assert [p["width"] for p in grid[1].metadata.passes] == [48, 72]
+
+    assisted = IntelligentGenerationPipeline(PipelineConfig(mode="ASSISTED",
+                                                            constraints=GenerationConstraints(priority="quality")))
+    recommendations = assisted.analyze_and_recommend("a lighthouse")
+    hires = dict(recommendations.suggested_params.hires or {})
+    assert hires, "the quality plan has a hires pass"
+    recommendations.suggested_params.width = recommendations.suggested_params.width * 3 // 4
+    result = assisted.generate_from_recommendations("a lighthouse", recommendations, seed=1)
+    assert result.image.size == (hires["width"] * 3 // 4, hires["height"])
+    assert any(d.startswith("hires ") for d in result.explanation["differences"])
+    assert recommendations.suggested_params.hires == hires  # the caller's object is left as they made it
 
 
 def test_batch_strategies_vary_what_they_say_in_the_order_that_switches_least(atelier_home: Path) -> None:

@@ -77,3 +77,95 @@ def tiny_lora(pipeline: Path, path: Path, tags: dict[str, int], layout: str = "p
                                  "ss_output_name": path.stem.replace("_", " "),
                                  "ss_tag_frequency": json.dumps({"1_x": tags})})
     return len(modules)
+
+
+# ---- the same pipeline as one original-layout (LDM) checkpoint file --------------------------------------------
+_UNET_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
+                ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
+_UNET_FIXED = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+               "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+_VAE_FIXED = {"conv_norm_out": "norm_out"}
+_VAE_ATTENTION = (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out"))
+
+
+def _rename(rest: str, table: tuple[tuple[str, str], ...]) -> str:
+    head, _, leaf = rest.rpartition(".")
+    for new, old in table:
+        if head == new:
+            return f"{old}.{leaf}"
+    return rest
+
+
+def _unet_key(key: str, config: dict) -> str:
+    """The original (LDM) name of a diffusers UNet2DConditionModel key, for SD1.x-shaped UNets."""
+    per = config["layers_per_block"] + 1
+    parts = key.split(".")
+    for new, old in _UNET_FIXED.items():
+        if key.startswith(new + "."):
+            return old + key[len(new):]
+    if parts[0] == "mid_block":
+        index = {"resnets.0": 0, "attentions.0": 1, "resnets.1": 2}[".".join(parts[1:3])]
+        rest = ".".join(parts[3:])
+        return f"middle_block.{index}." + (_rename(rest, _UNET_RESNET) if index != 1 else rest)
+    block, kind, layer, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+    if parts[0] == "down_blocks":
+        if kind == "downsamplers":
+            return f"input_blocks.{(block + 1) * per}.0.op.{rest.removeprefix('conv.')}"
+        index = block * per + layer + 1
+        return f"input_blocks.{index}.0.{_rename(rest, _UNET_RESNET)}" if kind == "resnets" \
+            else f"input_blocks.{index}.1.{rest}"
+    if kind == "upsamplers":
+        slot = 2 if config["up_block_types"][block].startswith("CrossAttn") else 1
+        return f"output_blocks.{block * per + per - 1}.{slot}.{rest}"
+    index = block * per + layer
+    return f"output_blocks.{index}.0.{_rename(rest, _UNET_RESNET)}" if kind == "resnets" \
+        else f"output_blocks.{index}.1.{rest}"
+
+
+def _vae_key(key: str, config: dict) -> str:
+    """The original (LDM) name of a diffusers AutoencoderKL key."""
+    side, _, rest = key.partition(".")
+    if side not in ("encoder", "decoder"):
+        return key  # quant_conv, post_quant_conv
+    parts = rest.split(".")
+    if parts[0] in _VAE_FIXED:
+        return f"{side}.{_VAE_FIXED[parts[0]]}.{'.'.join(parts[1:])}"
+    if parts[0] == "mid_block":
+        tail = ".".join(parts[3:])
+        if parts[1] == "attentions":
+            return f"{side}.mid.attn_1.{_rename(tail, _VAE_ATTENTION)}"
+        return f"{side}.mid.block_{int(parts[2]) + 1}.{_rename(tail, (('conv_shortcut', 'nin_shortcut'),))}"
+    if parts[0] in ("down_blocks", "up_blocks"):
+        block = int(parts[1])
+        if parts[0] == "up_blocks":
+            block = len(config["up_block_types"]) - 1 - block
+        word = "down" if parts[0] == "down_blocks" else "up"
+        if parts[2] in ("downsamplers", "upsamplers"):
+            return f"{side}.{word}.{block}.{parts[2][:-2]}.{'.'.join(parts[4:])}"
+        tail = ".".join(parts[4:])
+        return f"{side}.{word}.{block}.block.{parts[3]}.{_rename(tail, (('conv_shortcut', 'nin_shortcut'),))}"
+    return key  # conv_in, conv_out
+
+
+def ldm_checkpoint(pipeline: Path, path: Path) -> Path:
+    """The tiny pipeline at ``pipeline`` as one single-file checkpoint in the original Stable Diffusion layout
+    (``model.diffusion_model.``, ``first_stage_model.``, ``cond_stage_model.transformer.``), as A1111 and ComfyUI
+    users have them; diffusers reads it back with ``from_single_file(config=<the folder>)``."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+
+    unet = UNet2DConditionModel.from_pretrained(str(pipeline / "unet"))
+    vae = AutoencoderKL.from_pretrained(str(pipeline / "vae"))
+    text = CLIPTextModel.from_pretrained(str(pipeline / "text_encoder"))
+    state: dict[str, torch.Tensor] = {}
+    for key, value in unet.state_dict().items():
+        state["model.diffusion_model." + _unet_key(key, dict(unet.config))] = value
+    for key, value in vae.state_dict().items():
+        state["first_stage_model." + _vae_key(key, dict(vae.config))] = value
+    for key, value in text.state_dict().items():  # original checkpoints name the text model (transformers 5.6+ not)
+        state["cond_stage_model.transformer." + ("" if key.startswith("text_model.") else "text_model.") + key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path),
+              {"modelspec.architecture": "stable-diffusion-v1"})
+    return path

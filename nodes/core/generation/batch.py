@@ -43,7 +43,7 @@ def param_variants(params: GenerationParams, config: BatchConfig, count: int) ->
         out = []
         for i in range(count):
             edit = grid[i % len(grid)]
-            out.append(replace(params, **edit).validate())
+            out.append(replace(params, **edit).follow_size(params).validate())
         return out
     offsets = generation_tables()["batch"]["param_grid"]
     out = []

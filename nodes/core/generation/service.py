@@ -119,9 +119,12 @@ class GenerationService:
             raise invalid("recommendations", type(recommendations).__name__,
                           "what analyze_and_recommend returned (edited or not)")
         params = recommendations.suggested_params.validate()
+        before = (recommendations.original or {}).get("params")
+        if before:  # a size edit carries the untouched hires pass with it
+            params = params.follow_size(GenerationParams(**before)).validate()
         decision = self._decide(prompt, negative_prompt, OperationMode.ASSISTED)
         loras = self._check_loras(list(recommendations.loras), decision.base, "recommendations.loras")
-        return self._single(prompt, negative_prompt, seed, decision, params, loras, _edits(recommendations),
+        return self._single(prompt, negative_prompt, seed, decision, params, loras, _edits(recommendations, params),
                             mode=OperationMode.ASSISTED)
 
     def _check_loras(self, loras: list[LoRAChoice], base: str, name: str) -> list[LoRAChoice]:
@@ -317,10 +320,10 @@ def _lora_edits(decision: Decision, mine: list[LoRAChoice]) -> list[str]:
     return lora_differences({c.name: s for c, s, _ in decision.loras}, {x.name: x.strength for x in mine})
 
 
-def _edits(recommendations: Recommendations) -> list[str]:
+def _edits(recommendations: Recommendations, params: GenerationParams) -> list[str]:
     original = recommendations.original or {}
     before = original.get("params") or {}
-    now = recommendations.suggested_params.to_dict()
+    now = params.to_dict()
     out = [f"{k} {now[k]} (recommended {before[k]})" for k in now if k in before and now[k] != before[k]]
     out += lora_differences({x["name"]: x["strength"] for x in original.get("loras", [])},
                             {x.name: x.strength for x in recommendations.loras})

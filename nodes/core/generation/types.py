@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..base.errors import invalid
@@ -252,6 +252,16 @@ class GenerationParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def follow_size(self, before: GenerationParams) -> GenerationParams:
+        """After an edit of the base size from ``before``'s, a hires pass the edit left alone scales with it (the
+        plan's upscale factor is kept, on multiples of 8), so the final image is not stretched."""
+        if not self.hires or self.hires != before.hires or (self.width, self.height) == (before.width, before.height):
+            return self
+        hires = dict(self.hires)
+        for key, new, old in (("width", self.width, before.width), ("height", self.height, before.height)):
+            hires[key] = max(8, round(int(hires[key]) * new / old / 8) * 8)
+        return replace(self, hires=hires)
 
     def final_size(self) -> tuple[int, int]:
         if self.hires:
