@@ -147,7 +147,8 @@ def test_batch_routes_answer_errors_by_name(server) -> None:
         ({"checkpoint": "m.safetensors", "items": []}, 400, "items"),
         ({"checkpoint": "m.safetensors", "items": [{"prompt": "x", "count": 99}]}, 400, "items.0.count"),
         ({"items": [{"prompt": "x"}]}, 400, "checkpoint"),
-        ({"checkpoint": "m.safetensors", "items": [{"prompt": "x"}] * 65}, 400, "items"),
+        ({"checkpoint": "m.safetensors", "items": [{"prompt": "x"}] * 257}, 400, "items"),
+        ({"checkpoint": "m.safetensors", "items": [{"prompt": "x"}], "distributed": True}, 400, "distributed"),
         ({"checkpoint": "m.safetensors", "items": [{"prompt": "x"}]}, 503, "items"),  # a standalone server: no queue
     ]:
         status, answer = server.request("POST", "/atelier/batches", body)

@@ -6,7 +6,8 @@ The rule (ARCHITECTURE.md):
 
     core/<capability>   plain Python; imports only core (never ComfyUI, aiohttp or an adapter)
     remote, server,     adapters that core never sees; import core (remote: clients of ComfyUI and LLM servers,
-    engines             server: the HTTP routes, engines: generation engines such as diffusers)
+    engines, queue      server: the HTTP routes, engines: generation engines such as diffusers, queue: the job
+                        queue of scale-out workers, on Procrastinate)
     host                the composition: settings and the one context; imports core, remote, server
     comfy, cli, api     the hosts' entry points: ComfyUI's nodes and runtime, the command line, the Python API;
                         import core and host, never each other or an adapter
@@ -31,7 +32,8 @@ ALLOWED = {
     "remote": {"core", "remote"},
     "server": {"core", "server"},
     "engines": {"core", "engines"},
-    "host": {"core", "remote", "server", "engines", "host"},
+    "queue": {"core", "queue"},
+    "host": {"core", "remote", "server", "engines", "queue", "host"},
     "comfy": {"core", "host", "comfy"},
     "cli": {"core", "host", "cli"},
     "api": {"core", "host", "api"},
@@ -46,10 +48,11 @@ THIRD_PARTY_ALLOWED = {  # outside libraries a layer may import (others: any)
     "cli": lambda name: name not in COMFYUI,
     "api": lambda name: name not in COMFYUI,
     "engines": lambda name: name not in COMFYUI,
+    "queue": lambda name: name not in COMFYUI and name != "aiohttp",
     "comfy": lambda name: True,
 }
 FLOORS = (("entry", ("__init__.py", "__main__.py", "api.py")), ("hosts", ("comfy", "cli", "api")),
-          ("composition", ("host",)), ("adapters", ("server", "remote", "engines")), ("core", ("core",)))
+          ("composition", ("host",)), ("adapters", ("server", "remote", "engines", "queue")), ("core", ("core",)))
 
 
 def module_name(path: Path, root: Path = REPO) -> str:

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,10 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default="http://127.0.0.1:8188", help="ComfyUI's address (Atelier installed)")
     p.add_argument("--checkpoint", help="the checkpoint (replaces the file's)")
     p.add_argument("--tier", help="the tier of items that name none (replaces the file's)")
+    p.add_argument("--distributed", action="store_true",
+                   help="queue on the job queue of many workers (the database of ATELIER_DATABASE_URL or "
+                        "--database) instead of one ComfyUI; follows the batch from the database")
+    p.add_argument("--database", help="the records' PostgreSQL (SQLAlchemy URL) for --distributed")
 
 
 def _batch(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
@@ -219,10 +223,102 @@ def _batch(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid("file", args.file, 'an object {"checkpoint": ..., "items": [...]}')
     body.update({k: v for k, v in (("checkpoint", args.checkpoint), ("tier", args.tier)) if v})
+    if args.distributed:
+        body["distributed"] = True
+        queued = Atelier(replace(atelier.settings, database_url=args.database or atelier.settings.database_url))
+        return asyncio.run(_follow_batch(queued, body, None if args.json else printers.batch_progress))
     from ..host import wiring  # aiohttp: only the commands that talk HTTP load it
 
     client = wiring.comfyui(args.server)
     return asyncio.run(client.batch(body, None if args.json else printers.batch_progress))
+
+
+async def _follow_batch(atelier: Atelier, body: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None,
+                        poll_s: float = 1.0) -> dict[str, Any]:
+    """Queue a batch on the job queue and follow it in the database until every item has ended."""
+    report = await atelier.batches.create("default", body)
+    seen = -1
+    while report["progress"]["done"] < report["progress"]["total"]:
+        if progress and report["progress"]["done"] != seen:
+            seen = report["progress"]["done"]
+            progress(report)
+        await asyncio.sleep(poll_s)
+        report = await atelier.batches.get("default", report["id"])
+    return dict(report)
+
+
+# --- scale-out ---------------------------------------------------------------------------------------
+def _worker_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--comfy", required=True, help="this worker's ComfyUI (http://HOST:PORT); one worker per ComfyUI")
+    p.add_argument("--database", help="the records' and the queue's PostgreSQL (SQLAlchemy URL; default "
+                                      "ATELIER_DATABASE_URL)")
+    p.add_argument("--shared", help="where the images are copied (default ATELIER_SHARED_OUTPUT, else "
+                                    "ATELIER_HOME/output/atelier/shared)")
+    p.add_argument("--name", help="the worker's name (default HOST/COMFY-ADDRESS)")
+    p.add_argument("--concurrency", type=int, default=2, help="jobs held at once: 2 = one running in ComfyUI, one "
+                                                                "waiting there")
+    p.add_argument("--heartbeat-s", type=float, default=5.0, help="seconds between heartbeats")
+    p.add_argument("--stalled-after-s", type=float, help="a worker silent this long is dead and its jobs run "
+                                                         "elsewhere (default ATELIER_STALLED_AFTER_S, 20)")
+    p.add_argument("--poll-s", type=float, default=1.0, help="how often ComfyUI's history is read while a job "
+                                                              "runs quietly")
+
+
+def _database(args: argparse.Namespace, atelier: Atelier) -> str:
+    url = args.database or atelier.settings.database_url
+    if not url or not url.startswith("postgresql"):
+        raise invalid("--database", url, "a PostgreSQL URL (postgresql+psycopg://user@host/db), or "
+                                         "ATELIER_DATABASE_URL")
+    return str(url)
+
+
+def _worker(args: argparse.Namespace, atelier: Atelier) -> None:
+    """Serve jobs until Ctrl+C (or SIGTERM)."""
+    import signal
+
+    from ..host.worker import WorkerOptions, run_worker
+
+    if not 1 <= args.concurrency <= 8:
+        raise invalid("--concurrency", args.concurrency, "1-8")
+    if not 0.1 <= args.heartbeat_s <= 60:
+        raise invalid("--heartbeat-s", args.heartbeat_s, "0.1-60 seconds")
+    stalled = args.stalled_after_s or atelier.settings.stalled_after_s
+    if not args.heartbeat_s * 2 <= stalled <= 3600:
+        raise invalid("--stalled-after-s", stalled, "at least twice --heartbeat-s, at most 3600 seconds")
+    options = WorkerOptions(comfy_url=args.comfy, database_url=_database(args, atelier),
+                            shared_dir=Path(args.shared) if args.shared else atelier.settings.shared_dir,
+                            name=args.name, concurrency=args.concurrency, heartbeat_s=args.heartbeat_s,
+                            stalled_after_s=stalled, poll_s=args.poll_s)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"Atelier worker {options.worker_name}: ComfyUI {options.public_comfy}, images to "
+              f"{options.shared_dir} (Ctrl+C stops)", flush=True)
+        await run_worker(options, stop)
+
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)  # its INFO lines repeat each job's whole graph
+    asyncio.run(serve())
+
+
+def _workers_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database", help="the records' and the queue's PostgreSQL (default ATELIER_DATABASE_URL)")
+
+
+def _workers(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    queued = Atelier(replace(atelier.settings, database_url=_database(args, atelier)))
+
+    async def read() -> dict[str, Any]:
+        try:
+            return await queued.distributed.workers()
+        finally:
+            await queued.distributed.queue.close()
+    return asyncio.run(read())
 
 
 # --- the main job ----------------------------------------------------------------------------------
@@ -433,6 +529,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("batch", "queue a batch of prompts, each at its own tier and count, on a running ComfyUI; follow it "
                      "and print each item's time and best score, and a summary per tier", _batch_arguments, _batch,
             printers.batch),
+    Command("worker", "serve jobs of the job queue on one ComfyUI (scale-out: one worker per ComfyUI, all on one "
+                      "PostgreSQL)", _worker_arguments, _worker),
+    Command("workers", "list the scale-out workers (state, ComfyUI, last heartbeat, current job, jobs done, "
+                       "failures) and the job queue", _workers_arguments, _workers, printers.workers),
     Command("curate", "the main job on embedded defaults: a storyboard enhanced, generated (Atelier's demo "
                       "renderer), scored, chained; manifest + HTML report", _curate_arguments, _curate,
             printers.curated),

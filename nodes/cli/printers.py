@@ -164,8 +164,10 @@ def batch(report: dict[str, Any]) -> None:
         time_s = f"{item['time_s']:.1f}s" if item["time_s"] is not None else "-"
         expected = f"~{item['expected_s']:.1f}s" if item.get("expected_s") is not None else "-"
         best = f"{item['best_score']:.1f}" if item["best_score"] is not None else "-"
+        job = item.get("job") or {}
+        worker = f"  [{job['worker']}, try {job['attempts']}]" if job.get("worker") else ""
         print(f"  {item['index']:>3} {item['tier']:<10} {item['count']:>5} {item['status']:<10} {time_s:>8} "
-              f"{expected:>9} {best:>6}  {item['prompt'][:60]}")
+              f"{expected:>9} {best:>6}  {item['prompt'][:60]}{worker}")
         if item.get("error"):
             print(f"      error: {item['error'][:300]}")
     print("summary per tier:")
@@ -174,6 +176,20 @@ def batch(report: dict[str, Any]) -> None:
         mean = f"{entry['mean_best_score']:.1f}" if entry["mean_best_score"] is not None else "-"
         print(f"  {tier:<10} {entry['completed']}/{entry['items']} completed, median time {median}, "
               f"mean best score {mean}")
+
+
+def workers(report: dict[str, Any]) -> None:
+    """The scale-out workers and the job queue."""
+    rows = report["workers"]
+    print(f"{len(rows)} worker(s); a worker silent for {report['stale_after_s']:g} s is lost")
+    print(f"  {'name':<36} {'state':<20} {'heartbeat':>10} {'done':>5} {'failed':>6}  {'current job':<32} comfyui")
+    for w in rows:
+        print(f"  {w['name'][:36]:<36} {w['state']:<20} {w['seconds_since_heartbeat']:>9.1f}s {w['jobs_done']:>5} "
+              f"{w['failures']:>6}  {(w['current_job'] or '-'):<32} {w['comfy_url']}")
+        if w["message"] and w["state"] != "ready":
+            print(f"      {w['message'][:300]}")
+    queue = report["queue"]
+    print("queue: " + (", ".join(f"{k} {v}" for k, v in sorted(queue.items())) or "empty"))
 
 
 def progress_bar(event: str, data: dict[str, Any]) -> None:

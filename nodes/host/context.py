@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported 
     from ..core.records.comfy import ComfyUI
     from ..core.records.follower import HistoryFollower
     from ..core.records.service import RecordService
+    from ..core.scaleout.service import DistributedSubmitter
     from ..core.scoring.models import ModelManager
     from ..core.scoring.registry import Scorers
     from ..core.storyboard.batches import BatchService
@@ -111,14 +112,16 @@ class Atelier:
     def pipelines(self) -> PipelineService:
         from ..core.storyboard.service import PipelineService
 
-        return self._once("pipelines", lambda: PipelineService(self.records, self.settings.output_dir,
-                                                               self.quality))
+        return self._once("pipelines", lambda: PipelineService(
+            self.records, self.settings.output_dir, self.quality, lambda: self.distributed,
+            self.settings.distributed))
 
     @property
     def batches(self) -> BatchService:
         from ..core.storyboard.batches import BatchService
 
-        return self._once("batches", lambda: BatchService(self.records, self.quality))
+        return self._once("batches", lambda: BatchService(self.records, self.quality, lambda: self.distributed,
+                                                          self.settings.distributed))
 
     @property
     def storyboards(self) -> StoryboardLibrary:
@@ -188,6 +191,28 @@ class Atelier:
         return self._once("intelligence", lambda: IntelligenceService(
             self.quality, self.loras, ratings, similarity, header_of=self.checkpoint_header, enhance=self.enhance,
             priors_of=priors, tier_of=tier))
+
+    @property
+    def distributed(self) -> DistributedSubmitter:
+        """Scale-out: submission to the job queue in the records' PostgreSQL (503 naming what is missing when
+        the records are not in PostgreSQL or the scale extra is not installed)."""
+        from ..core.base.errors import Unavailable
+        from ..core.scaleout.service import DistributedSubmitter
+        from ..core.scaleout.store import ScaleStore
+
+        def make() -> DistributedSubmitter:
+            url = self.settings.database_url or ""
+            if not url.startswith("postgresql"):
+                raise Unavailable("scale-out needs the records in PostgreSQL: set ATELIER_DATABASE_URL="
+                                  "postgresql+psycopg://...", field="distributed", value=True)
+            try:
+                from ..queue.procrastinate_queue import ProcrastinateQueue
+            except ImportError:
+                raise Unavailable('scale-out needs the scale extra: pip install "atelier[scale]"',
+                                  field="distributed", value=True) from None
+            return DistributedSubmitter(self.records, ScaleStore(self.records.store), ProcrastinateQueue(url),
+                                        self.settings.stalled_after_s)
+        return self._once("distributed", make)
 
     @property
     def learning(self) -> LearningService:

@@ -7,7 +7,9 @@ scorer models in its model folders. Outside it (``atelier serve``, the CLI): ``A
 
 Environment variables are read here, and only here: ``ATELIER_HOME``, ``ATELIER_DATABASE_URL``,
 ``ATELIER_GPU_HOURLY_USD``, ``ATELIER_LLM_CONFIG``, ``ATELIER_TRUSTED_USER_HEADER``, ``ATELIER_DEVICE``,
-``ATELIER_LORAS`` (LoRA folders outside ComfyUI, separated like PATH), ``HF_HUB_CACHE``/``HF_HOME``.
+``ATELIER_LORAS`` (LoRA folders outside ComfyUI, separated like PATH), ``HF_HUB_CACHE``/``HF_HOME``;
+for scale-out ``ATELIER_DISTRIBUTED`` (1: pipelines and batches go to the job queue unless a request says
+otherwise), ``ATELIER_SHARED_OUTPUT`` (where workers put the images) and ``ATELIER_STALLED_AFTER_S``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ class Settings:
     llm_config: Path | None = None   # None: data_dir/llm.json
     trusted_user_header: str | None = None  # a header a trusted reverse proxy sets to the user's name
     lora_folders: tuple[Path, ...] = ()  # ComfyUI's loras folders (extra_model_paths too), or ATELIER_LORAS
+    distributed: bool = False          # scale-out: pipelines and batches go to the job queue by default
+    shared_output: Path | None = None  # scale-out: where workers put the images (None: output_dir/atelier/shared)
+    stalled_after_s: float = 20.0      # scale-out: a worker silent this long is dead; its jobs run elsewhere
+
+    @property
+    def shared_dir(self) -> Path:
+        return self.shared_output or self.output_dir / "atelier" / "shared"
 
     @property
     def llm_config_file(self) -> Path:
@@ -87,6 +96,9 @@ class FromEnvironment(TypedDict):
     usd_per_gpu_hour: float | None
     llm_config: Path | None
     trusted_user_header: str | None
+    distributed: bool
+    shared_output: Path | None
+    stalled_after_s: float
 
 
 def from_environment(env: Mapping[str, str]) -> FromEnvironment:
@@ -96,7 +108,18 @@ def from_environment(env: Mapping[str, str]) -> FromEnvironment:
         usd = float(rate) if rate else None
     except ValueError:
         raise invalid("ATELIER_GPU_HOURLY_USD", rate, "a number of US dollars per GPU hour") from None
+    distributed = env.get("ATELIER_DISTRIBUTED", "0").strip().lower()
+    if distributed not in ("0", "1", "true", "false", ""):
+        raise invalid("ATELIER_DISTRIBUTED", distributed, "1 or 0")
+    try:
+        stalled = float(env.get("ATELIER_STALLED_AFTER_S") or 20.0)
+    except ValueError:
+        stalled = -1.0
+    if not 2.0 <= stalled <= 3600.0:
+        raise invalid("ATELIER_STALLED_AFTER_S", env.get("ATELIER_STALLED_AFTER_S"), "seconds, 2-3600")
     return {"database_url": env.get("ATELIER_DATABASE_URL") or None, "usd_per_gpu_hour": usd,
+            "distributed": distributed in ("1", "true"), "stalled_after_s": stalled,
+            "shared_output": Path(env["ATELIER_SHARED_OUTPUT"]) if env.get("ATELIER_SHARED_OUTPUT") else None,
             "trusted_user_header": env.get("ATELIER_TRUSTED_USER_HEADER") or None,
             "llm_config": Path(env["ATELIER_LLM_CONFIG"]) if env.get("ATELIER_LLM_CONFIG") else None}
 

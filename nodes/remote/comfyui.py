@@ -22,6 +22,7 @@ import aiohttp
 from ..core.base.errors import AtelierError, Unavailable
 from ..core.base.files import atomic_write_bytes
 from ..core.records.service import QueueError
+from ..core.scaleout.runner import DeadlineExceeded
 from ..core.storyboard.pipelines import load_workflow, use_checkpoint
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -39,6 +40,7 @@ class ComfyClient:
         self.timeout_s = timeout_s
         self.ssl: ssl.SSLContext | bool = True if verify_tls else False
         self.client_id = f"atelier-{uuid.uuid4().hex[:12]}"
+        self.poll_s = 1.0  # how often ``wait`` looks at the history when the websocket is quiet
 
     def _session(self, total: float | None = None) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=total or self.timeout_s, sock_connect=10)
@@ -130,6 +132,88 @@ class ComfyClient:
         """``completed`` or ``failed`` once the history says so, else None."""
         status = ((await self.history(prompt_id)) or {}).get("status") or {}
         return ENDED.get(str(status.get("status_str")))
+
+    # --- one prompt to its end, for a scale-out worker ----------------------------------------
+    async def wait(self, prompt_id: str, deadline_s: float, progress: Callable[[float], None] | None = None,
+                   poll_s: float | None = None, misses: int = 3) -> dict[str, Any]:
+        """The prompt's history entry once it has finished. Progress (0-1) comes from the websocket; the end
+        comes from ``/history``, looked at after every end-like event and every quiet ``poll_s``. A prompt
+        that ComfyUI no longer has anywhere (it restarted), or ``misses`` failed looks in a row, is
+        Unavailable; past ``deadline_s`` it is DeadlineExceeded."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s
+        poll_s = poll_s or self.poll_s
+        ws: Any = None
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        failures = looks = 0
+        try:
+            try:
+                ws = await session.ws_connect(self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}",
+                                              heartbeat=30, ssl=self.ssl, timeout=aiohttp.ClientWSTimeout(ws_close=5))
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                ws = None  # the history alone will do
+            while True:
+                if loop.time() > deadline:
+                    raise DeadlineExceeded(f"prompt {prompt_id} did not finish within {deadline_s:g} s",
+                                           field="deadline_s", value=deadline_s)
+                look = await self._next_event(ws, prompt_id, poll_s, progress)
+                if look is None:  # the websocket closed: poll from now on
+                    ws = None
+                    continue
+                if not look:
+                    continue
+                looks += 1
+                try:
+                    item = await self.history(prompt_id)
+                    if item is not None and (item.get("status") or {}).get("status_str") in ("success", "error"):
+                        return item
+                    if looks % 5 == 0 and item is None:
+                        running, pending = await self.queue_ids()
+                        if prompt_id not in running and prompt_id not in pending:
+                            raise Unavailable(f"ComfyUI at {self.url} no longer has prompt {prompt_id} (restarted?)",
+                                              field="server", value=self.url)
+                    failures = 0
+                except Unavailable:
+                    failures += 1
+                    if failures >= misses:
+                        raise
+                    await asyncio.sleep(poll_s)
+        finally:
+            if ws is not None:
+                await ws.close()
+            await session.close()
+
+    async def _next_event(self, ws: Any, prompt_id: str, poll_s: float,
+                          progress: Callable[[float], None] | None) -> bool | None:
+        """True: look at the history now (an end-like event, or ``poll_s`` of quiet); False: an event that
+        changes nothing; None: the websocket is gone."""
+        if ws is None:
+            await asyncio.sleep(poll_s)
+            return True
+        try:
+            message = await ws.receive(timeout=poll_s)
+        except asyncio.TimeoutError:
+            return True
+        if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE,
+                            aiohttp.WSMsgType.CLOSING):
+            return None
+        if message.type != aiohttp.WSMsgType.TEXT:
+            return False
+        try:
+            event = json.loads(message.data)
+        except ValueError:
+            return False
+        kind, data = event.get("type"), event.get("data") or {}
+        if not isinstance(data, dict) or data.get("prompt_id") != prompt_id:
+            return False
+        if kind == "progress" and progress is not None:
+            try:
+                progress(float(data["value"]) / max(1.0, float(data["max"])))
+            except (KeyError, TypeError, ValueError):
+                pass
+            return False
+        return kind in ("execution_success", "execution_error", "execution_interrupted") or (
+            kind == "executing" and data.get("node") is None)
 
     # --- a whole run, for the command line ----------------------------------------------------
     async def run(self, target: str, body: dict[str, Any], out_dir: Path, progress: Progress | None = None,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..core.learning.service import LearningService
     from ..core.quality.service import QualityService
     from ..core.records.service import RecordService
+    from ..core.scaleout.service import DistributedSubmitter
     from ..core.scoring.registry import Scorers
     from ..core.social.service import SocialService
     from ..core.storyboard.batches import BatchService
@@ -58,6 +59,8 @@ class Services(Protocol):
     def learning(self) -> LearningService: ...
     @property
     def scorers(self) -> Scorers: ...
+    @property
+    def distributed(self) -> DistributedSubmitter: ...
 
 
 def header_user(request: web.Request) -> str:

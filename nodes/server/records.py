@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-from ..core.base.errors import invalid
+from ..core.base.errors import Unavailable, invalid
 from ..core.records.tier_value import tier_value
 from ..core.records.why import why
 from .http import Mount, Services, answer, blocking, json_body
@@ -37,7 +37,14 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     @mount.post("/generations/{record_id}/cancel")
     async def cancel_generation(request: web.Request) -> web.Response:
         """Removes the record's prompt from ComfyUI's queue, or interrupts it when it is running."""
-        record = await ctx.records.submitter.cancel(request.match_info["record_id"], mount.user(request))
+        record_id, user = request.match_info["record_id"], mount.user(request)
+        try:
+            queue = ctx.distributed
+        except Unavailable:  # no job queue here: every record is this server's ComfyUI's
+            queue = None
+        if queue is not None and await blocking(queue.owns, record_id):
+            return answer((await queue.cancel(record_id, user)).to_dict())
+        record = await ctx.records.submitter.cancel(record_id, user)
         return answer(record.to_dict())
 
     @mount.get("/generations/tiers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STATUSES = ("pending", "queued", "running", "completed", "failed", "cancelled")
@@ -79,3 +79,45 @@ class PromptVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     template: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class Worker(Base):
+    """A scale-out worker: one per ComfyUI (``comfy_url``, credentials removed), with its heartbeat and counts."""
+
+    __tablename__ = "atelier_workers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    comfy_url: Mapped[str] = mapped_column(String(512))
+    host: Mapped[str] = mapped_column(String(256), default="")
+    queue_worker_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    state: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[float] = mapped_column(Float)
+    last_heartbeat: Mapped[float] = mapped_column(Float)
+    current_job: Mapped[str | None] = mapped_column(String(32), nullable=True)  # a record id
+    jobs_done: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Job(Base):
+    """A queued generation (one per record, named by the record's id) and what became of it: its worker, its
+    ComfyUI, its times. ``group_id`` and ``position``: the batch or storyboard it belongs to, and its place there;
+    ``queue_job_id``: the queue's own id."""
+
+    __tablename__ = "atelier_jobs"
+
+    record_id: Mapped[str] = mapped_column(ForeignKey("atelier_records.id", ondelete="CASCADE"), primary_key=True)
+    queue_job_id: Mapped[int | None] = mapped_column(BigInteger, index=True, nullable=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    group_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    comfy_url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float | None] = mapped_column(Float, nullable=True)  # 0-1, from ComfyUI's progress events
+    enqueued_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

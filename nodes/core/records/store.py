@@ -392,8 +392,10 @@ class RecordStore:
             return list(s.scalars(select(Record.id).where(Record.comfy_prompt_id == comfy_prompt_id)
                                   .where(Record.status.in_(("pending", "queued", "running")))))
 
-    def finish_from_history(self, comfy_prompt_id: str, item: dict[str, Any]) -> list[str]:
-        """Completes or fails the open records of a finished prompt from its history entry."""
+    def finish_from_history(self, comfy_prompt_id: str, item: dict[str, Any],
+                            extra_outputs: dict[str, Any] | None = None) -> list[str]:
+        """Completes or fails the open records of a finished prompt from its history entry (``extra_outputs``:
+        added to the outputs, e.g. a scale-out worker's copies of the images)."""
         status = (item.get("status") or {}).get("status_str")
         if status not in ("success", "error"):
             return []
@@ -416,7 +418,8 @@ class RecordStore:
             finished = finished or _event_time(messages, kind)
         done = []
         for record_id in self.open_for_prompt(comfy_prompt_id):
-            fields: dict[str, Any] = {"outputs": outputs, "started_at": started, "finished_at": finished}
+            fields: dict[str, Any] = {"outputs": {**outputs, **(extra_outputs or {})}, "started_at": started,
+                                      "finished_at": finished}
             if scores:
                 fields["scores"] = scores
             if error:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,8 +25,12 @@ from ..records.record import GenerationRecord
 from ..records.service import QueueError, RecordService
 from .library import DEFAULT_OWNER
 from .pipelines import PipelineRun, best_of_n_graph
+from .service import job_queue
 
-MAX_ITEMS = 64
+if TYPE_CHECKING:
+    from ..scaleout.service import DistributedSubmitter
+
+MAX_ITEMS = 256  # a studio batch; each item is one prompt (one job when distributed)
 OPEN = ("pending", "queued", "running")
 
 
@@ -52,6 +57,7 @@ class BatchRequest(BaseModel):
     scorers: Annotated[str, Field(max_length=200)] = "auto"
     enhance: bool = True
     seed: Annotated[int, Field(ge=0, le=2**48)] = 0
+    distributed: bool | None = None  # None: the server's setting; true: the job queue of many workers
 
     @classmethod
     def parse(cls, data: Any) -> BatchRequest:
@@ -59,9 +65,16 @@ class BatchRequest(BaseModel):
 
 
 class BatchService:
-    def __init__(self, records: RecordService, quality: QualityService) -> None:
+    """``distributed``: the job queue's submitter, made on first use (scale-out), and whether batches go there
+    by default."""
+
+    def __init__(self, records: RecordService, quality: QualityService,
+                 distributed: Callable[[], DistributedSubmitter] | None = None,
+                 distributed_default: bool = False) -> None:
         self.records = records
         self.quality = quality
+        self.distributed = distributed
+        self.distributed_default = distributed_default
 
     def _runs(self, user: str, request: BatchRequest) -> list[tuple[PipelineRun, str, float]]:
         """Each item's run (its tier checked for ``user``), the tier the graph names, and its estimate."""
@@ -80,34 +93,35 @@ class BatchService:
         return out
 
     async def create(self, user: str, body: Any) -> dict[str, Any]:
-        """Record the batch and queue every item (a refused item is recorded failed; the others go on)."""
+        """Record the batch and queue every item (a refused item is recorded failed; the others go on). On the
+        job queue (``distributed``) the items are queued in one transaction and spread over the workers."""
         request = BatchRequest.parse(body)
         runs = self._runs(user, request)  # every item is checked before anything is queued
-        submitter = self.records.submitter
-        if submitter.comfy is None:
-            raise Unavailable("this Atelier server has no ComfyUI queue: run batches on a ComfyUI server",
-                              field="items", value=len(request.items))
+        distributed = self.distributed_default if request.distributed is None else request.distributed
+        dispatcher = job_queue(self.distributed) if distributed else None
+        if dispatcher is None and self.records.submitter.comfy is None:
+            raise Unavailable("this Atelier server has no ComfyUI queue: run batches on a ComfyUI server, or with "
+                              '"distributed": true on the job queue', field="items", value=len(request.items))
         batch = await asyncio.to_thread(self.records.create, user, {
             "operation_type": "batch", "workspace": "batches", "prompt": request.items[0].prompt,
-            "parameters": {"checkpoint": request.checkpoint, "items": [
+            "parameters": {"checkpoint": request.checkpoint, "distributed": dispatcher is not None, "items": [
                 {"prompt": r.prompt, "tier": tier, "count": r.variations, "expected_s": round(expected, 2)}
                 for r, tier, expected in runs]}}, status="running")
         item_ids: list[str] = []
+        configs = [_item_config(batch.id, index, run, tier, expected)
+                   for index, (run, tier, expected) in enumerate(runs)]
         try:
-            await self._queue(user, batch.id, runs, item_ids)
+            if dispatcher is not None:
+                item_ids += [r.id for r in await dispatcher.submit_many(user, configs, group_id=batch.id)]
+            else:
+                await self._queue(user, configs, item_ids)
         finally:  # whatever was queued belongs to the batch, even when ComfyUI went away midway
             self.records.store.set_status(batch.id, "running", outputs={"items": item_ids})
         return await self.get(user, batch.id)
 
-    async def _queue(self, user: str, batch_id: str, runs: list[tuple[PipelineRun, str, float]],
-                     item_ids: list[str]) -> None:
+    async def _queue(self, user: str, configs: list[dict[str, Any]], item_ids: list[str]) -> None:
         submitter = self.records.submitter
-        for index, (run, tier, expected) in enumerate(runs):
-            config = {"operation_type": "batch_item", "workspace": "batches", "prompt": run.prompt,
-                      "parameters": {"batch": batch_id, "index": index, "tier": tier, "count": run.variations,
-                                     "checkpoint": run.checkpoint,
-                                     "expected_s": round(expected, 2), "quality": {"preset": tier}},
-                      "graph": best_of_n_graph(run)}
+        for config in configs:
             try:
                 item_ids.append((await submitter.submit(user, config)).id)
             except QueueError as exc:  # recorded failed with ComfyUI's reason; the other items go on
@@ -126,6 +140,12 @@ class BatchService:
             raise NotFound(f"no batch {batch_id!r}", field="id", value=batch_id)
         items = [store.get(i, user) for i in batch.outputs.get("items", [])]
         rows = [_row(record) for record in items]
+        if batch.parameters.get("distributed") and self.distributed is not None:
+            jobs = {j["id"]: j for j in self.distributed().store.jobs(user, group_id=batch.id, limit=MAX_ITEMS)}
+            for row in rows:
+                job = jobs.get(row["record_id"])
+                row["job"] = {k: job[k] for k in ("state", "worker", "attempts", "progress", "enqueued_at",
+                                                  "started_at", "finished_at", "error")} if job else None
         done = [r for r in rows if r["status"] not in OPEN]
         status = batch.status
         if len(done) == len(rows) and status in OPEN:
@@ -134,6 +154,14 @@ class BatchService:
             store.set_status(batch.id, status, error="some items did not complete" if failed else None)
         return {"id": batch.id, "status": status, "created_at": batch.created_at,
                 "progress": {"done": len(done), "total": len(rows)}, "items": rows, "summary": _summary(rows)}
+
+
+def _item_config(batch_id: str, index: int, run: PipelineRun, tier: str, expected: float) -> dict[str, Any]:
+    return {"operation_type": "batch_item", "workspace": "batches", "prompt": run.prompt,
+            "parameters": {"batch": batch_id, "index": index, "tier": tier, "count": run.variations,
+                           "checkpoint": run.checkpoint, "expected_s": round(expected, 2),
+                           "quality": {"preset": tier}},
+            "graph": best_of_n_graph(run)}
 
 
 def _row(record: GenerationRecord) -> dict[str, Any]:

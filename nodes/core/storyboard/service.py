@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base.errors import NotFound, Unavailable, invalid
 from ..quality.pipelines import PipelinePlan
 from ..quality.service import QualityService
 from ..records.hashing import canonical, repro_hash
 from ..records.record import GenerationRecord
-from ..records.service import RecordService
+from ..records.service import RecordService, Submitter
 from .library import DEFAULT_OWNER as DEFAULT_USER
 from .library import owner_of
 from .pipelines import Graph, PipelineRun, comparison_graph, compile_pipeline, plan_run
+
+if TYPE_CHECKING:
+    from ..scaleout.service import DistributedSubmitter
 
 COMPARISON_FIELDS = ("prompt", "checkpoint", "model_family", "negative", "width", "height", "seed")
 
@@ -41,13 +45,46 @@ def plan_record(plan: PipelinePlan) -> dict[str, Any]:
             "skipped": [s.id for s in plan.skipped], "totals": plan.totals()}
 
 
-class PipelineService:
-    """``output_dir``: ComfyUI's output folder (where Storyboard Save writes under atelier/storyboards)."""
+def wants_distributed(body: Any, default: bool) -> bool:
+    """A request's ``distributed`` (taken out of ``body``), else the server's setting."""
+    value = body.pop("distributed", None) if isinstance(body, dict) else None
+    if value is not None and not isinstance(value, bool):
+        raise invalid("distributed", value, "true (the job queue of many workers) or false (this server's ComfyUI)")
+    return default if value is None else value
 
-    def __init__(self, records: RecordService, output_dir: Path, quality: QualityService) -> None:
+
+def job_queue(make: Callable[[], DistributedSubmitter] | None) -> DistributedSubmitter:
+    """The job queue's submitter; a server without one refuses ``distributed`` naming what it lacks."""
+    try:
+        if make is None:
+            raise Unavailable("this Atelier has no job queue", field="distributed", value=True)
+        return make()
+    except Unavailable as exc:
+        raise invalid("distributed", True, "false on this server", exc.message) from None
+
+
+class PipelineService:
+    """``output_dir``: ComfyUI's output folder (where Storyboard Save writes under atelier/storyboards);
+    ``distributed``: the job queue's submitter, made on first use (scale-out), and whether runs go there by
+    default."""
+
+    def __init__(self, records: RecordService, output_dir: Path, quality: QualityService,
+                 distributed: Callable[[], DistributedSubmitter] | None = None,
+                 distributed_default: bool = False) -> None:
         self.records = records
         self.output_dir = output_dir
         self.quality = quality
+        self.distributed = distributed
+        self.distributed_default = distributed_default
+
+    def submitter(self, distributed: bool, field: str, value: Any) -> Submitter | DistributedSubmitter:
+        """This server's ComfyUI queue, or the job queue when the request (or the server) says distributed."""
+        if distributed:
+            return job_queue(self.distributed)
+        if self.records.comfy is None:
+            raise Unavailable("this Atelier server has no ComfyUI queue: run on a ComfyUI server, or with "
+                              '"distributed": true on the job queue', field=field, value=value)
+        return self.records.submitter
 
     def plan(self, user: str, name: str, body: Any) -> tuple[PipelineRun, PipelinePlan, Graph]:
         """A run's plan at the user's tier (built-in or their custom preset) and the graph compiled from it."""
@@ -61,22 +98,22 @@ class PipelineService:
         client_id = body.pop("client_id", None) if isinstance(body, dict) else None
         if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 128):
             raise invalid("client_id", client_id, "a websocket client id of 1-128 characters")
+        distributed = wants_distributed(body, self.distributed_default)
         run, plan, graph = self.plan(user, name, body)
+        submitter = self.submitter(distributed, "name", name)
         preset = plan.preset
         for node in graph.values():
             if node["class_type"] == "AtelierQualityPreset" and not preset.builtin and user != DEFAULT_USER:
                 node["inputs"]["tier"] = f"{user}/{preset.id}"  # the node reads other users' presets so
             if node["class_type"] == "AtelierFrameChain":
                 node["inputs"]["owner"] = user  # the storyboard and its record are the user's
-        if self.records.comfy is None:
-            raise Unavailable("this Atelier server has no ComfyUI queue: run pipelines on a ComfyUI server",
-                              field="name", value=name)
-        record = await self.records.submitter.submit(user, {
+        record = await submitter.submit(user, {
             "operation_type": name, "workspace": "pipelines", "prompt": run.prompt or run.storyboard[:20000],
             "parameters": {"run": run.model_dump(), "quality": {"preset": run.tier},
                            "plan": plan_record(plan)}, "graph": graph}, client_id)
         return {"prompt_id": record.comfy_prompt_id, "record_id": record.id, "pipeline": name,
-                "tier": run.tier, "nodes": len(graph), "graph": graph, "plan": plan.to_dict()}
+                "tier": run.tier, "nodes": len(graph), "graph": graph, "plan": plan.to_dict(),
+                "distributed": submitter is not self.records.submitter}
 
     async def comparison(self, user: str, body: Any) -> dict[str, Any]:
         """Render the tier comparison (the four built-in tiers, one prompt and seed, a labelled grid) for a prompt
