@@ -61,6 +61,12 @@ class Atelier:
                 self._made[name] = make()
             return self._made[name]  # type: ignore[no-any-return]
 
+    async def aclose(self) -> None:
+        """Let go of what holds connections on the event loop (the job queue's pool), when it was made."""
+        queue = self._made.get("distributed")
+        if queue is not None:
+            await queue.queue.close()
+
     @property
     def comfy(self) -> ComfyUI | None:
         """The ComfyUI generations are queued on and followed (None: a server without one)."""

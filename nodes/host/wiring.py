@@ -36,7 +36,13 @@ def mount_routes(table: Any, atelier: Atelier, user_of: UserResolver) -> int:
 def app(atelier: Atelier, user_of: UserResolver = header_user) -> web.Application:
     """The standalone server's aiohttp application (``serve``; tests and benchmarks serve it themselves)."""
     resolver, authenticated = users(atelier, user_of)
-    return standalone_app(atelier, resolver, authenticated=authenticated)
+    served = standalone_app(atelier, resolver, authenticated=authenticated)
+
+    async def close(_: web.Application) -> None:
+        await atelier.aclose()
+
+    served.on_cleanup.append(close)
+    return served
 
 
 def serve(atelier: Atelier, host: str, port: int, user_of: UserResolver = header_user,

@@ -11,6 +11,7 @@ from aiohttp import web
 from ..core.base.errors import Unavailable, invalid
 from ..core.records.tier_value import tier_value
 from ..core.records.why import why
+from ..core.scaleout.service import job_queue
 from .http import Mount, Services, answer, blocking, json_body
 
 WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only ("²".isdigit() is True)
@@ -30,8 +31,14 @@ def add_routes(mount: Mount, ctx: Services) -> None:
 
     @mount.post("/generations")
     async def submit_generation(request: web.Request) -> web.Response:
-        """A generation config (+ an API-format ``graph``): validated, recorded, put on ComfyUI's queue."""
-        record = await ctx.records.submitter.submit(mount.user(request), await json_body(request))
+        """A generation config (+ an API-format ``graph``): validated, recorded, put on ComfyUI's queue (or, with
+        ``"distributed": true``, on the job queue of many workers)."""
+        body = await json_body(request)
+        distributed = body.pop("distributed", None) if isinstance(body, dict) else None
+        if distributed not in (None, True, False):
+            raise invalid("distributed", distributed, "true (the job queue of many workers) or false")
+        submitter = job_queue(lambda: ctx.distributed) if distributed else ctx.records.submitter
+        record = await submitter.submit(mount.user(request), body)
         return answer(record.to_dict(), status=201)
 
     @mount.post("/generations/{record_id}/cancel")

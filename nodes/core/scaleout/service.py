@@ -10,6 +10,7 @@ reason and nothing is half-queued.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ..base.errors import Conflict, Unavailable, invalid
@@ -18,7 +19,17 @@ from ..records.service import RecordService
 from .jobs import DEFAULT_DEADLINE_S, JobQueue, JobSpec, prompt_id_for
 from .store import ScaleStore
 
-KIND_OF = {"batch_item": "batch_item", "api_generation": "generation"}
+KIND_OF = {"batch_item": "batch_item", "api_generation": "generation", "storyboard_frame": "frame"}
+
+
+def job_queue(make: Callable[[], DistributedSubmitter] | None) -> DistributedSubmitter:
+    """The job queue's submitter; a server without one refuses ``distributed`` naming what it lacks (400)."""
+    try:
+        if make is None:
+            raise Unavailable("this Atelier has no job queue", field="distributed", value=True)
+        return make()
+    except Unavailable as exc:
+        raise invalid("distributed", True, "false on this server", exc.message) from None
 
 
 class DistributedSubmitter:

@@ -23,9 +23,9 @@ from ..quality import plan as planning
 from ..quality.service import QualityService
 from ..records.record import GenerationRecord
 from ..records.service import QueueError, RecordService
+from ..scaleout.service import job_queue
 from .library import DEFAULT_OWNER
 from .pipelines import PipelineRun, best_of_n_graph
-from .service import job_queue
 
 if TYPE_CHECKING:
     from ..scaleout.service import DistributedSubmitter

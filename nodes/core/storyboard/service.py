@@ -20,6 +20,7 @@ from ..quality.service import QualityService
 from ..records.hashing import canonical, repro_hash
 from ..records.record import GenerationRecord
 from ..records.service import RecordService, Submitter
+from ..scaleout.service import job_queue
 from .library import DEFAULT_OWNER as DEFAULT_USER
 from .library import owner_of
 from .pipelines import Graph, PipelineRun, comparison_graph, compile_pipeline, plan_run
@@ -51,16 +52,6 @@ def wants_distributed(body: Any, default: bool) -> bool:
     if value is not None and not isinstance(value, bool):
         raise invalid("distributed", value, "true (the job queue of many workers) or false (this server's ComfyUI)")
     return default if value is None else value
-
-
-def job_queue(make: Callable[[], DistributedSubmitter] | None) -> DistributedSubmitter:
-    """The job queue's submitter; a server without one refuses ``distributed`` naming what it lacks."""
-    try:
-        if make is None:
-            raise Unavailable("this Atelier has no job queue", field="distributed", value=True)
-        return make()
-    except Unavailable as exc:
-        raise invalid("distributed", True, "false on this server", exc.message) from None
 
 
 class PipelineService:

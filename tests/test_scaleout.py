@@ -1,0 +1,275 @@
+"""Scale-out on real parts: PostgreSQL (Debian's, started by the tests), real ``atelier worker`` processes, and
+fake ComfyUI processes (``fake_comfy.py``) that run prompts for a fixed time and fail on demand. Work is
+submitted through Atelier's routes on a real server, as a user would; workers and ComfyUIs are killed with
+SIGKILL mid-job. Every job must complete exactly once, with one record, in order where order matters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Client, serve_app
+from scaleout_harness import Cluster, cluster, graph, http_json, stats, wait_until
+
+if os.environ.get("ATELIER_CI") == "1":
+    import procrastinate  # noqa: F401  (CI installs the scale extra: missing is a failure, not a skip)
+else:
+    pytest.importorskip("procrastinate", reason='the scale extra: pip install "atelier[scale]"')
+
+from atelier.nodes.host import Atelier, Settings, wiring  # noqa: E402
+
+HEARTBEAT_S, STALLED_AFTER_S = 0.3, 1.5
+
+
+@pytest.fixture
+def database(postgres_admin: str) -> str:
+    from postgres import fresh_database
+
+    return fresh_database(postgres_admin)
+
+
+@pytest.fixture
+def nodes(database: str, tmp_path: Path) -> Iterator[Cluster]:
+    with cluster(database, tmp_path / "cluster") as made:
+        yield made
+
+
+@pytest.fixture
+def api(database: str, tmp_path: Path) -> Iterator[Client]:
+    """Atelier's routes on a real server whose records (and job queue) are in the test's PostgreSQL."""
+    yield from serve_app(wiring.app(Atelier(Settings.standalone(tmp_path / "server",
+                                                                {"ATELIER_DATABASE_URL": database}))))
+
+
+def submit(api: Client, n: int, user: str = "alice", **extra: Any) -> list[str]:
+    ids = []
+    for i in range(n):
+        status, body = api.post("/atelier/generations", {"operation_type": "txt2img", "prompt": f"a fox {i}",
+                                                         "parameters": {"i": i}, "graph": graph(i),
+                                                         "distributed": True, **extra},
+                                headers={"comfy-user": user})
+        assert status == 201, body
+        assert body["status"] == "queued" and body["comfy_prompt_id"]
+        ids.append(body["id"])
+    return ids
+
+
+def record(api: Client, record_id: str, user: str = "alice") -> dict[str, Any]:
+    status, body = api.get(f"/atelier/generations/{record_id}", headers={"comfy-user": user})
+    assert status == 200, body
+    return dict(body)
+
+
+def job(api: Client, record_id: str, user: str = "alice") -> dict[str, Any]:
+    status, body = api.get(f"/atelier/jobs/{record_id}", headers={"comfy-user": user})
+    assert status == 200, body
+    return dict(body)
+
+
+def all_done(api: Client, ids: list[str], timeout_s: float = 60) -> list[dict[str, Any]]:
+    wait_until(lambda: all(record(api, i)["status"] in ("completed", "failed", "cancelled") for i in ids),
+               timeout_s, f"{len(ids)} records to end")
+    return [record(api, i) for i in ids]
+
+
+def completions(*urls: str) -> dict[str, int]:
+    """How often each prompt id ran to success, over these fake ComfyUIs."""
+    out: dict[str, int] = {}
+    for url in urls:
+        for prompt_id, n in stats(url)["completed"].items():
+            out[prompt_id] = out.get(prompt_id, 0) + n
+    return out
+
+
+def test_jobs_spread_over_the_workers_run_once_and_land_in_shared_storage(nodes: Cluster, api: Client) -> None:
+    a, b = nodes.comfy(0.4), nodes.comfy(0.4)
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    nodes.worker(b.url, "wb", HEARTBEAT_S, STALLED_AFTER_S)
+    ids = submit(api, 8)
+    records = all_done(api, ids)
+    assert [r["status"] for r in records] == ["completed"] * 8
+    done = completions(a.url, b.url)
+    assert sorted(done) == sorted(r["comfy_prompt_id"] for r in records) and set(done.values()) == {1}
+    assert all(n == 1 for url in (a.url, b.url) for n in stats(url)["submitted"].values())
+    workers = {job(api, i)["worker"] for i in ids}
+    assert workers == {"wa", "wb"}  # both took work
+    for r in records:
+        (file,) = r["outputs"]["files"]
+        assert file.startswith(f"alice/{r['id']}/") and (nodes.shared / file).read_bytes()[:4] == b"\x89PNG"
+        assert r["started_at"] is not None and r["finished_at"] >= r["started_at"]  # ComfyUI's own times
+    status, listing = api.get("/atelier/workers")
+    assert status == 200 and listing["available"] is True
+    by_name = {w["name"]: w for w in listing["workers"]}
+    assert by_name["wa"]["jobs_done"] + by_name["wb"]["jobs_done"] == 8
+    assert {w["state"] for w in by_name.values()} == {"ready"} and by_name["wa"]["comfy_url"] == a.url
+    assert listing["queue"].get("succeeded") == 8
+    # every job is its user's: bob sees none of alice's
+    assert api.get(f"/atelier/jobs/{ids[0]}", headers={"comfy-user": "bob"})[0] == 404
+    assert api.get("/atelier/jobs", headers={"comfy-user": "bob"})[1]["jobs"] == []
+    assert len(api.get("/atelier/jobs", headers={"comfy-user": "alice"})[1]["jobs"]) == 8
+
+
+def test_a_second_worker_for_the_same_comfyui_is_refused(nodes: Cluster) -> None:
+    a = nodes.comfy(0.2)
+    nodes.worker(a.url, "first", HEARTBEAT_S, STALLED_AFTER_S)
+    second = nodes.worker(a.url, "second", HEARTBEAT_S, STALLED_AFTER_S, wait=False)
+    assert second.process.wait(60) == 2
+    assert "another worker already serves the ComfyUI at " + a.url in second.output()
+
+
+def test_a_worker_killed_mid_job_hands_it_over_and_it_completes_once(nodes: Cluster, api: Client) -> None:
+    """Three rounds: SIGKILL the worker running the job while its ComfyUI runs on. Another worker takes the job
+    within the stall limit, adopts the prompt where it runs, and the job completes once, with one record."""
+    a, b = nodes.comfy(2.0), nodes.comfy(2.0)
+    workers = {"wa": nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S, concurrency=1),
+               "wb": nodes.worker(b.url, "wb", HEARTBEAT_S, STALLED_AFTER_S, concurrency=1)}
+    urls = {"wa": a.url, "wb": b.url}
+    for round_ in range(3):
+        (one,) = submit(api, 1, parameters={"round": round_})
+        holder = wait_until(lambda i=one: job(api, i)["worker"] if job(api, i)["state"] == "running" else None,
+                            30, "a worker to take the job")
+        other = "wb" if holder == "wa" else "wa"
+        wait_until(lambda h=holder: stats(urls[h])["running"] is not None, 10, "the prompt to run")
+        workers[holder].kill()
+        killed = time.monotonic()
+        wait_until(lambda i=one, o=other: job(api, i)["worker"] == o, 30, "the other worker to take the job")
+        requeued_after = time.monotonic() - killed
+        (done,) = all_done(api, [one])
+        assert done["status"] == "completed", done
+        assert requeued_after < STALLED_AFTER_S + 4 * HEARTBEAT_S + 2.0, requeued_after
+        assert completions(a.url, b.url)[done["comfy_prompt_id"]] == 1  # adopted, not run again
+        assert job(api, one)["attempts"] == 2
+        workers[holder] = nodes.worker(urls[holder], holder, HEARTBEAT_S, STALLED_AFTER_S, concurrency=1)
+    status, page = api.get("/atelier/generations?limit=50", headers={"comfy-user": "alice"})
+    assert len(page["items"]) == 3  # one record per job, never a duplicate
+
+
+def test_a_comfyui_killed_mid_job_runs_the_job_once_more_elsewhere(nodes: Cluster, api: Client) -> None:
+    a, b = nodes.comfy(1.5), nodes.comfy(1.5)
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S, concurrency=1)
+    nodes.worker(b.url, "wb", HEARTBEAT_S, STALLED_AFTER_S, concurrency=1)
+    ids = submit(api, 2)
+    wait_until(lambda: stats(a.url)["running"] and stats(b.url)["running"], 20, "both ComfyUIs running a job")
+    on_a = stats(a.url)["running"]
+    a.kill()
+    records = all_done(api, ids, 60)
+    assert [r["status"] for r in records] == ["completed", "completed"]
+    moved = next(r for r in records if r["comfy_prompt_id"] == on_a)
+    assert job(api, moved["id"])["worker"] == "wb" and job(api, moved["id"])["attempts"] >= 2
+    assert stats(b.url)["completed"][on_a] == 1
+    lost = wait_until(lambda: next((w for w in api.get("/atelier/workers")[1]["workers"]
+                                    if w["name"] == "wa" and w["state"] == "comfyui-unreachable"), None),
+                      20, "worker wa to say its ComfyUI is gone")
+    assert "does not answer" in lost["message"] and "not taking jobs" in lost["message"]
+
+
+def test_cancel_reaches_the_worker_and_interrupts_the_prompt_in_its_comfyui(nodes: Cluster, api: Client) -> None:
+    a = nodes.comfy(0.5, mode="hang")
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    waiting_first, running = None, None
+    ids = submit(api, 3)  # with concurrency 2: one runs, one waits inside ComfyUI, one waits in the queue
+    wait_until(lambda: stats(a.url)["running"], 20, "a prompt to run")
+    running = next(i for i in ids if job(api, i)["state"] == "running" and record(api, i)["comfy_prompt_id"] ==
+                   stats(a.url)["running"])
+    waiting_first = ids[-1]
+    status, body = api.post(f"/atelier/generations/{running}/cancel", headers={"comfy-user": "alice"})
+    assert status == 200 and body["status"] == "cancelled"
+    wait_until(lambda: any(t[2] == "interrupted" for times in stats(a.url)["times"].values() for t in times), 20,
+               "the prompt to be interrupted in ComfyUI")
+    status, body = api.post(f"/atelier/jobs/{waiting_first}/cancel", headers={"comfy-user": "alice"})
+    assert status == 200 and body["status"] == "cancelled"
+    assert job(api, running)["state"] == "cancelled" and job(api, waiting_first)["state"] == "cancelled"
+    assert api.post(f"/atelier/jobs/{running}/cancel", headers={"comfy-user": "bob"})[0] == 404
+    http_json(a.url + "/fake/mode", {"mode": "ok"})
+    rest = [i for i in ids if i not in (running, waiting_first)]
+    assert [r["status"] for r in all_done(api, rest)] == ["completed"]
+    assert record(api, running)["status"] == "cancelled"  # a late word from the worker changes nothing
+
+
+def test_a_refused_graph_fails_once_with_comfyuis_reason(nodes: Cluster, api: Client) -> None:
+    a = nodes.comfy(0.2, mode="refuse")
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    (one,) = submit(api, 1)
+    (done,) = all_done(api, [one])
+    assert done["status"] == "failed" and "ComfyUI refused the graph" in done["error"]
+    assert job(api, one)["attempts"] == 1 and job(api, one)["state"] == "failed"
+
+
+def test_jobs_sharing_a_lock_run_in_order_beside_independent_ones(nodes: Cluster, database: str,
+                                                                  tmp_path: Path) -> None:
+    """A storyboard's frames (one lock) run one after another in their order; other work runs beside them."""
+    a, b = nodes.comfy(0.4), nodes.comfy(0.4)
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    nodes.worker(b.url, "wb", HEARTBEAT_S, STALLED_AFTER_S)
+    client = Atelier(Settings.standalone(tmp_path / "client", {"ATELIER_DATABASE_URL": database}))
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    def call(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(60)
+
+    queue = client.distributed
+    frames = call(queue.submit_many("alice", [{"operation_type": "storyboard_frame", "prompt": f"frame {i}",
+                                               "parameters": {"frame": i}, "graph": graph(i)} for i in range(4)],
+                                    group_id="sb1", lock="storyboard:sb1"))
+    others = call(queue.submit_many("alice", [{"operation_type": "txt2img", "prompt": f"other {i}",
+                                               "parameters": {"other": i}, "graph": graph(10 + i)}
+                                              for i in range(4)]))
+    store = client.records.store
+    wait_until(lambda: all(store.get(r.id).status == "completed" for r in frames + others), 60, "all jobs")
+    times = {**stats(a.url)["times"], **stats(b.url)["times"]}
+    spans = [times[r.comfy_prompt_id][0][:2] for r in frames]
+    for earlier, later in zip(spans, spans[1:], strict=False):
+        assert later[0] >= earlier[1] - 0.01, spans  # each frame starts once the one before has finished
+    other_spans = [times[r.comfy_prompt_id][0][:2] for r in others]
+    assert any(o[0] < spans[-1][1] and o[1] > spans[0][0] for o in other_spans)  # ran beside the frames
+    assert [j["position"] for j in sorted(client.distributed.store.jobs("alice", group_id="sb1"),
+                                          key=lambda j: j["started_at"])] == [0, 1, 2, 3]
+    call(client.aclose())
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def test_a_distributed_batch_reports_each_items_worker_and_times(nodes: Cluster, api: Client) -> None:
+    a, b = nodes.comfy(0.3), nodes.comfy(0.3)
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    nodes.worker(b.url, "wb", HEARTBEAT_S, STALLED_AFTER_S)
+    status, report = api.post("/atelier/batches", {
+        "checkpoint": "m.safetensors", "distributed": True,
+        "items": [{"prompt": f"a lighthouse {i}", "tier": "draft" if i % 2 else "high", "count": 2}
+                  for i in range(6)]}, headers={"comfy-user": "alice"})
+    assert status == 201, report
+    batch_id = report["id"]
+    final = wait_until(lambda: (r := api.get(f"/atelier/batches/{batch_id}", headers={"comfy-user": "alice"})[1])
+                       ["progress"]["done"] == 6 and r, 60, "the batch to end")
+    assert final["status"] == "completed"
+    assert {item["job"]["worker"] for item in final["items"]} == {"wa", "wb"}
+    for item in final["items"]:
+        assert item["job"]["state"] == "completed" and item["job"]["started_at"] <= item["job"]["finished_at"]
+    assert set(final["summary"]) == {"draft", "high"}
+    jobs = api.get(f"/atelier/jobs?group={batch_id}", headers={"comfy-user": "alice"})[1]["jobs"]
+    assert sorted(j["position"] for j in jobs) == list(range(6))
+
+
+def test_without_postgresql_the_job_routes_say_why(server: Client) -> None:
+    status, body = server.get("/atelier/workers")
+    assert status == 200 and body["available"] is False and "PostgreSQL" in body["why"]
+    status, body = server.post("/atelier/generations", {"operation_type": "txt2img", "prompt": "a fox",
+                                                        "graph": graph(), "distributed": True})
+    assert status == 400 and body["field"] == "distributed" and "PostgreSQL" in body["error"]
+    assert server.get("/atelier/jobs/0123456789abcdef0123456789abcdef")[0] == 404
+
+
+def test_a_prompt_that_never_finishes_fails_at_its_deadline_and_is_stopped(nodes: Cluster, api: Client) -> None:
+    a = nodes.comfy(0.2, mode="hang")
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    (one,) = submit(api, 1, deadline_s=2)
+    (done,) = all_done(api, [one], 30)
+    assert done["status"] == "failed" and "did not finish within 2 s" in done["error"]
+    wait_until(lambda: any(t[2] == "interrupted" for times in stats(a.url)["times"].values() for t in times), 10,
+               "the prompt to be interrupted")
