@@ -9,6 +9,8 @@ fixed duration per prompt and failure injection. Run as a process (so tests can 
   client queued (execution_start, executing, progress, executed, execution_success / _error / _interrupted).
 - ``GET /queue``, ``GET /prompt``, ``GET /history[/{id}]``, ``POST /interrupt``, ``POST /queue`` (delete) and
   ``GET /view`` (a small PNG per output) behave as ComfyUI's.
+- A graph with ``[fail]`` in any text fails in the history; ``POST /upload/image`` keeps the name and size of
+  what was uploaded (in the stats), and the graphs that ran are kept too (``GET /fake/stats``).
 - Failure modes: ``error`` (the prompt fails in the history), ``hang`` (it never finishes unless interrupted),
   ``crash`` (the process exits half-way through a prompt). ``POST /fake/mode {"mode", "seconds"}`` changes them
   while running; ``GET /fake/stats`` says what ran: submissions, starts and completions per prompt id, and when.
@@ -75,6 +77,7 @@ class FakeComfy:
             self.interrupted = False
             started = time.time()
             self.stats["started"][prompt_id] = self.stats["started"].get(prompt_id, 0) + 1
+            self.stats.setdefault("graphs", {})[prompt_id] = graph
             messages: list[list[Any]] = [["execution_start", {"prompt_id": prompt_id, "timestamp": int(started * 1000)}]]
             await self.send(client, "execution_start", {"prompt_id": prompt_id})
             await self.send(client, "executing", {"node": "1", "prompt_id": prompt_id})
@@ -90,7 +93,7 @@ class FakeComfy:
                     break
                 await self.send(client, "progress", {"value": step + 1, "max": steps, "prompt_id": prompt_id,
                                                      "node": "1"})
-            if outcome == "success" and self.mode == "error":
+            if outcome == "success" and (self.mode == "error" or "[fail]" in json.dumps(graph)):
                 outcome = "error"
             finished = time.time()
             outputs: dict[str, Any] = {}
@@ -166,6 +169,15 @@ class FakeComfy:
             return web.Response(status=404)
         return web.Response(body=png(name), content_type="image/png")
 
+    async def upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        image = form.get("image")
+        if image is None or not hasattr(image, "filename"):
+            return web.json_response({"error": "no image"}, status=400)
+        data = image.file.read()
+        self.stats.setdefault("uploads", {})[image.filename] = len(data)
+        return web.json_response({"name": image.filename, "subfolder": "", "type": "input"})
+
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
@@ -201,6 +213,7 @@ class FakeComfy:
         app.router.add_get("/history/{prompt_id}", self.get_history)
         app.router.add_post("/interrupt", self.post_interrupt)
         app.router.add_get("/view", self.get_view)
+        app.router.add_post("/upload/image", self.upload)
         app.router.add_get("/ws", self.websocket)
         app.router.add_post("/fake/mode", self.set_mode)
         app.router.add_get("/fake/stats", self.get_stats)

@@ -273,3 +273,60 @@ def test_a_prompt_that_never_finishes_fails_at_its_deadline_and_is_stopped(nodes
     assert done["status"] == "failed" and "did not finish within 2 s" in done["error"]
     wait_until(lambda: any(t[2] == "interrupted" for times in stats(a.url)["times"].values() for t in times), 10,
                "the prompt to be interrupted")
+
+
+STORYBOARD = "a red fox in the snow | the fox asleep\nthe fox [fail] runs | the fox at the river"
+
+
+def test_a_storyboards_frames_are_jobs_chained_in_order_across_workers(nodes: Cluster, api: Client) -> None:
+    """Four frames on two workers: each chained frame starts from the kept image of the frame before it (uploaded
+    to whichever ComfyUI runs it); a failed frame is left out of the next one, which starts from text."""
+    a, b = nodes.comfy(0.3), nodes.comfy(0.3)
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    nodes.worker(b.url, "wb", HEARTBEAT_S, STALLED_AFTER_S)
+    status, run = api.post("/atelier/pipelines/storyboard_generation/run", {
+        "distributed": True, "checkpoint": "m.safetensors", "tier": "draft", "storyboard": STORYBOARD,
+        "variations": 2, "width": 64, "height": 64}, headers={"comfy-user": "alice"})
+    assert status == 200 and run["distributed"] is True and run["frames"] == 4, run
+    frames = all_done(api, run["jobs"])
+    assert [f["status"] for f in frames] == ["completed", "completed", "failed", "completed"]
+    assert [f["parameters"]["role"] for f in frames] == ["start", "end", "start", "end"]
+    graphs = {**stats(a.url)["graphs"], **stats(b.url)["graphs"]}
+    uploads = {**stats(a.url).get("uploads", {}), **stats(b.url).get("uploads", {})}
+    times = {**stats(a.url)["times"], **stats(b.url)["times"]}
+    spans = [times[f["comfy_prompt_id"]][0][:2] for f in frames]
+    assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:], strict=False)), spans
+    assert "chain.previous" not in graphs[frames[0]["comfy_prompt_id"]]  # the first frame starts from text
+    chained = graphs[frames[1]["comfy_prompt_id"]]["chain.previous"]["inputs"]["image"]
+    first_file = nodes.shared / frames[0]["outputs"]["files"][0]
+    assert chained == f"atelier_chain_{frames[1]['id']}.png" and uploads[chained] == first_file.stat().st_size
+    after_failure = graphs[frames[3]["comfy_prompt_id"]]
+    assert "chain.previous" not in after_failure and after_failure["latent"]["class_type"] == "EmptyLatentImage"
+    seeds = [graphs[f["comfy_prompt_id"]]["sample"]["inputs"]["seed"] for f in frames if f["comfy_prompt_id"] in graphs]
+    assert len(set(seeds)) == len(seeds)  # every frame its own seed
+    parent = wait_until(lambda: (r := record(api, run["record_id"]))["status"] != "running" and r, 20,
+                        "the storyboard's run record to end")
+    assert parent["status"] == "completed" and parent["error"] == "1 of 4 jobs did not complete"
+    assert parent["outputs"]["frames"] == run["jobs"]
+
+
+def test_a_distributed_storyboards_frame_graphs_are_valid_comfyui_graphs(object_info: dict[str, Any]) -> None:
+    from atelier.nodes.core.quality.service import QualityService
+    from atelier.nodes.core.storyboard.distributed import frame_configs
+    from atelier.nodes.core.storyboard.pipelines import PipelineRun, plan_run
+    from test_workflows import check_api_graph
+
+    quality = QualityService(Path("/nonexistent-users"), Path("/nonexistent-data"))
+    run = PipelineRun.parse({"checkpoint": "sd15.safetensors", "tier": "high", "storyboard": STORYBOARD,
+                             "reference": "ref.png", "seed": 7})
+    plan = plan_run("storyboard_generation", run, quality.tier("default", "high"), quality.tables,
+                    quality.estimator)
+    configs = frame_configs("storyboard_generation", run, plan, "0" * 32)
+    assert [c["parameters"]["sources"] for c in configs] == [
+        ["reference"], ["reference", "own_start"], ["reference", "previous_end"], ["reference", "own_start"]]
+    for config in configs:
+        check_api_graph(config["graph"], object_info, f"frame {config['parameters']['frame']}")
+        if "chain" in config:
+            check_api_graph(config["chain"]["fallback"], object_info, "fallback")
+            assert config["chain"]["fallback_sources"] == ["reference"]  # the reference alone
+            assert config["graph"]["chain.blend"]["inputs"]["reference"] == ["reference", 0]

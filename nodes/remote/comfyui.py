@@ -116,6 +116,26 @@ class ComfyClient:
                               value=self.url)
         return data
 
+    async def upload(self, name: str, data: bytes) -> str:
+        """An image into ComfyUI's input folder (``POST /upload/image``, overwriting one of the same name);
+        the name ComfyUI files it under (with its subfolder, as LoadImage takes it)."""
+        form = aiohttp.FormData()
+        form.add_field("image", data, filename=name, content_type="image/png")
+        form.add_field("overwrite", "true")
+        form.add_field("type", "input")
+        try:
+            async with self._session() as session:
+                async with session.post(f"{self.url}/upload/image", data=form, ssl=self.ssl) as response:
+                    answer = await response.json(content_type=None)
+                    if response.status != 200 or not isinstance(answer, dict) or not answer.get("name"):
+                        raise Unavailable(f"ComfyUI at {self.url} answered {response.status} to an upload",
+                                          field="server", value=self.url)
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError, ValueError) as exc:
+            raise Unavailable(f"cannot upload to ComfyUI at {self.url} ({type(exc).__name__})", field="server",
+                              value=self.url) from None
+        sub = str(answer.get("subfolder") or "")
+        return f"{sub}/{answer['name']}" if sub else str(answer["name"])
+
     # --- the history --------------------------------------------------------------------------
     async def history(self, prompt_id: str) -> dict[str, Any] | None:
         """ComfyUI's history entry of one prompt, or None while it has none."""

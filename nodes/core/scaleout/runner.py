@@ -17,6 +17,7 @@ interrupts the prompt in the ComfyUI that holds it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from ..base.errors import AtelierError, Conflict, Unavailable
+from ..base.errors import AtelierError, Conflict, NotFound, Unavailable
 from ..base.files import atomic_write_bytes
+from ..base.ids import inside
 from ..records.comfy import ComfyUI
 from ..records.models import FINAL
 from ..records.service import QueueError
@@ -46,6 +48,10 @@ class DeadlineExceeded(AtelierError):
 class WorkerComfy(ComfyUI, Protocol):
     async def view(self, query: str, limit: int = ...) -> bytes:
         """An output's bytes from ``/view``."""
+        ...
+
+    async def upload(self, name: str, data: bytes) -> str:
+        """An image into ComfyUI's input folder (``/upload/image``); the name ComfyUI gives it."""
         ...
 
     async def wait(self, prompt_id: str, deadline_s: float,
@@ -100,7 +106,7 @@ class JobRunner:
             if item is None:
                 where = self.comfy
                 if not await self._has(prompt_id):
-                    await self.comfy.queue(spec.graph, prompt_id=prompt_id)
+                    await self.comfy.queue(await self._graph(spec), prompt_id=prompt_id)
                 item = await self.comfy.wait(prompt_id, spec.deadline_s, self._progress(job_id))
         except asyncio.CancelledError:
             if not user_abort():  # the worker is stopping: another one takes the job over
@@ -120,6 +126,31 @@ class JobRunner:
             return "failed"
         files = await self._fetch(where, item, spec)
         return await asyncio.to_thread(self._finish, job_id, spec, item, files)
+
+    async def _graph(self, spec: JobSpec) -> dict[str, Any]:
+        """The graph to queue: a chained storyboard frame gets the kept image of the frame it chains from
+        (uploaded to this ComfyUI), or, when that frame did not complete, its fallback graph."""
+        chain = spec.extra.get("chain")
+        if not chain or spec.group_id is None:
+            return spec.graph
+        earlier = await asyncio.to_thread(self.store.job_at, spec.group_id, int(chain["position"]))
+        record = await asyncio.to_thread(self.records.get, earlier["id"]) if earlier else None
+        files = (record.outputs.get("files") or []) if record is not None and record.status == "completed" else []
+        if not files:
+            log.info("Atelier worker %s: frame %s starts without the frame it chains from (%s)", self.name,
+                     spec.position, record.status if record else "missing")
+            return dict(chain["fallback"])
+        try:
+            source = inside(self.shared, str(files[0]), "files")
+        except NotFound:
+            raise Unavailable(f"the chained frame's image {files[0]} is not in this worker's shared storage "
+                              f"({self.shared.name}): is the storage shared?", field="shared", value=files[0]) \
+                from None
+        data = await asyncio.to_thread(source.read_bytes)
+        name = await self.comfy.upload(f"atelier_chain_{spec.record_id}.png", data)
+        graph = json.loads(json.dumps(spec.graph))
+        graph[chain["node"]]["inputs"]["image"] = name
+        return dict(graph)
 
     async def _adopt(self, other: WorkerComfy, prompt_id: str, job_id: str, spec: JobSpec) -> dict[str, Any] | None:
         """The prompt as an earlier attempt left it on another ComfyUI: its finished entry, or followed to its end
@@ -187,7 +218,28 @@ class JobRunner:
             self._end(job_id, spec, "failed", "ComfyUI's history has no final status")
             return "failed"
         self.store.finish_job(job_id, state, record.error, self.name)
+        self._close_group(spec)
         return state
+
+    def _close_group(self, spec: JobSpec) -> None:
+        """The last job of a batch or storyboard to end ends its run record: completed when any job completed
+        (with a note when some did not), failed when none did."""
+        if spec.group_id is None:
+            return
+        states = self.store.group_states(spec.group_id)
+        if any(s in OPEN_STATES for s in states):
+            return
+        try:
+            parent = self.records.get(spec.group_id)
+        except NotFound:
+            return
+        if parent.status in FINAL:
+            return
+        ok = "completed" in states
+        with suppress(Conflict):
+            self.records.set_status(parent.id, "completed" if ok else "failed",
+                                    error=None if all(s == "completed" for s in states) else
+                                    f"{sum(s != 'completed' for s in states)} of {len(states)} jobs did not complete")
 
     async def give_up(self, spec: JobSpec, why: str) -> None:
         """The queue will not try the job again: it failed, and says why."""
@@ -199,3 +251,4 @@ class JobRunner:
         except Conflict:
             pass  # already final
         self.store.finish_job(job_id, state, why, self.name)
+        self._close_group(spec)

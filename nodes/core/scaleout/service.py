@@ -47,7 +47,8 @@ class DistributedSubmitter:
     async def submit_many(self, user: str, bodies: list[Any], group_id: str | None = None,
                           lock: str | None = None) -> list[GenerationRecord]:
         """Record each config and queue their graphs in one transaction; ``lock``: they run one at a time, in
-        this order (a storyboard's frames)."""
+        this order (a storyboard's frames). A config's ``chain`` (a storyboard frame's, see
+        ``storyboard/distributed.py``) and ``deadline_s`` go to its job, not its record."""
         specs_in = []
         for index, body in enumerate(bodies):
             if not isinstance(body, dict):
@@ -57,11 +58,12 @@ class DistributedSubmitter:
             if not isinstance(graph, dict) or not graph:
                 raise invalid("graph", type(graph).__name__, "an API-format graph: {node id: {class_type, inputs}}")
             deadline = body.pop("deadline_s", DEFAULT_DEADLINE_S)
-            specs_in.append((index, body, graph, deadline))
-        records = [await asyncio.to_thread(self.service.create, user, body) for _, body, _, _ in specs_in]
+            extra = {"chain": body.pop("chain")} if "chain" in body else {}
+            specs_in.append((index, body, graph, deadline, extra))
+        records = [await asyncio.to_thread(self.service.create, user, body) for _, body, _, _, _ in specs_in]
         specs = [JobSpec(kind=KIND_OF.get(r.operation_type, "pipeline"), record_id=r.id, user=user, graph=graph,
-                         group_id=group_id, position=index, lock=lock, deadline_s=float(deadline))
-                 for r, (index, _, graph, deadline) in zip(records, specs_in, strict=True)]
+                         group_id=group_id, position=index, lock=lock, deadline_s=float(deadline), extra=extra)
+                 for r, (index, _, graph, deadline, extra) in zip(records, specs_in, strict=True)]
         await asyncio.to_thread(self.store.add_jobs, specs)
         queued = [await asyncio.to_thread(self.service.store.set_status, r.id, "queued",
                                           comfy_prompt_id=prompt_id_for(r.id)) for r in records]

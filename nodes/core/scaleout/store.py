@@ -106,6 +106,17 @@ class ScaleStore:
         except NotFound:
             return None
 
+    def job_at(self, group_id: str, position: int) -> dict[str, Any] | None:
+        """The job at ``position`` of a batch or storyboard."""
+        with self.session() as s:
+            row = s.scalars(select(Job).where(Job.group_id == group_id).where(Job.position == position)).first()
+            return _job(row) if row is not None else None
+
+    def group_states(self, group_id: str) -> list[str]:
+        """The states of a batch's or storyboard's jobs."""
+        with self.session() as s:
+            return list(s.scalars(select(Job.state).where(Job.group_id == group_id)))
+
     def jobs(self, user: str | None = None, group_id: str | None = None, state: str | None = None,
              limit: int = 100) -> list[dict[str, Any]]:
         query = select(Job)

@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..base.errors import NotFound, Unavailable, invalid
 from ..quality.pipelines import PipelinePlan
@@ -20,13 +20,11 @@ from ..quality.service import QualityService
 from ..records.hashing import canonical, repro_hash
 from ..records.record import GenerationRecord
 from ..records.service import RecordService, Submitter
-from ..scaleout.service import job_queue
+from ..scaleout.service import DistributedSubmitter, job_queue
+from .distributed import frame_configs
 from .library import DEFAULT_OWNER as DEFAULT_USER
 from .library import owner_of
 from .pipelines import Graph, PipelineRun, comparison_graph, compile_pipeline, plan_run
-
-if TYPE_CHECKING:
-    from ..scaleout.service import DistributedSubmitter
 
 COMPARISON_FIELDS = ("prompt", "checkpoint", "model_family", "negative", "width", "height", "seed")
 
@@ -98,6 +96,9 @@ class PipelineService:
                 node["inputs"]["tier"] = f"{user}/{preset.id}"  # the node reads other users' presets so
             if node["class_type"] == "AtelierFrameChain":
                 node["inputs"]["owner"] = user  # the storyboard and its record are the user's
+        if isinstance(submitter, DistributedSubmitter) and any(n["class_type"] == "AtelierFrameChain"
+                                                               for n in graph.values()):
+            return await self._storyboard_jobs(user, name, run, plan, submitter)
         record = await submitter.submit(user, {
             "operation_type": name, "workspace": "pipelines", "prompt": run.prompt or run.storyboard[:20000],
             "parameters": {"run": run.model_dump(), "quality": {"preset": run.tier},
@@ -105,6 +106,22 @@ class PipelineService:
         return {"prompt_id": record.comfy_prompt_id, "record_id": record.id, "pipeline": name,
                 "tier": run.tier, "nodes": len(graph), "graph": graph, "plan": plan.to_dict(),
                 "distributed": submitter is not self.records.submitter}
+
+    async def _storyboard_jobs(self, user: str, name: str, run: PipelineRun, plan: PipelinePlan,
+                               queue: DistributedSubmitter) -> dict[str, Any]:
+        """A storyboard on the job queue: a run record, and one job per frame under the storyboard's lock (in
+        order, each frame on whichever worker is free); the run's progress is its jobs (``GET /atelier/jobs
+        ?group=<record id>``)."""
+        parent = await asyncio.to_thread(self.records.create, user, {
+            "operation_type": name, "workspace": "pipelines", "prompt": run.prompt or run.storyboard[:20000],
+            "parameters": {"run": run.model_dump(), "quality": {"preset": run.tier}, "plan": plan_record(plan),
+                           "distributed": True}}, status="running")
+        configs = frame_configs(name, run, plan, parent.id)
+        frames = await queue.submit_many(user, configs, group_id=parent.id, lock=f"storyboard:{parent.id}")
+        await asyncio.to_thread(self.records.store.set_status, parent.id, "running",
+                                outputs={"frames": [f.id for f in frames]})
+        return {"prompt_id": None, "record_id": parent.id, "pipeline": name, "tier": run.tier, "distributed": True,
+                "jobs": [f.id for f in frames], "frames": len(frames), "plan": plan.to_dict()}
 
     async def comparison(self, user: str, body: Any) -> dict[str, Any]:
         """Render the tier comparison (the four built-in tiers, one prompt and seed, a labelled grid) for a prompt
