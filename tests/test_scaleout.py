@@ -330,3 +330,30 @@ def test_a_distributed_storyboards_frame_graphs_are_valid_comfyui_graphs(object_
             check_api_graph(config["chain"]["fallback"], object_info, "fallback")
             assert config["chain"]["fallback_sources"] == ["reference"]  # the reference alone
             assert config["graph"]["chain.blend"]["inputs"]["reference"] == ["reference", 0]
+
+
+def test_the_command_line_runs_a_storyboard_on_the_workers_and_lists_them(nodes: Cluster, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    a, b = nodes.comfy(0.2), nodes.comfy(0.2)
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    nodes.worker(b.url, "wb", HEARTBEAT_S, STALLED_AFTER_S)
+    board = tmp_path / "board.txt"
+    board.write_text("a lighthouse at dusk | the beam over the sea\nstorm clouds | waves below\n")
+    env = {**os.environ, "ATELIER_HOME": str(tmp_path / "cli"), "ATELIER_SHARED_OUTPUT": str(nodes.shared)}
+
+    def cli(*argv: str) -> Any:
+        done = subprocess.run([sys.executable, "-m", "atelier", *argv, "--database", nodes.database_url, "--json"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    run = cli("run", "storyboard_generation", "--distributed", "--storyboard", str(board), "--checkpoint",
+              "m.safetensors", "--tier", "draft", "--variations", "2")
+    assert [j["state"] for j in run["jobs"]] == ["completed"] * 4 and len(run["files"]) == 4
+    assert all((nodes.shared / f).is_file() for f in run["files"])
+    listed = cli("workers")
+    assert sorted(w["name"] for w in listed["workers"]) == ["wa", "wb"]
+    assert sum(w["jobs_done"] for w in listed["workers"]) == 4 and listed["queue"]["succeeded"] == 4

@@ -184,6 +184,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=0, help="base width (0: the model family's native size)")
     p.add_argument("--height", type=int, default=0, help="base height (0: the model family's native size)")
     p.add_argument("--out", default="atelier_outputs", help="where the outputs are downloaded")
+    p.add_argument("--distributed", action="store_true",
+                   help="queue on the job queue of many workers (ATELIER_DATABASE_URL or --database) instead of "
+                        "one ComfyUI: a storyboard becomes one job per frame; follows the jobs in the database")
+    p.add_argument("--database", help="the records' PostgreSQL (SQLAlchemy URL) for --distributed")
 
 
 def _run(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
@@ -195,10 +199,37 @@ def _run(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
         body["reference"] = args.reference
     if args.storyboard:
         body["storyboard"] = _read("storyboard", args.storyboard)
+    if args.distributed:
+        queued = Atelier(replace(atelier.settings, database_url=_database(args, atelier)))
+        return asyncio.run(_follow_run(queued, args.target, {**body, "distributed": True},
+                                       None if args.json else printers.job_progress))
     from ..host import wiring  # aiohttp: only the commands that talk HTTP load it
 
     client = wiring.comfyui(args.server)
     return asyncio.run(client.run(args.target, body, Path(args.out), None if args.json else printers.progress_bar))
+
+
+async def _follow_run(atelier: Atelier, target: str, body: dict[str, Any],
+                      progress: Callable[[list[dict[str, Any]]], None] | None, poll_s: float = 1.0) -> dict[str, Any]:
+    """A pipeline on the job queue, followed in the database until its jobs have ended: the run and its jobs
+    (state, worker, attempts, times, the images in shared storage)."""
+    try:
+        answer = await atelier.pipelines.run("default", target, body)
+        ids = answer.get("jobs") or [answer["record_id"]]
+        queue = atelier.distributed
+        while True:
+            jobs = [await queue.job("default", i) for i in ids]
+            if progress:
+                progress(jobs)
+            if all(j["state"] not in ("queued", "running") for j in jobs):
+                break
+            await asyncio.sleep(poll_s)
+        records = [await asyncio.to_thread(atelier.records.store.get, i) for i in ids]
+        return {"record_id": answer["record_id"], "pipeline": target, "jobs": jobs,
+                "files": [f for r in records for f in r.outputs.get("files", [])],
+                "shared": str(atelier.settings.shared_dir)}
+    finally:
+        await atelier.aclose()
 
 
 def _batch_arguments(p: argparse.ArgumentParser) -> None:

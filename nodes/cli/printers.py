@@ -132,6 +132,9 @@ def curated(result: dict[str, Any]) -> None:
 
 
 def run(result: dict[str, Any]) -> None:
+    if "jobs" in result:  # --distributed
+        distributed_run(result)
+        return
     print(f"prompt {result['prompt_id']}: {result['status']}")
     for node_id, output in result["outputs"].items():
         for text in output.get("text", []) if isinstance(output, dict) else []:
@@ -176,6 +179,25 @@ def batch(report: dict[str, Any]) -> None:
         mean = f"{entry['mean_best_score']:.1f}" if entry["mean_best_score"] is not None else "-"
         print(f"  {tier:<10} {entry['completed']}/{entry['items']} completed, median time {median}, "
               f"mean best score {mean}")
+
+
+def job_progress(jobs: list[dict[str, Any]]) -> None:
+    """One line on stderr: how many jobs of a run have ended, and where the running ones run."""
+    done = sum(j["state"] not in ("queued", "running") for j in jobs)
+    where = ", ".join(f"{j['position']}@{j['worker']}" for j in jobs if j["state"] == "running")
+    sys.stderr.write(f"\r  {done}/{len(jobs)} jobs ended{'; running ' + where if where else ''}        ")
+    sys.stderr.flush()
+
+
+def distributed_run(report: dict[str, Any]) -> None:
+    print(f"\n{report['pipeline']} {report['record_id']} on the job queue:")
+    for j in report["jobs"]:
+        took = f"{j['finished_at'] - j['started_at']:.1f}s" if j["finished_at"] and j["started_at"] else "-"
+        print(f"  {j['position']:>3} {j['state']:<10} {j['worker'] or '-':<30} try {j['attempts']}  {took:>8}"
+              + (f"  {j['error'][:200]}" if j["error"] and j["state"] != "completed" else ""))
+    print(f"images in {report['shared']}:")
+    for f in report["files"]:
+        print(f"  {f}")
 
 
 def workers(report: dict[str, Any]) -> None:
