@@ -413,3 +413,10 @@ def test_a_kept_batch_image_and_ratings_show_what_learning_took(page: Any, serve
     learning.get_by_role("table", name="Scorer weights").wait_for()
     assert "From 3 rated image(s)" in page.locator("#atelier-panel-learning").inner_text()
     assert "No LoRA rated often enough yet." in learning.inner_text()
+
+
+def test_the_workers_view_says_why_there_is_no_job_queue(page: Any) -> None:
+    open_view(page, "workers")
+    workers = page.get_by_test_id("workers")
+    workers.get_by_text("No job queue on this server").wait_for()
+    assert "PostgreSQL" in workers.inner_text()

@@ -357,3 +357,33 @@ def test_the_command_line_runs_a_storyboard_on_the_workers_and_lists_them(nodes:
     listed = cli("workers")
     assert sorted(w["name"] for w in listed["workers"]) == ["wa", "wb"]
     assert sum(w["jobs_done"] for w in listed["workers"]) == 4 and listed["queue"]["succeeded"] == 4
+
+
+def test_the_panel_lists_the_workers_and_cancels_a_job(nodes: Cluster, api: Client, browser: Any) -> None:
+    from conftest import SCREENSHOTS
+
+    a = nodes.comfy(0.5, mode="hang")
+    nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    ids = submit(api, 2, user="default")  # the standalone page's user
+    wait_until(lambda: stats(a.url)["running"], 20, "a prompt to run")
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{api.base}/atelier/ui/?view=workers")
+    page.wait_for_selector("#atelier-panel-workers")
+    page.get_by_role("table", name="Workers").wait_for()
+    row = page.locator("tr[data-worker='wa']")
+    assert row.get_attribute("data-state") == "ready" and a.url in row.inner_text()
+    assert "1 of 1 worker(s) taking jobs." in page.locator("#atelier-panel-workers").inner_text()
+    jobs = page.get_by_role("table", name="Your jobs")
+    assert jobs.locator("tr[data-state='running']").count() >= 1
+    page.get_by_role("button", name=f"Cancel job {ids[0]}").click()
+    page.get_by_text(f"Job {ids[0][:12]} cancelled.").wait_for()
+    assert record(api, ids[0], user="default")["status"] == "cancelled"
+    assert page.locator(f"tr[data-job='{ids[0]}']").get_attribute("data-state") == "cancelled"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "test_the_panel_lists_the_workers_and_cancels_a_job.png"), full_page=True)
+    context.close()
+    assert not problems, problems

@@ -4,6 +4,7 @@ import { compareView } from "./compare.js";
 import { defaultTier, SETTINGS } from "./client.js";
 import { field, h, message, select } from "./dom.js";
 import { learningView } from "./learning.js";
+import { workersView } from "./workers.js";
 import { lorasView } from "./loras.js";
 import { presetsView } from "./presets.js";
 import { recordsView } from "./records.js";
@@ -61,6 +62,7 @@ const VIEWS = [
   ["loras", "LoRAs", lorasView],
   ["learning", "Learning", learningView],
   ["storyboards", "Storyboards", storyboardsView],
+  ["workers", "Workers", workersView],
   ["social", "Social context", socialView],
   ["settings", "Settings", settingsView],
 ];
