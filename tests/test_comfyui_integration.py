@@ -38,12 +38,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory: pytest.TempPathFactory):
-    if not COMFYUI_DIR:
-        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout to run the integration suite")
+def _start_comfyui(base: Path) -> tuple[Client, subprocess.Popen[bytes], Any]:
+    """A real ComfyUI (``--cpu``) on a free port with Atelier in its custom_nodes and the tiny checkpoint."""
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
-    base = tmp_path_factory.mktemp("comfy_base")
     (base / "custom_nodes").mkdir()
     (base / "custom_nodes" / "atelier").symlink_to(REPO, target_is_directory=True)
     checkpoints = base / "models" / "checkpoints"
@@ -77,14 +74,26 @@ def comfy(tmp_path_factory: pytest.TempPathFactory):
             pytest.fail("ComfyUI did not start within 180 s")
         time.sleep(0.5)
     client.base_dir = base  # type: ignore[attr-defined]
-    yield client
+    return client, process, log
+
+
+def _stop_comfyui(client: Client, process: subprocess.Popen[bytes], log: Any) -> None:
     process.terminate()
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
-    shutil.rmtree(base / "output", ignore_errors=True)
+    shutil.rmtree(client.base_dir / "output", ignore_errors=True)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory: pytest.TempPathFactory):
+    if not COMFYUI_DIR:
+        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout to run the integration suite")
+    client, process, log = _start_comfyui(tmp_path_factory.mktemp("comfy_base"))
+    yield client
+    _stop_comfyui(client, process, log)
 
 
 def _tiny_scorer_models(models: Path) -> None:
@@ -988,3 +997,52 @@ def test_the_intelligent_workflow_applies_a_lora_and_saves_its_explanation(comfy
     assert why["loras"]["used"][0]["matched"] == modules and why["plan"]["source"] == "Smart Plan"
     assert why["prompt"]["changed_by"] == "" and why["prompt"]["added"] == []  # this LoRA names no trigger word
     print(f"\nintelligent workflow: {seconds:.1f} s, {modules} LoRA modules applied")
+
+
+def test_one_storyboard_runs_across_two_real_comfyuis_on_the_job_queue(comfy: Client, postgres_admin: str,
+                                                                       tmp_path_factory: pytest.TempPathFactory,
+                                                                       tmp_path: Path) -> None:
+    """Scale-out on two real ComfyUIs: a storyboard on the job queue (PostgreSQL), one frame per job. The first
+    frame runs on the first ComfyUI's worker; then a second worker joins and the first stops, so the chained
+    frames run on the second ComfyUI, starting from the first one's image copied through shared storage."""
+    pytest.importorskip("procrastinate", reason='the scale extra: pip install "atelier[scale]"')
+    from atelier.nodes.host import Atelier, Settings, wiring
+    from conftest import serve_app
+    from postgres import fresh_database
+    from scaleout_harness import cluster, wait_until
+
+    database = fresh_database(postgres_admin)
+    second, process, log = _start_comfyui(tmp_path_factory.mktemp("comfy_second"))
+    try:
+        with cluster(database, tmp_path / "cluster") as nodes:
+            first_worker = nodes.worker(comfy.base, "first", heartbeat_s=0.5, stalled_after_s=5, concurrency=1)
+            server = Atelier(Settings.standalone(tmp_path / "server", {"ATELIER_DATABASE_URL": database}))
+            for api in serve_app(wiring.app(server)):
+                status, run = api.post("/atelier/pipelines/storyboard_generation/run", {
+                    "distributed": True, "checkpoint": CHECKPOINT, "tier": "draft", "width": 64, "height": 64,
+                    "variations": 2, "seed": 5,
+                    "storyboard": "a lighthouse at dusk | the beam over the sea\nstorm clouds | waves below"})
+                assert status == 200 and run["frames"] == 4, run
+
+                def frame(i: int, api: Client = api, ids: list[str] = run["jobs"]) -> dict[str, Any]:
+                    return api.get(f"/atelier/generations/{ids[i]}")[1]
+
+                wait_until(lambda: frame(0)["status"] == "completed", 300, "the first frame")
+                nodes.worker(second.base, "second", heartbeat_s=0.5, stalled_after_s=5, concurrency=1)
+                first_worker.stop()  # graceful: what it holds goes back to the queue (or is adopted)
+                wait_until(lambda: all(frame(i)["status"] in ("completed", "failed") for i in range(4)), 600,
+                           "every frame")
+                frames = [frame(i) for i in range(4)]
+                jobs = [api.get(f"/atelier/jobs/{f['id']}")[1] for f in frames]
+        assert [f["status"] for f in frames] == ["completed"] * 4, [f.get("error") for f in frames]
+        assert jobs[0]["worker"] == "first" and jobs[3]["worker"] == "second"
+        for f in frames:
+            (file,) = f["outputs"]["files"]
+            assert (nodes.shared / file).read_bytes()[:4] == b"\x89PNG"
+        history = second.get(f"/history/{frames[3]['comfy_prompt_id']}")[1][frames[3]["comfy_prompt_id"]]
+        graph = history["prompt"][2]
+        assert graph["chain.previous"]["inputs"]["image"] == f"atelier_chain_{frames[3]['id']}.png"
+        assert (second.base_dir / "input" / f"atelier_chain_{frames[3]['id']}.png").is_file()  # type: ignore[attr-defined]
+        print(f"\nstoryboard across two ComfyUIs: frames by {[j['worker'] for j in jobs]}")
+    finally:
+        _stop_comfyui(second, process, log)
