@@ -6,6 +6,7 @@ SIGKILL mid-job. Every job must complete exactly once, with one record, in order
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -333,7 +334,6 @@ def test_a_distributed_storyboards_frame_graphs_are_valid_comfyui_graphs(object_
 
 
 def test_the_command_line_runs_a_storyboard_on_the_workers_and_lists_them(nodes: Cluster, tmp_path: Path) -> None:
-    import json
     import subprocess
     import sys
 
@@ -387,3 +387,17 @@ def test_the_panel_lists_the_workers_and_cancels_a_job(nodes: Cluster, api: Clie
     page.screenshot(path=str(SCREENSHOTS / "test_the_panel_lists_the_workers_and_cancels_a_job.png"), full_page=True)
     context.close()
     assert not problems, problems
+
+
+def test_a_comfyuis_credentials_never_show(nodes: Cluster, api: Client) -> None:
+    a = nodes.comfy(0.2)
+    secret_url = a.url.replace("http://", "http://atelier:hunter2secret@")
+    worker = nodes.worker(secret_url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    (one,) = submit(api, 1)
+    (done,) = all_done(api, [one])
+    assert done["status"] == "completed" and done["outputs"]["comfy_url"] == a.url
+    a.kill()
+    wait_until(lambda: api.get("/atelier/workers")[1]["workers"][0]["state"] == "comfyui-unreachable", 20,
+               "the worker to notice")
+    seen = [json.dumps(api.get("/atelier/workers")[1]), json.dumps(done), json.dumps(job(api, one)), worker.output()]
+    assert not any("hunter2secret" in text for text in seen)

@@ -21,6 +21,7 @@ import aiohttp
 
 from ..core.base.errors import AtelierError, Unavailable
 from ..core.base.files import atomic_write_bytes
+from ..core.base.secrets import public_url
 from ..core.records.service import QueueError
 from ..core.scaleout.runner import DeadlineExceeded
 from ..core.storyboard.pipelines import load_workflow, use_checkpoint
@@ -37,6 +38,7 @@ class ComfyClient:
 
     def __init__(self, url: str, timeout_s: float = CALL_TIMEOUT_S, verify_tls: bool = True) -> None:
         self.url = url.rstrip("/")
+        self.shown = public_url(self.url)  # what messages name: never the URL's credentials
         self.timeout_s = timeout_s
         self.ssl: ssl.SSLContext | bool = True if verify_tls else False
         self.client_id = f"atelier-{uuid.uuid4().hex[:12]}"
@@ -57,13 +59,13 @@ class ComfyClient:
                     raise _refusal(method, path, response.status, data)
                 return data
         except aiohttp.ClientConnectionError as exc:
-            raise Unavailable(f"cannot reach ComfyUI at {self.url} ({exc}); is it running, with Atelier "
-                              f"installed?", field="server", value=self.url) from None
+            raise Unavailable(f"cannot reach ComfyUI at {self.shown} ({exc}); is it running, with Atelier "
+                              f"installed?", field="server", value=self.shown) from None
         except (asyncio.TimeoutError, ValueError) as exc:
             why = f"no answer within {self.timeout_s:g} s" if isinstance(exc, asyncio.TimeoutError) else \
                 "an answer that is not JSON"
-            raise Unavailable(f"ComfyUI at {self.url} gave {why} to {method} {path}", field="server",
-                              value=self.url) from None
+            raise Unavailable(f"ComfyUI at {self.shown} gave {why} to {method} {path}", field="server",
+                              value=self.shown) from None
 
     async def call(self, method: str, path: str, payload: Any = None, allow: tuple[int, ...] = ()) -> Any:
         async with self._session() as session:
@@ -106,14 +108,14 @@ class ComfyClient:
             async with self._session() as session:
                 async with session.get(f"{self.url}/view?{query}", ssl=self.ssl) as response:
                     if response.status != 200:
-                        raise Unavailable(f"ComfyUI at {self.url} answered {response.status} to /view",
-                                          field="server", value=self.url)
+                        raise Unavailable(f"ComfyUI at {self.shown} answered {response.status} to /view",
+                                          field="server", value=self.shown)
                     data = await response.content.read(limit + 1)
         except aiohttp.ClientConnectionError as exc:
-            raise Unavailable(f"cannot reach ComfyUI at {self.url} ({exc})", field="server", value=self.url) from None
+            raise Unavailable(f"cannot reach ComfyUI at {self.shown} ({exc})", field="server", value=self.shown) from None
         if len(data) > limit:
-            raise Unavailable(f"an image from ComfyUI at {self.url} is over {limit} bytes", field="server",
-                              value=self.url)
+            raise Unavailable(f"an image from ComfyUI at {self.shown} is over {limit} bytes", field="server",
+                              value=self.shown)
         return data
 
     async def upload(self, name: str, data: bytes) -> str:
@@ -128,11 +130,11 @@ class ComfyClient:
                 async with session.post(f"{self.url}/upload/image", data=form, ssl=self.ssl) as response:
                     answer = await response.json(content_type=None)
                     if response.status != 200 or not isinstance(answer, dict) or not answer.get("name"):
-                        raise Unavailable(f"ComfyUI at {self.url} answered {response.status} to an upload",
-                                          field="server", value=self.url)
+                        raise Unavailable(f"ComfyUI at {self.shown} answered {response.status} to an upload",
+                                          field="server", value=self.shown)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError, ValueError) as exc:
-            raise Unavailable(f"cannot upload to ComfyUI at {self.url} ({type(exc).__name__})", field="server",
-                              value=self.url) from None
+            raise Unavailable(f"cannot upload to ComfyUI at {self.shown} ({type(exc).__name__})", field="server",
+                              value=self.shown) from None
         sub = str(answer.get("subfolder") or "")
         return f"{sub}/{answer['name']}" if sub else str(answer["name"])
 
@@ -190,8 +192,8 @@ class ComfyClient:
                     if looks % 5 == 0 and item is None:
                         running, pending = await self.queue_ids()
                         if prompt_id not in running and prompt_id not in pending:
-                            raise Unavailable(f"ComfyUI at {self.url} no longer has prompt {prompt_id} (restarted?)",
-                                              field="server", value=self.url)
+                            raise Unavailable(f"ComfyUI at {self.shown} no longer has prompt {prompt_id} (restarted?)",
+                                              field="server", value=self.shown)
                     failures = 0
                 except Unavailable:
                     failures += 1
@@ -250,8 +252,8 @@ class ComfyClient:
                 files = await self._download(session, item.get("outputs") or {}, out_dir)
                 report = await self._json(session, "GET", f"/atelier/pipelines/runs/{prompt_id}", allow=(404,))
         except aiohttp.ClientConnectionError as exc:
-            raise Unavailable(f"cannot reach ComfyUI at {self.url} ({exc}); is it running, with Atelier "
-                              f"installed?", field="server", value=self.url) from None
+            raise Unavailable(f"cannot reach ComfyUI at {self.shown} ({exc}); is it running, with Atelier "
+                              f"installed?", field="server", value=self.shown) from None
         return {"prompt_id": prompt_id, "status": outcome, "outputs": item.get("outputs") or {}, "files": files,
                 "manifests": (report or {}).get("manifests", []),
                 "error": (item.get("status") or {}).get("messages") if outcome == "failed" else None}
@@ -268,7 +270,7 @@ class ComfyClient:
                 progress(report)
             if asyncio.get_running_loop().time() > deadline:
                 raise Unavailable(f"batch {report['id']} did not finish within {timeout_s:g} s", field="server",
-                                  value=self.url)
+                                  value=self.shown)
             await asyncio.sleep(poll_s)
             report = await self.call("GET", f"/atelier/batches/{report['id']}")
         return dict(report)
