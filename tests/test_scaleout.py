@@ -401,3 +401,45 @@ def test_a_comfyuis_credentials_never_show(nodes: Cluster, api: Client) -> None:
                "the worker to notice")
     seen = [json.dumps(api.get("/atelier/workers")[1]), json.dumps(done), json.dumps(job(api, one)), worker.output()]
     assert not any("hunter2secret" in text for text in seen)
+
+
+def test_a_storyboard_keeps_its_order_and_completes_once_when_workers_are_killed(nodes: Cluster,
+                                                                                  api: Client) -> None:
+    """Two storyboards of four frames on three workers; the worker running a frame is killed twice, mid-frame.
+    Every frame completes exactly once, each storyboard's frames in order, chained to the frame before."""
+    comfies = [nodes.comfy(1.0) for _ in range(3)]
+    names = ["w0", "w1", "w2"]
+    workers = {n: nodes.worker(c.url, n, HEARTBEAT_S, STALLED_AFTER_S, concurrency=1) for n, c in zip(names, comfies,
+                                                                                                    strict=True)}
+    runs = []
+    for board in ("a | b\nc | d", "e | f\ng | h"):
+        status, run = api.post("/atelier/pipelines/storyboard_generation/run", {
+            "distributed": True, "checkpoint": "m.safetensors", "tier": "draft", "storyboard": board,
+            "variations": 2}, headers={"comfy-user": "alice"})
+        assert status == 200, run
+        runs.append(run)
+    for victim_frame in (1, 2):
+        target = runs[0]["jobs"][victim_frame]
+        holder = wait_until(lambda t=target: job(api, t)["worker"] if job(api, t)["state"] == "running" else None,
+                            60, f"frame {victim_frame} to run")
+        wait_until(lambda h=holder: stats(comfies[names.index(h)].url)["running"], 10, "its prompt to run")
+        workers[holder].kill()
+        workers[holder] = nodes.worker(comfies[names.index(holder)].url, holder, HEARTBEAT_S, STALLED_AFTER_S,
+                                       concurrency=1)
+    every = [i for run in runs for i in run["jobs"]]
+    records = all_done(api, every, 120)
+    assert [r["status"] for r in records] == ["completed"] * 8
+    done = completions(*(c.url for c in comfies))
+    assert all(done[r["comfy_prompt_id"]] == 1 for r in records)  # each frame ran to success exactly once
+    times = {k: v for c in comfies for k, v in stats(c.url)["times"].items()}
+    for run in runs:
+        frames = [record(api, i) for i in run["jobs"]]
+        ends = [max(t[1] for t in times[f["comfy_prompt_id"]] if t[2] == "success") for f in frames]
+        starts = [min(t[0] for t in times[f["comfy_prompt_id"]]) for f in frames]
+        assert all(starts[k + 1] >= ends[k] - 0.01 for k in range(3)), (starts, ends)
+        graphs = {k: v for c in comfies for k, v in stats(c.url)["graphs"].items()}
+        for k in (1, 2, 3):  # chained to the frame before, however many workers died on the way
+            assert graphs[frames[k]["comfy_prompt_id"]]["chain.previous"]["inputs"]["image"] == \
+                f"atelier_chain_{frames[k]['id']}.png"
+    status, page = api.get("/atelier/generations?limit=100", headers={"comfy-user": "alice"})
+    assert len(page["items"]) == 10  # 2 storyboards + 8 frames: no duplicate

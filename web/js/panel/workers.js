@@ -32,7 +32,8 @@ export function workersView(ctx) {
   const { client } = ctx;
   const status = h("div", { class: "atelier-message" });
   const body = h("div", { class: "atelier-output", "data-testid": "workers" });
-  async function load() {
+  // `note`: what to say once loaded (after a cancel), instead of how many workers take jobs
+  async function load(note) {
     try {
       const [view, mine] = await Promise.all([client.workers(), client.jobs()]);
       if (!view.available) {
@@ -45,7 +46,7 @@ export function workersView(ctx) {
         h("h4", {}, "Workers"), view.workers.length ? workersTable(view.workers) : h("p", {}, "No worker has started yet."),
         h("p", { "aria-label": "Queue" }, `Queue: ${queue}. A worker silent for ${seconds(view.stale_after_s)} is lost; its jobs run elsewhere.`),
         h("h4", {}, "Your jobs"), mine.jobs.length ? jobsTable(mine.jobs, cancel) : h("p", {}, "No job yet."));
-      message(status, `${view.workers.filter((w) => w.state === "ready").length} of ${view.workers.length} worker(s) taking jobs.`);
+      message(status, note ?? `${view.workers.filter((w) => w.state === "ready").length} of ${view.workers.length} worker(s) taking jobs.`);
     } catch (error) {
       message(status, `Workers unavailable: ${error.message}`, "error");
     }
@@ -53,13 +54,13 @@ export function workersView(ctx) {
   async function cancel(id) {
     try {
       await client.cancelJob(id);
-      message(status, `Job ${id.slice(0, 12)} cancelled.`);
     } catch (error) {
       message(status, `Cancel failed: ${error.message}`, "error");
+      return;
     }
-    await load();
+    await load(`Job ${id.slice(0, 12)} cancelled.`);
   }
   load();
-  const refresh = h("button", { type: "button", onclick: load }, "Refresh");
+  const refresh = h("button", { type: "button", onclick: () => load() }, "Refresh");
   return h("section", { class: "atelier-view", "aria-label": "Workers and jobs" }, h("div", { class: "atelier-actions" }, refresh), status, body);
 }
