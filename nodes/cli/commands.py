@@ -33,6 +33,7 @@ class Command:
     arguments: Arguments
     run: Run
     show: Callable[[Any], None] | None = None  # None: the command prints as it goes (serve)
+    exit_code: Callable[[Any], int] | None = None  # the exit status from the result (default 0)
 
 
 def _template_options(p: argparse.ArgumentParser) -> None:
@@ -276,6 +277,26 @@ async def _follow_batch(atelier: Atelier, body: dict[str, Any], progress: Callab
         await asyncio.sleep(poll_s)
         report = await atelier.batches.get("default", report["id"])
     return dict(report)
+
+
+# --- the regression harness ----------------------------------------------------------------------------
+def _regress_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fixtures", default="tests/fixtures/regress",
+                   help="a folder of regression fixtures (YAML or JSON; default tests/fixtures/regress)")
+    p.add_argument("--update", action="store_true", help="write what Atelier makes now as the expectations")
+    p.add_argument("--presets", help="a presets folder to try instead of the shipped one (tiers.yaml, families.yaml, "
+                                     "…)")
+
+
+def _regress(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    from ..core.regress.harness import run
+
+    if args.presets and not Path(args.presets).is_dir():
+        raise invalid("--presets", args.presets, "a folder with tiers.yaml, families.yaml, …", "no such folder")
+    kwargs = {"presets_dir": Path(args.presets)} if args.presets else {}
+    outcomes = [o.to_dict() for o in run(Path(args.fixtures), update=args.update, **kwargs)]
+    return {"fixtures": outcomes, "update": args.update,
+            "failed": [o["name"] for o in outcomes if o["status"] in ("changed", "new", "error")]}
 
 
 # --- scale-out ---------------------------------------------------------------------------------------
@@ -564,6 +585,9 @@ COMMANDS: tuple[Command, ...] = (
                       "PostgreSQL)", _worker_arguments, _worker),
     Command("workers", "list the scale-out workers (state, ComfyUI, last heartbeat, current job, jobs done, "
                        "failures) and the job queue", _workers_arguments, _workers, printers.workers),
+    Command("regress", "recompute the regression fixtures (generation configs with their expected canonical "
+                       "parameters and hash) and show what changed; --update accepts it", _regress_arguments,
+            _regress, printers.regress, lambda result: 1 if result["failed"] and not result["update"] else 0),
     Command("curate", "the main job on embedded defaults: a storyboard enhanced, generated (Atelier's demo "
                       "renderer), scored, chained; manifest + HTML report", _curate_arguments, _curate,
             printers.curated),

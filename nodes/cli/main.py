@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except AtelierError as exc:
         print(f"atelier: {exc.message}", file=sys.stderr)
         return 2
+    status = command.exit_code(result) if command.exit_code is not None else 0
     if command.show is None:
-        return 0
+        return status
     try:
         if args.json:
             print(json.dumps(result, indent=2))
@@ -54,4 +55,4 @@ def main(argv: list[str] | None = None) -> int:
             command.show(result)
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
-    return 0
+    return status

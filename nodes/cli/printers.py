@@ -200,6 +200,20 @@ def distributed_run(report: dict[str, Any]) -> None:
         print(f"  {f}")
 
 
+def regress(report: dict[str, Any]) -> None:
+    """Each fixture's status; for a changed one, what changed, key path by key path."""
+    for f in report["fixtures"]:
+        print(f"{f['status']:<8} {f['name']}" + (f"  {f['error']}" if f["error"] else ""))
+        for line in f["diff"]:
+            print(f"    {line}")
+    failed = report["failed"]
+    if failed and not report["update"]:
+        print(f"{len(failed)} fixture(s) differ from their expectations: if the change is meant, run "
+              f"`atelier regress --update` and commit the fixtures")
+    else:
+        print(f"{len(report['fixtures'])} fixture(s): " + ("expectations written" if report["update"] else "all same"))
+
+
 def workers(report: dict[str, Any]) -> None:
     """The scale-out workers and the job queue."""
     rows = report["workers"]
