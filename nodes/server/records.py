@@ -5,16 +5,32 @@ is not found. Database work runs off the event loop."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 
 from ..core.base.errors import Unavailable, invalid
+from ..core.records.reuse import compare, replay_body, reusable, with_seeds
 from ..core.records.tier_value import tier_value
 from ..core.records.why import why
-from ..core.scaleout.service import job_queue
+from ..core.scaleout.service import DistributedSubmitter, job_queue
 from .http import Mount, Services, answer, blocking, json_body
 
 WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only ("²".isdigit() is True)
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.pop(name, None)
+    if value not in (None, True, False):
+        raise invalid(name, value, "true or false")
+    return bool(value)
+
+
+def _queue_or_none(ctx: Services) -> DistributedSubmitter | None:
+    try:
+        return ctx.distributed
+    except Unavailable:  # no job queue here: every record is this server's ComfyUI's
+        return None
 
 
 def add_routes(mount: Mount, ctx: Services) -> None:
@@ -34,21 +50,40 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         """A generation config (+ an API-format ``graph``): validated, recorded, put on ComfyUI's queue (or, with
         ``"distributed": true``, on the job queue of many workers)."""
         body = await json_body(request)
-        distributed = body.pop("distributed", None) if isinstance(body, dict) else None
-        if distributed not in (None, True, False):
-            raise invalid("distributed", distributed, "true (the job queue of many workers) or false")
+        if not isinstance(body, dict):
+            raise invalid("body", type(body).__name__, "a generation config with an API-format graph")
+        user = mount.user(request)
+        distributed, reuse = _flag(body, "distributed"), _flag(body, "reuse")
+        body = with_seeds(user, body)
+        if reuse:  # an identical completed run answers instead of a new one
+            config = {k: v for k, v in body.items() if k not in ("graph", "deadline_s")}
+            digest = (await blocking(ctx.records.validate, user, config))["repro_hash"]
+            earlier = await blocking(reusable, ctx.records.store, user, digest)
+            if earlier is not None:
+                return answer({**earlier.to_dict(), "reused": True})
         submitter = job_queue(lambda: ctx.distributed) if distributed else ctx.records.submitter
-        record = await submitter.submit(mount.user(request), body)
-        return answer(record.to_dict(), status=201)
+        record = await submitter.submit(user, body)
+        return answer({**record.to_dict(), "reused": False}, status=201)
+
+    @mount.post("/generations/{record_id}/replay")
+    async def replay_generation(request: web.Request) -> web.Response:
+        """The record's config and graph queued again exactly (where it ran: this ComfyUI, or the job queue);
+        the new record names it (``replay_of``) and has its hash."""
+        record_id, user = request.match_info["record_id"], mount.user(request)
+        record = await blocking(ctx.records.store.get, record_id, user)
+        body = replay_body(record, await blocking(ctx.records.store.graph, record_id, user))
+        queue = _queue_or_none(ctx)
+        distributed = queue is not None and await blocking(queue.owns, record_id)
+        submitter = queue if distributed and queue is not None else ctx.records.submitter
+        again = await submitter.submit(user, body)
+        return answer({**again.to_dict(), "replay_of": record.id, "same_hash": again.repro_hash == record.repro_hash},
+                      status=201)
 
     @mount.post("/generations/{record_id}/cancel")
     async def cancel_generation(request: web.Request) -> web.Response:
         """Removes the record's prompt from ComfyUI's queue, or interrupts it when it is running."""
         record_id, user = request.match_info["record_id"], mount.user(request)
-        try:
-            queue = ctx.distributed
-        except Unavailable:  # no job queue here: every record is this server's ComfyUI's
-            queue = None
+        queue = _queue_or_none(ctx)
         if queue is not None and await blocking(queue.owns, record_id):
             return answer((await queue.cancel(record_id, user)).to_dict())
         record = await ctx.records.submitter.cancel(record_id, user)
@@ -69,6 +104,23 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     async def generation_telemetry(request: web.Request) -> web.Response:
         """Duration p50/p95/p99 of the user's completed runs per operation type (pipeline) and tier."""
         return answer({"groups": await blocking(ctx.records.store.telemetry, None, mount.user(request))})
+
+    @mount.get("/generations/diff")
+    async def diff_generations(request: web.Request) -> web.Response:
+        """``?a=<record id>&b=<record id>``: what differs between two of the user's records (parameters, prompt
+        and its version, models, seeds, graph, outputs) and whether their hashes match."""
+        a, b = request.query.get("a"), request.query.get("b")
+        if not a or not b:
+            raise invalid("a" if not a else "b", a if not a else b, "two record ids: ?a=...&b=...")
+        user = mount.user(request)
+
+        def both() -> dict[str, object]:
+            store = ctx.records.store
+            ra, rb = store.get(a, user), store.get(b, user)
+            versions = {r.id: {"source": r.prompt_source, "version_id": r.prompt_version_id} for r in (ra, rb)}
+            return compare(ra, rb, store.graph(a, user), store.graph(b, user), versions)
+
+        return answer(await blocking(both))
 
     @mount.post("/generations/validate")
     async def validate_generation(request: web.Request) -> web.Response:
@@ -113,6 +165,12 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     async def get_generation(request: web.Request) -> web.Response:
         record = await blocking(ctx.records.store.get, request.match_info["record_id"], mount.user(request))
         return answer(record.to_dict())
+
+    @mount.get("/generations/{record_id}/graph")
+    async def generation_graph(request: web.Request) -> web.Response:
+        """The API-format graph the record queued (null for a record without one)."""
+        graph = await blocking(ctx.records.store.graph, request.match_info["record_id"], mount.user(request))
+        return answer({"graph": graph})
 
     @mount.get("/generations/{record_id}/why")
     async def why_this_image(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ IGNORED = frozenset({
     "filename_prefix", "client_id", "prompt_id", "comfy_prompt_id", "workspace", "user", "created_at",
     "trace", "keep_trace", "keep_llm_loaded", "release_after", "keep_alive", "timeout_s", "_meta", "estimate",
     "warnings", "display_name", "description", "performance", "summary", "decided_at", "decided_in_ms", "batch_id",
+    "replay_of",  # a replay is the same run again: it must have the same hash
 })
 
 

@@ -37,6 +37,7 @@ class Record(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    graph: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # what was queued (replay)
 
 
 class Feedback(Base):

@@ -70,11 +70,12 @@ class RecordService:
                 "identical": self.store.identical(digest, user=user)}
 
     def create(self, user: str, body: Any, status: str = "pending", comfy_prompt_id: str | None = None,
-               started_at: float | None = None, finished_at: float | None = None) -> GenerationRecord:
+               started_at: float | None = None, finished_at: float | None = None,
+               graph: dict[str, Any] | None = None) -> GenerationRecord:
         config = GenerationConfig.parse(body)
         record = self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
                                    config.prompt_family, config.prompt_version, config.variables, status=status,
-                                   started_at=started_at, finished_at=finished_at)
+                                   started_at=started_at, finished_at=finished_at, graph=graph)
         if comfy_prompt_id:
             record = self.store.set_status(record.id, record.status, comfy_prompt_id=comfy_prompt_id)
         return record
@@ -124,7 +125,7 @@ class Submitter:
             raise invalid("graph", type(graph).__name__, "an API-format graph: {node id: {class_type, inputs}}")
         if graph is not None and self.comfy is None:
             raise invalid("graph", "(a graph)", "no graph here: this server has no ComfyUI queue")
-        record = await asyncio.to_thread(self.service.create, user, body)
+        record = await asyncio.to_thread(self.service.create, user, body, graph=graph)
         if graph is None:
             return record
         assert self.comfy is not None

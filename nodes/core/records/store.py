@@ -207,7 +207,7 @@ class RecordStore:
     def create(self, operation_type: str, user: str, parameters: dict[str, Any], workspace: str = "default",
                prompt: str | None = None, prompt_family: str | None = None, prompt_version: int | None = None,
                variables: dict[str, Any] | None = None, status: str = "pending", started_at: float | None = None,
-               finished_at: float | None = None) -> GenerationRecord:
+               finished_at: float | None = None, graph: dict[str, Any] | None = None) -> GenerationRecord:
         """A new record; its prompt is inline text or a (latest or given) version of a family. A run that
         already happened (the Python API) is written complete, with its times, in one transaction."""
         if status not in STATUSES:
@@ -224,7 +224,7 @@ class RecordStore:
         record = Record(id=uuid.uuid4().hex, status=status, operation_type=operation_type, workspace=workspace,
                         user=user, parameters=params, prompt_text=text, prompt_version_id=version_id,
                         prompt_source=source, repro_hash=repro_hash(params), created_at=time.time(), outputs={},
-                        scores={}, started_at=started_at, finished_at=finished_at)
+                        scores={}, started_at=started_at, finished_at=finished_at, graph=graph)
         with self.session.begin() as s:
             s.add(record)
         return GenerationRecord.of(record)
@@ -238,6 +238,14 @@ class RecordStore:
             feedback = tuple(FeedbackEntry(f.rating, f.comment, f.created_at)
                              for f in s.scalars(select(Feedback).where(Feedback.record_id == record_id)))
             return GenerationRecord.of(record, feedback)
+
+    def graph(self, record_id: str, user: str | None = None) -> dict[str, Any] | None:
+        """The graph a record queued, or None (recorded without one, or before graphs were kept)."""
+        with self.session() as s:
+            row = s.get(Record, record_id) if _record_id(record_id) else None
+            if row is None or (user is not None and row.user != user):
+                raise NotFound(f"no generation record {str(record_id)[:80]!r}", field="id", value=str(record_id)[:80])
+            return row.graph
 
     def identical(self, digest: str, exclude: str | None = None, user: str | None = None) -> list[str]:
         """The ids of earlier records with this reproducibility hash (``user``'s only, when given)."""

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from ..base.data import PRESETS_DIR, parse_yaml
+from ..base.diffs import key_diff
 from ..base.errors import AtelierError, invalid
 from ..base.files import atomic_write_text
 from ..intelligence.analysis import analyse
@@ -79,27 +80,6 @@ def compute(service: QualityService, kind: str, config: Any) -> dict[str, Any]:
     return {"parameters": canonical(made), "hash": repro_hash(made if isinstance(made, dict) else {"value": made})}
 
 
-def diff(old: Any, new: Any, path: str = "") -> list[str]:
-    """What changed between two canonical values, one line per key path: ``- path: old`` / ``+ path: new``."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new), key=str):
-            where = f"{path}.{key}" if path else str(key)
-            if key not in new:
-                out.append(f"- {where}: {json.dumps(old[key], sort_keys=True)[:200]}")
-            elif key not in old:
-                out.append(f"+ {where}: {json.dumps(new[key], sort_keys=True)[:200]}")
-            else:
-                out += diff(old[key], new[key], where)
-        return out
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [line for i, (a, b) in enumerate(zip(old, new, strict=True)) for line in diff(a, b, f"{path}[{i}]")]
-    if old == new:
-        return []
-    return [f"- {path or '(value)'}: {json.dumps(old, sort_keys=True)[:200]}",
-            f"+ {path or '(value)'}: {json.dumps(new, sort_keys=True)[:200]}"]
-
-
 @dataclass
 class Outcome:
     name: str
@@ -135,7 +115,7 @@ def check(path: Path, service: QualityService, update: bool) -> Outcome:
         return Outcome(path.stem, "error", error=getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}")
     expected = data.get("expected") or {}
     before = expected.get("hash")
-    lines = diff(expected.get("parameters"), now["parameters"])[:MAX_DIFF_LINES] if expected else []
+    lines = key_diff(expected.get("parameters"), now["parameters"], limit=MAX_DIFF_LINES) if expected else []
     status = "new" if not expected else ("same" if before == now["hash"] and not lines else "changed")
     if update and status != "same":
         data["expected"] = now

@@ -60,7 +60,8 @@ class DistributedSubmitter:
             deadline = body.pop("deadline_s", DEFAULT_DEADLINE_S)
             extra = {"chain": body.pop("chain")} if "chain" in body else {}
             specs_in.append((index, body, graph, deadline, extra))
-        records = [await asyncio.to_thread(self.service.create, user, body) for _, body, _, _, _ in specs_in]
+        records = [await asyncio.to_thread(self.service.create, user, body, graph=graph)
+                   for _, body, graph, _, _ in specs_in]
         specs = [JobSpec(kind=KIND_OF.get(r.operation_type, "pipeline"), record_id=r.id, user=user, graph=graph,
                          group_id=group_id, position=index, lock=lock, deadline_s=float(deadline), extra=extra)
                  for r, (index, _, graph, deadline, extra) in zip(records, specs_in, strict=True)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,7 @@ from ..base.validation import parse_model
 from ..quality import plan as planning
 from ..quality.service import QualityService
 from ..records.record import GenerationRecord
+from ..records.seeds import SeedPlan, plan_seeds
 from ..records.service import QueueError, RecordService
 from ..scaleout.service import job_queue
 from .library import DEFAULT_OWNER
@@ -58,6 +59,8 @@ class BatchRequest(BaseModel):
     enhance: bool = True
     seed: Annotated[int, Field(ge=0, le=2**48)] = 0
     distributed: bool | None = None  # None: the server's setting; true: the job queue of many workers
+    seed_strategy: Literal["fixed", "per_item", "per_user", "per_project", "timestamp"] = "per_item"
+    project: Annotated[str, Field(min_length=1, max_length=128)] | None = None  # per_project's id
 
     @classmethod
     def parse(cls, data: Any) -> BatchRequest:
@@ -76,8 +79,9 @@ class BatchService:
         self.distributed = distributed
         self.distributed_default = distributed_default
 
-    def _runs(self, user: str, request: BatchRequest) -> list[tuple[PipelineRun, str, float]]:
-        """Each item's run (its tier checked for ``user``), the tier the graph names, and its estimate."""
+    def _runs(self, user: str, request: BatchRequest, seeds: SeedPlan) -> list[tuple[PipelineRun, str, float]]:
+        """Each item's run (its tier checked for ``user``, its seed: its own, else the strategy's), the tier the
+        graph names, and its estimate."""
         out = []
         for index, item in enumerate(request.items):
             tier = item.tier or request.tier or self.quality.tables.default_tier
@@ -85,7 +89,8 @@ class BatchService:
             option = preset.id if preset.builtin or user == DEFAULT_OWNER else f"{user}/{preset.id}"
             run = PipelineRun(tier=option, checkpoint=request.checkpoint, model_family=request.model_family,
                               prompt=item.prompt, negative=item.negative or request.negative, width=request.width,
-                              height=request.height, variations=item.count, seed=item.seed or request.seed + index,
+                              height=request.height, variations=item.count,
+                              seed=item.seed if item.seed is not None else seeds.seeds[index],
                               enhance=request.enhance, scorers=request.scorers)
             plan = planning.build_plan(self.quality, option, request.model_family, request.checkpoint, None,
                                        request.width, request.height, item.count)
@@ -96,7 +101,8 @@ class BatchService:
         """Record the batch and queue every item (a refused item is recorded failed; the others go on). On the
         job queue (``distributed``) the items are queued in one transaction and spread over the workers."""
         request = BatchRequest.parse(body)
-        runs = self._runs(user, request)  # every item is checked before anything is queued
+        seeds = plan_seeds(request.seed_strategy, request.seed, len(request.items), user, request.project or "batches")
+        runs = self._runs(user, request, seeds)  # every item is checked before anything is queued
         distributed = self.distributed_default if request.distributed is None else request.distributed
         dispatcher = job_queue(self.distributed) if distributed else None
         if dispatcher is None and self.records.submitter.comfy is None:
@@ -104,9 +110,10 @@ class BatchService:
                               '"distributed": true on the job queue', field="items", value=len(request.items))
         batch = await asyncio.to_thread(self.records.create, user, {
             "operation_type": "batch", "workspace": "batches", "prompt": request.items[0].prompt,
-            "parameters": {"checkpoint": request.checkpoint, "distributed": dispatcher is not None, "items": [
-                {"prompt": r.prompt, "tier": tier, "count": r.variations, "expected_s": round(expected, 2)}
-                for r, tier, expected in runs]}}, status="running")
+            "parameters": {"checkpoint": request.checkpoint, "distributed": dispatcher is not None,
+                           "seeds": seeds.to_dict(), "items": [
+                {"prompt": r.prompt, "tier": tier, "count": r.variations, "seed": r.seed,
+                 "expected_s": round(expected, 2)} for r, tier, expected in runs]}}, status="running")
         item_ids: list[str] = []
         configs = [_item_config(batch.id, index, run, tier, expected)
                    for index, (run, tier, expected) in enumerate(runs)]
@@ -159,7 +166,7 @@ class BatchService:
 def _item_config(batch_id: str, index: int, run: PipelineRun, tier: str, expected: float) -> dict[str, Any]:
     return {"operation_type": "batch_item", "workspace": "batches", "prompt": run.prompt,
             "parameters": {"batch": batch_id, "index": index, "tier": tier, "count": run.variations,
-                           "checkpoint": run.checkpoint, "expected_s": round(expected, 2),
+                           "checkpoint": run.checkpoint, "seed": run.seed, "expected_s": round(expected, 2),
                            "quality": {"preset": tier}},
             "graph": best_of_n_graph(run)}
 

@@ -1,0 +1,147 @@
+"""Determinism and reuse: seed strategies recorded with the run, a reused generation answered without queueing,
+a record replayed exactly (same graph, same hash), two records compared. Through the routes of a real server
+whose ComfyUI is the stand-in (``fake_comfyui``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from atelier.nodes.core.base.errors import InvalidInput
+from atelier.nodes.core.records.seeds import STRATEGIES, plan_seeds, seed_inputs, seeded
+from atelier.nodes.host import wiring
+from conftest import Client, serve_app
+
+
+def sampler_graph(seed: int = 0, checkpoint: str = "sd15.safetensors") -> dict[str, Any]:
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
+        "2": {"class_type": "KSampler", "inputs": {"seed": seed, "steps": 20, "cfg": 7.0, "model": ["1", 0]}},
+        "3": {"class_type": "KSamplerAdvanced", "inputs": {"noise_seed": seed, "steps": 10, "model": ["1", 0]}},
+        "9": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+    }
+
+
+@pytest.fixture
+def api(on_comfyui: Any) -> Iterator[Client]:
+    yield from serve_app(wiring.app(on_comfyui))
+
+
+def submit(api: Client, user: str = "alice", **extra: Any) -> tuple[int, dict[str, Any]]:
+    body = {"operation_type": "txt2img", "prompt": "a red fox", "parameters": {"checkpoint": "sd15.safetensors",
+                                                                              "steps": 20}, "graph": sampler_graph()}
+    return api.post("/atelier/generations", {**body, **extra}, headers={"comfy-user": user})
+
+
+def test_each_seed_strategy_gives_its_seeds_and_records_how() -> None:
+    assert set(STRATEGIES) == {"fixed", "per_item", "per_user", "per_project", "timestamp"}
+    assert plan_seeds("fixed", 42, 3).seeds == [42, 42, 42]
+    assert plan_seeds("per_item", 42, 3).seeds == [42, 43, 44]
+    alice, again, bob = (plan_seeds("per_user", 7, 2, user=u) for u in ("alice", "alice", "bob"))
+    assert alice.seeds == again.seeds and alice.seeds != bob.seeds and alice.seeds[1] == alice.seeds[0] + 1
+    assert alice.to_dict()["key"] == "alice" and plan_seeds("per_user", 8, 1, user="alice").seeds != alice.seeds[:1]
+    project = plan_seeds("per_project", 7, 1, project="posters")
+    assert project.seeds == plan_seeds("per_project", 7, 1, project="posters").seeds != \
+        plan_seeds("per_project", 7, 1, project="covers").seeds
+    stamped = plan_seeds("timestamp", 0, 2, now=1_800_000_000.123)
+    assert stamped.seeds == [1_800_000_000_123, 1_800_000_000_124] and stamped.timestamp == 1_800_000_000.123
+    replayed = plan_seeds("timestamp", 0, 2, now=stamped.timestamp)  # the recorded time gives the seeds again
+    assert replayed.seeds == stamped.seeds
+    assert all(0 <= s < 2**48 for s in plan_seeds("per_user", 2**48 - 1, 5, user="z").seeds)
+    for bad, field in ((lambda: plan_seeds("random", 0, 1), "seeds.strategy"),
+                       (lambda: plan_seeds("fixed", -1, 1), "seeds.base"),
+                       (lambda: plan_seeds("per_project", 0, 1), "seeds.project")):
+        with pytest.raises(InvalidInput) as refused:
+            bad()
+        assert refused.value.field == field
+
+
+def test_a_graphs_samplers_get_the_plans_seeds() -> None:
+    graph = sampler_graph()
+    assert seed_inputs(graph) == [("2", "seed"), ("3", "noise_seed")]
+    out = seeded(graph, plan_seeds("per_item", 100, 2))
+    assert out["2"]["inputs"]["seed"] == 100 and out["3"]["inputs"]["noise_seed"] == 101
+    assert graph["2"]["inputs"]["seed"] == 0  # the caller's graph is left as it was
+
+
+def test_a_generations_seeds_are_resolved_recorded_and_queued(api: Client, fake_comfyui: Any) -> None:
+    status, record = submit(api, seeds={"strategy": "per_user", "base": 9})
+    assert status == 201 and record["reused"] is False
+    seeds = record["parameters"]["seeds"]
+    assert seeds["strategy"] == "per_user" and seeds["key"] == "alice" and len(seeds["seeds"]) == 2
+    queued = fake_comfyui.graphs[record["comfy_prompt_id"]]
+    assert [queued["2"]["inputs"]["seed"], queued["3"]["inputs"]["noise_seed"]] == seeds["seeds"]
+    status, bad = submit(api, seeds={"strategy": "sometimes"})
+    assert status == 400 and bad["field"] == "seeds.strategy"
+
+
+def test_reuse_answers_an_identical_completed_run_without_queueing(api: Client, fake_comfyui: Any,
+                                                                    on_comfyui: Any) -> None:
+    status, first = submit(api, seeds={"strategy": "fixed", "base": 5})
+    fake_comfyui.start(first["comfy_prompt_id"])
+    fake_comfyui.finish(first["comfy_prompt_id"], outputs={"9": {"images": [{"filename": "fox.png"}]}})
+    asyncio.run(on_comfyui.follower().poll())
+    queued_before = len(fake_comfyui.graphs)
+    status, again = submit(api, seeds={"strategy": "fixed", "base": 5}, reuse=True)
+    assert status == 200 and again["reused"] is True and again["id"] == first["id"]
+    assert again["outputs"] == {"9": ["fox.png"]} and len(fake_comfyui.graphs) == queued_before  # nothing queued
+    status, other = submit(api, seeds={"strategy": "fixed", "base": 6}, reuse=True)  # other seeds: a new run
+    assert status == 201 and other["reused"] is False and len(fake_comfyui.graphs) == queued_before + 1
+    status, bobs = submit(api, user="bob", seeds={"strategy": "fixed", "base": 5}, reuse=True)
+    assert status == 201 and bobs["reused"] is False  # alice's run is not bob's to reuse
+
+
+def test_a_replay_queues_the_same_graph_and_has_the_same_hash(api: Client, fake_comfyui: Any) -> None:
+    status, original = submit(api, seeds={"strategy": "timestamp"})
+    status, replay = api.post(f"/atelier/generations/{original['id']}/replay", headers={"comfy-user": "alice"})
+    assert status == 201, replay
+    assert replay["replay_of"] == original["id"] and replay["same_hash"] is True
+    assert replay["repro_hash"] == original["repro_hash"] and replay["id"] != original["id"]
+    assert replay["parameters"]["seeds"] == original["parameters"]["seeds"]  # the recorded time, not a new one
+    assert fake_comfyui.graphs[replay["comfy_prompt_id"]] == fake_comfyui.graphs[original["comfy_prompt_id"]]
+    status, graph = api.get(f"/atelier/generations/{original['id']}/graph", headers={"comfy-user": "alice"})
+    assert status == 200 and graph["graph"] == fake_comfyui.graphs[original["comfy_prompt_id"]]
+    assert api.post(f"/atelier/generations/{original['id']}/replay", headers={"comfy-user": "bob"})[0] == 404
+    status, recorded = api.post("/atelier/generations", {"operation_type": "note", "prompt": "x"},
+                                headers={"comfy-user": "alice"})
+    status, refused = api.post(f"/atelier/generations/{recorded['id']}/replay", headers={"comfy-user": "alice"})
+    assert status == 400 and refused["field"] == "id" and "graph" in refused["error"]
+
+
+def test_two_records_are_compared_by_parameters_models_and_seeds(api: Client) -> None:
+    _, a = submit(api, seeds={"strategy": "fixed", "base": 1})
+    _, b = api.post("/atelier/generations", {
+        "operation_type": "txt2img", "prompt": "a red fox at night",
+        "parameters": {"checkpoint": "sdxl.safetensors", "steps": 30},
+        "graph": sampler_graph(checkpoint="sdxl.safetensors"), "seeds": {"strategy": "fixed", "base": 2}},
+        headers={"comfy-user": "alice"})
+    status, diff = api.get(f"/atelier/generations/diff?a={a['id']}&b={b['id']}", headers={"comfy-user": "alice"})
+    assert status == 200 and diff["same_hash"] is False
+    assert "- steps: 20" in diff["parameters"] and "+ steps: 30" in diff["parameters"]
+    assert '- checkpoint: "sd15.safetensors"' in diff["models"]
+    assert '+ graph.1.inputs.ckpt_name: "sdxl.safetensors"' in diff["models"]
+    assert "- graph.2.inputs.seed: 1" in diff["seeds"] and "+ graph.2.inputs.seed: 2" in diff["seeds"]
+    assert diff["prompt"] == ["- a red fox", "+ a red fox at night"]
+    status, same = api.get(f"/atelier/generations/diff?a={a['id']}&b={a['id']}", headers={"comfy-user": "alice"})
+    assert same["same_hash"] is True and not any(same[k] for k in ("parameters", "models", "seeds", "prompt", "graph"))
+    assert api.get(f"/atelier/generations/diff?a={a['id']}&b={b['id']}", headers={"comfy-user": "bob"})[0] == 404
+    status, missing = api.get(f"/atelier/generations/diff?a={a['id']}", headers={"comfy-user": "alice"})
+    assert status == 400 and missing["field"] == "b"
+
+
+def test_a_batchs_seed_strategy_gives_each_item_its_seed(on_comfyui: Any, fake_comfyui: Any) -> None:
+    body = {"checkpoint": "m.safetensors", "seed": 11, "items": [{"prompt": "a"}, {"prompt": "b"}, {"prompt": "c", "seed": 0}]}
+    fixed = asyncio.run(on_comfyui.batches.create("alice", {**body, "seed_strategy": "fixed"}))
+    per_user = asyncio.run(on_comfyui.batches.create("alice", {**body, "seed_strategy": "per_user"}))
+    store = on_comfyui.records.store
+
+    def seeds(report: dict[str, Any]) -> list[int]:
+        return [store.get(i["record_id"]).parameters["seed"] for i in report["items"]]
+
+    assert seeds(fixed) == [11, 11, 0]  # an item's own seed (even 0) wins
+    derived = plan_seeds("per_user", 11, 3, user="alice").seeds
+    assert seeds(per_user) == [derived[0], derived[1], 0]
+    batch = store.get(per_user["id"])
+    assert batch.parameters["seeds"]["strategy"] == "per_user" and batch.parameters["seeds"]["seeds"] == derived
