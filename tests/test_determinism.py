@@ -145,3 +145,60 @@ def test_a_batchs_seed_strategy_gives_each_item_its_seed(on_comfyui: Any, fake_c
     assert seeds(per_user) == [derived[0], derived[1], 0]
     batch = store.get(per_user["id"])
     assert batch.parameters["seeds"]["strategy"] == "per_user" and batch.parameters["seeds"]["seeds"] == derived
+
+
+def test_the_command_line_diffs_and_replays_records(api: Client, tmp_path: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from atelier.nodes.core.records.store import RecordStore
+    from atelier.nodes.host import Settings
+
+    home = tmp_path / "home"
+    store = RecordStore(Settings.standalone(home, {}).records_url)
+    a = store.create("txt2img", "default", {"steps": 20, "seed": 1}, prompt="a fox")
+    b = store.create("txt2img", "default", {"steps": 25, "seed": 1}, prompt="a fox")
+    env = {**os.environ, "ATELIER_HOME": str(home)}
+    shown = subprocess.run([sys.executable, "-m", "atelier", "diff", a.id, b.id], capture_output=True, text=True,
+                           env=env, timeout=120)
+    assert shown.returncode == 0 and "different hashes" in shown.stdout and "- steps: 20" in shown.stdout
+    _, original = submit(api, user="default", seeds={"strategy": "fixed", "base": 3})
+    replayed = subprocess.run([sys.executable, "-m", "atelier", "replay", original["id"], "--server", api.base,
+                               "--json"], capture_output=True, text=True, env=env, timeout=120)
+    assert replayed.returncode == 0, replayed.stderr
+    again = json.loads(replayed.stdout)
+    assert again["replay_of"] == original["id"] and again["repro_hash"] == original["repro_hash"]
+
+
+def test_the_records_view_replays_and_compares(api: Client, browser: Any) -> None:
+    from conftest import SCREENSHOTS
+
+    _, a = submit(api, user="default", seeds={"strategy": "fixed", "base": 1})
+    _, b = submit(api, user="default", seeds={"strategy": "fixed", "base": 2})
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(f"{api.base}/atelier/ui/?view=records")
+    page.wait_for_selector("#atelier-panel-records")
+    page.get_by_role("button", name=f"Open record txt2img {a['id']}").click()
+    page.get_by_role("button", name="Pin for comparison").click()
+    page.get_by_text("Pinned: open another record").wait_for()
+    page.get_by_role("button", name=f"Open record txt2img {b['id']}").click()
+    page.get_by_role("button", name=f"Compare with {a['id'][:12]}").click()
+    diff = page.get_by_test_id("record-diff")
+    diff.wait_for()
+    assert "different hashes" in diff.inner_text()
+    assert "- graph.2.inputs.seed: 1" in diff.locator("[data-section='seeds']").inner_text()
+    page.get_by_role("button", name=f"Replay record {b['id']}").click()
+    page.get_by_text("the same hash.").wait_for()
+    details = page.get_by_test_id("record-details")
+    assert b["repro_hash"] in details.get_by_test_id("repro-hash").inner_text()
+    assert b["id"] not in details.get_attribute("aria-label")  # the new record is shown
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "test_the_records_view_replays_and_compares.png"), full_page=True)
+    context.close()
+    assert not problems, problems

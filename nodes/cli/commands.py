@@ -279,6 +279,36 @@ async def _follow_batch(atelier: Atelier, body: dict[str, Any], progress: Callab
     return dict(report)
 
 
+# --- records: diff and replay -------------------------------------------------------------------------
+def _diff_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", help="a record id")
+    p.add_argument("b", help="another record id")
+    p.add_argument("--user", default="default", help="whose records (default: default)")
+
+
+def _diff(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    from ..core.records.reuse import compare
+
+    store = atelier.records.store
+    a, b = store.get(args.a, args.user), store.get(args.b, args.user)
+    versions = {r.id: {"source": r.prompt_source, "version_id": r.prompt_version_id} for r in (a, b)}
+    return compare(a, b, store.graph(a.id, args.user), store.graph(b.id, args.user), versions)
+
+
+def _replay_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("record", help="the record to run again exactly (its graph and parameters)")
+    p.add_argument("--server", default="http://127.0.0.1:8188", help="the ComfyUI (with Atelier) that queues it")
+
+
+def _replay(args: argparse.Namespace, atelier: Atelier) -> dict[str, Any]:
+    from ..core.base.ids import folder_id
+    from ..host import wiring  # aiohttp: only the commands that talk HTTP load it
+
+    record = folder_id("record", args.record)
+    answer = asyncio.run(wiring.comfyui(args.server).call("POST", f"/atelier/generations/{record}/replay"))
+    return dict(answer)
+
+
 # --- the regression harness ----------------------------------------------------------------------------
 def _regress_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fixtures", default="tests/fixtures/regress",
@@ -585,6 +615,10 @@ COMMANDS: tuple[Command, ...] = (
                       "PostgreSQL)", _worker_arguments, _worker),
     Command("workers", "list the scale-out workers (state, ComfyUI, last heartbeat, current job, jobs done, "
                        "failures) and the job queue", _workers_arguments, _workers, printers.workers),
+    Command("diff", "compare two generation records: parameters, prompt and its version, models, seeds, graph, "
+                    "outputs, and whether their hashes match", _diff_arguments, _diff, printers.record_diff),
+    Command("replay", "run a record again exactly (its graph, seeds and parameters) on a ComfyUI with Atelier; the "
+                      "new record has the same hash", _replay_arguments, _replay, printers.replayed),
     Command("regress", "recompute the regression fixtures (generation configs with their expected canonical "
                        "parameters and hash) and show what changed; --update accepts it", _regress_arguments,
             _regress, printers.regress, lambda result: 1 if result["failed"] and not result["update"] else 0),

@@ -200,6 +200,24 @@ def distributed_run(report: dict[str, Any]) -> None:
         print(f"  {f}")
 
 
+def record_diff(report: dict[str, Any]) -> None:
+    same = "the same hash" if report["same_hash"] else "different hashes"
+    print(f"{report['a']} vs {report['b']}: {same} ({report['status']['a']} / {report['status']['b']})")
+    for section in ("parameters", "prompt", "prompt_versions", "models", "seeds", "graph", "outputs"):
+        lines = report[section]
+        print(f"{section}: " + ("same" if not lines else ""))
+        for line in lines[:60]:
+            print(f"    {line}")
+        if len(lines) > 60:
+            print(f"    … {len(lines) - 60} more")
+
+
+def replayed(record: dict[str, Any]) -> None:
+    same = "the same hash" if record.get("same_hash") else "a DIFFERENT hash"
+    print(f"replay of {record.get('replay_of')}: record {record['id']}, {record['status']}, {same} "
+          f"({record['repro_hash'][:16]}…)")
+
+
 def regress(report: dict[str, Any]) -> None:
     """Each fixture's status; for a changed one, what changed, key path by key path."""
     for f in report["fixtures"]:

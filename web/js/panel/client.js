@@ -59,6 +59,8 @@ export function createClient({ fetchApi, url, outputImage = () => null }) {
     setLoraFamily: (id, family) => call(`/loras/${enc(id)}/family`, { method: "PUT", body: { family } }),
     decide: (body) => call("/intelligence/decide", { method: "POST", body }),
     keep: (id) => call(`/generations/${enc(id)}/keep`, { method: "POST" }),
+    replay: (id) => call(`/generations/${enc(id)}/replay`, { method: "POST" }),
+    diff: (a, b) => call("/generations/diff", { query: { a, b } }),
     learning: () => call("/learning"),
     workers: () => call("/workers"),
     jobs: (query) => call("/jobs", { query }),

@@ -126,7 +126,16 @@ function whySection(ctx, record) {
   return h("details", { open: true }, h("summary", {}, "Why this image"), body);
 }
 
-function details(ctx, record, onChanged, notice) {
+function diffSection(diff) {
+  const sections = ["parameters", "prompt", "prompt_versions", "models", "seeds", "graph", "outputs"];
+  return h("section", { class: "atelier-diff", "data-testid": "record-diff", "aria-label": "Comparison" },
+    h("h4", {}, `${diff.a.slice(0, 12)} vs ${diff.b.slice(0, 12)}: ${diff.same_hash ? "the same hash" : "different hashes"}`),
+    sections.map((name) => h("div", { dataset: { section: name } }, h("strong", {}, `${name}: `),
+      diff[name].length ? h("pre", {}, diff[name].join("\n")) : "same")));
+}
+
+// `tools`: the view's comparison pin (`pinned()`, `pin(id)`) and what to do with a replay (`replayed(record)`)
+function details(ctx, record, onChanged, notice, tools) {
   const { client } = ctx;
   const status = h("div", { class: "atelier-message" });
   if (notice) message(status, notice);
@@ -187,6 +196,25 @@ function details(ctx, record, onChanged, notice) {
           message(status, `Not kept: ${error.message}`, "error");
         }
       } }, "I kept this one")) : null,
+    h("div", { class: "atelier-actions" },
+      h("button", { type: "button", "aria-label": `Replay record ${record.id}`, onclick: async () => {
+        try {
+          tools.replayed(await client.replay(record.id));
+        } catch (error) {
+          message(status, `Not replayed: ${error.message}`, "error");
+        }
+      } }, "Run again (replay)"),
+      h("button", { type: "button", onclick: () => {
+        tools.pin(record.id);
+        message(status, "Pinned: open another record to compare it with this one.");
+      } }, "Pin for comparison"),
+      tools.pinned() && tools.pinned() !== record.id ? h("button", { type: "button", onclick: async () => {
+        try {
+          status.after(diffSection(await client.diff(tools.pinned(), record.id)));
+        } catch (error) {
+          message(status, `Comparison unavailable: ${error.message}`, "error");
+        }
+      } }, `Compare with ${tools.pinned().slice(0, 12)}`) : null),
     status);
 }
 
@@ -200,18 +228,24 @@ export function recordsView(ctx) {
   const status = h("div", { class: "atelier-message" });
   const detail = h("div", { class: "atelier-output" });
   let cursor = null;
+  let pinned = null;
+  const tools = {
+    pinned: () => pinned,
+    pin: (id) => { pinned = id; },
+    replayed: (again) => show(again.id, `Replayed as ${again.id.slice(0, 12)}: ${again.same_hash ? "the same hash" : "a different hash"}.`),
+  };
 
   function filters() {
     return { status: statusFilter.value, operation_type: operation.value.trim(), workspace: workspace.value.trim() };
   }
 
-  async function show(id) {
+  async function show(id, notice) {
     try {
-      const render = (record, notice) => {
-        replace(detail, details(ctx, record, render, notice));
+      const render = (record, note) => {
+        replace(detail, details(ctx, record, render, note, tools));
         detail.firstChild.focus();
       };
-      render(await client.record(id));
+      render(await client.record(id), notice);
     } catch (error) {
       message(status, `Record unavailable: ${error.message}`, "error");
     }
