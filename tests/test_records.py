@@ -216,7 +216,8 @@ def test_generation_routes(server, record_service) -> None:
     assert status == 200 and checked["prompt"] == "a portrait of Mira" and checked["identical"] == []
     status, body = server.post("/atelier/generations/validate", {
         "operation_type": "image_generation", "prompt_family": "hero"})
-    assert status == 400 and body["field"] == "variables" and body["value"] == "name"
+    assert status == 200 and body["valid"] is False  # a rule's error, with its code and field
+    assert [(e["code"], e["field"]) for e in body["errors"]] == [("missing_variable", "variables.name")]
     record = record_service.create("default", {"operation_type": "image_generation", "parameters": PARAMS,
                                                "prompt_family": "hero", "variables": {"name": "Mira"}})
     status, again = server.post("/atelier/generations/validate", {

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported 
     from ..core.storyboard.batches import BatchService
     from ..core.storyboard.library import StoryboardLibrary
     from ..core.storyboard.service import PipelineService
+    from ..core.validation.rules import Rules
 
 log = logging.getLogger("atelier")
 T = TypeVar("T")
@@ -219,6 +220,20 @@ class Atelier:
             return DistributedSubmitter(self.records, ScaleStore(self.records.store), ProcrastinateQueue(url),
                                         self.settings.stalled_after_s)
         return self._once("distributed", make)
+
+    @property
+    def rules(self) -> Rules:
+        """The validation rules over the services that know the answers (tiers, LoRAs, scorers, social)."""
+        from ..core.base.errors import NotFound
+        from ..core.validation.rules import Rules
+
+        def lora_family(user: str, name: str) -> str | None:
+            try:
+                return str(self.loras.by_name(user, name).family.family)
+            except NotFound:
+                return None
+
+        return self._once("rules", lambda: Rules(self.quality, lora_family, self.scorers, self.social))
 
     @property
     def learning(self) -> LearningService:

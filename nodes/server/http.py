@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..core.storyboard.batches import BatchService
     from ..core.storyboard.library import StoryboardLibrary
     from ..core.storyboard.service import PipelineService
+    from ..core.validation.rules import Rules
 
 log = logging.getLogger("atelier")
 PREFIX = "/atelier"
@@ -61,6 +62,8 @@ class Services(Protocol):
     def scorers(self) -> Scorers: ...
     @property
     def distributed(self) -> DistributedSubmitter: ...
+    @property
+    def rules(self) -> Rules: ...
 
 
 def header_user(request: web.Request) -> str:

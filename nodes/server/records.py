@@ -9,13 +9,15 @@ from typing import Any
 
 from aiohttp import web
 
-from ..core.base.errors import Unavailable, invalid
+from ..core.base.errors import InvalidInput, Unavailable, invalid
 from ..core.records.reuse import compare, replay_body, reusable, with_seeds
 from ..core.records.tier_value import tier_value
 from ..core.records.why import why
 from ..core.scaleout.service import DistributedSubmitter, job_queue
+from ..core.validation.rules import check_config, check_graph, graph_report, missing_variable, report
 from .http import Mount, Services, answer, blocking, json_body
 
+MAX_GRAPH_NODES = 2000
 WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only ("²".isdigit() is True)
 
 
@@ -124,8 +126,36 @@ def add_routes(mount: Mount, ctx: Services) -> None:
 
     @mount.post("/generations/validate")
     async def validate_generation(request: web.Request) -> web.Response:
+        """A config checked without writing: its rendered prompt, hash and identical earlier runs, and the rules'
+        errors and warnings (each with its code, field and message); ``valid`` when there is no error."""
         body = await json_body(request)
-        return answer(await blocking(ctx.records.validate, mount.user(request), body))
+        user = mount.user(request)
+
+        def check() -> dict[str, Any]:
+            issues = []
+            try:
+                base = ctx.records.validate(user, body)
+            except InvalidInput as exc:
+                if exc.field != "variables":
+                    raise
+                issues.append(missing_variable(exc.field, exc.value, exc.message))
+                base = {"prompt": None, "repro_hash": None, "identical": []}
+            parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+            issues += check_config(ctx.rules, user, parameters, base["prompt"], mount.authenticated)
+            return {**base, **report(issues)}
+
+        return answer(await blocking(check))
+
+    @mount.post("/graph/validate")
+    async def validate_graph(request: web.Request) -> web.Response:
+        """``{"graph": <API-format graph>}``: every Atelier node's status (ok / warning / error) and issues, for the
+        nodes' health badges; the graph's counts."""
+        body = await json_body(request)
+        graph = body.get("graph") if isinstance(body, dict) else None
+        if not isinstance(graph, dict) or len(graph) > MAX_GRAPH_NODES:
+            raise invalid("graph", type(graph).__name__, f"an API-format graph of at most {MAX_GRAPH_NODES} nodes")
+        return answer(await blocking(lambda: graph_report(check_graph(ctx.rules, mount.user(request), graph,
+                                                                       mount.authenticated))))
 
     @mount.get("/generations/prompts")
     async def prompt_families(request: web.Request) -> web.Response:

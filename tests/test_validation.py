@@ -1,0 +1,109 @@
+"""Validation and health: each rule's code, severity, field and message through ``POST /generations/validate``,
+and per node through ``POST /graph/validate`` (what the nodes' health badges show)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from atelier.nodes.core.validation.rules import CODES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import lora_files as lf  # noqa: E402
+
+
+@pytest.fixture
+def loras(settings: Any) -> Path:
+    """An SD1.5 and an SDXL LoRA in the LoRA folder of the test's ATELIER_HOME."""
+    folder = settings.lora_folders[0]
+    lf.write_safetensors(folder / "ink_sd15.safetensors", lf.kohya_sd1(), lf.kohya_metadata("sd_v1", "ink"))
+    lf.write_safetensors(folder / "ink_xl.safetensors", lf.kohya_sdxl(), lf.kohya_metadata("sdxl_base_v1-0", "ink xl"))
+    return folder
+
+
+def check(server: Any, parameters: dict[str, Any], prompt: str = "a lighthouse at dusk", user: str = "alice",
+          **extra: Any) -> dict[str, Any]:
+    status, body = server.post("/atelier/generations/validate", {"operation_type": "image_generation",
+                                                                 "prompt": prompt, "parameters": parameters, **extra},
+                               headers={"comfy-user": user})
+    assert status == 200, body
+    return dict(body)
+
+
+def codes(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {i["code"]: (i["severity"], i["field"]) for i in report["errors"] + report["warnings"]}
+
+
+def test_a_clean_config_is_valid_with_its_hash(server: Any) -> None:
+    report = check(server, {"checkpoint": "v1-5-pruned-emaonly.safetensors", "tier": "standard"})
+    assert report["valid"] is True and report["errors"] == [] and report["warnings"] == []
+    assert report["prompt"] == "a lighthouse at dusk" and len(report["repro_hash"]) == 64
+
+
+def test_each_rule_names_its_code_field_and_what_is_accepted(server: Any, loras: Path) -> None:
+    found: dict[str, tuple[str, str]] = {}
+
+    def seen(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+        got = codes(report)
+        found.update(got)
+        return got
+
+    unknown = seen(check(server, {"tier": "legendary"}))
+    assert unknown["unknown_tier"] == ("error", "tier")
+    distilled = check(server, {"checkpoint": "flux1-schnell.safetensors", "model_family": "flux_schnell",
+                               "tier": "ultra"})
+    seen(distilled)
+    assert codes(distilled)["tier_assumption"][0] == "warning"
+    assert any("fixed" in w["message"] or "disabled" in w["message"] for w in distilled["warnings"])
+    mismatch = check(server, {"checkpoint": "sd_xl_base_1.0.safetensors", "model_family": "sd15", "tier": "draft"})
+    assert seen(mismatch)["family_mismatch"] == ("warning", "model_family")
+    assert "looks like sdxl" in mismatch["warnings"][0]["message"]
+    lora = check(server, {"checkpoint": "v1-5-pruned-emaonly.safetensors", "loras": ["ink_sd15.safetensors",
+                                                                                   "ink_xl.safetensors", "nope"]})
+    got = seen(lora)
+    assert got["lora_family"] == ("error", "loras.ink_xl.safetensors") and got["unknown_lora"] == ("error", "loras.nope")
+    assert "accepted, a sd15 LoRA" in next(e["message"] for e in lora["errors"] if e["code"] == "lora_family")
+    scorers = seen(check(server, {"scorers": "technical,clip_score,pixel_magic"}))
+    assert scorers["unknown_scorer"] == ("error", "scorers") and scorers["scorer_missing"] == ("warning", "scorers")
+    budget = check(server, {"checkpoint": "sd_xl_base_1.0.safetensors", "constraints": {"max_time_s": 0.01}})
+    assert seen(budget)["no_plan_fits"] == ("error", "constraints") and "cheapest" in budget["errors"][0]["message"]
+    clamped = seen(check(server, {"social": {"world_id": "default", "requested_rating": "restricted",
+                                             "enforcement": "clamp"}}))
+    assert clamped["rating_clamped"] == ("warning", "social.requested_rating")
+    rejected = seen(check(server, {"social": {"world_id": "default", "requested_rating": "restricted",
+                                              "enforcement": "reject"}}))
+    assert rejected["rating_above_max"][0] == "error"
+    variable = check(server, {"tier": "draft"}, prompt="a portrait of {{name}}")
+    assert seen(variable)["missing_variable"] == ("error", "variables.name") and variable["valid"] is False
+    assert variable["prompt"] is None and variable["repro_hash"] is None
+    long = seen(check(server, {"storyboard": "\n".join(f"clip {i} | end {i}" for i in range(65))}))
+    assert long["storyboard_too_long"] == ("error", "storyboard")
+    broken = seen(check(server, {"storyboard": "only a start, no end"}))
+    assert broken["storyboard_invalid"] == ("error", "storyboard")
+    assert set(found) == set(CODES)  # every documented rule was seen
+
+
+def test_a_graphs_atelier_nodes_get_their_status_and_reasons(server: Any) -> None:
+    graph = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
+        "2": {"class_type": "AtelierQualityPreset", "inputs": {"tier": "ultra", "model_family": "sd15",
+                                                                "checkpoint": "sd_xl_base_1.0.safetensors"}},
+        "3": {"class_type": "AtelierVariationScore", "inputs": {"images": ["5", 0], "scorers": "technical,clip_score"}},
+        "4": {"class_type": "AtelierFrameChain", "inputs": {"model": ["1", 0], "storyboard": "a | b", "scorers": "technical"}},
+        "5": {"class_type": "AtelierQualityPreset", "inputs": {"tier": "nope", "model_family": "auto"}},
+        "6": {"class_type": "KSampler", "inputs": {"seed": 1}},
+    }
+    status, body = server.post("/atelier/graph/validate", {"graph": graph})
+    assert status == 200
+    nodes = body["nodes"]
+    assert set(nodes) == {"2", "3", "4", "5"}  # Atelier's nodes only
+    assert nodes["2"]["status"] == "warning" and nodes["2"]["issues"][0]["code"] == "family_mismatch"
+    assert nodes["3"]["status"] == "warning" and nodes["3"]["issues"][0]["code"] == "scorer_missing"
+    assert nodes["4"] == {"status": "ok", "issues": []}
+    assert nodes["5"]["status"] == "error" and nodes["5"]["issues"][0]["code"] == "unknown_tier"
+    assert body["summary"] == {"nodes": 4, "errors": 1, "warnings": 2}
+    for bad in ({"graph": []}, {"graph": {str(i): {} for i in range(2001)}}, []):
+        status, refused = server.post("/atelier/graph/validate", bad)
+        assert status == 400 and refused["field"] in ("graph", "body")
