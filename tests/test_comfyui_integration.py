@@ -1046,3 +1046,49 @@ def test_one_storyboard_runs_across_two_real_comfyuis_on_the_job_queue(comfy: Cl
         print(f"\nstoryboard across two ComfyUIs: frames by {[j['worker'] for j in jobs]}")
     finally:
         _stop_comfyui(second, process, log)
+
+
+def test_atelier_nodes_show_health_badges_from_validation_and_runs(comfy: Client, browser: Any) -> None:
+    """In ComfyUI's frontend: each Atelier node gets ok / warning / error from POST /atelier/graph/validate as
+    its inputs change, the corner summary lists the reasons, and a successful run turns the nodes ok."""
+    from conftest import SCREENSHOTS
+
+    _ci_tiny(comfy)
+    workflow = json.loads((REPO / "workflows" / "atelier_best_of_n.json").read_text())
+    for node in workflow["nodes"]:
+        if node["type"] == "CheckpointLoaderSimple":
+            node["widgets_values"] = [CHECKPOINT]
+        if node["type"] == "AtelierQualityPreset":
+            node["widgets_values"][:6] = ["ci-tiny", "sdxl", CHECKPOINT, 64, 64, 2]  # sdxl: not the checkpoint's
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    health = "id => window.app.graph.getNodeById(id).atelierHealth?.status"
+    try:
+        _open_frontend(page, comfy)
+        assert "atelier.health" in page.evaluate("() => window.app.extensions.map(e => e.name)")
+        page.evaluate("wf => window.app.loadGraphData(wf)", workflow)
+        page.evaluate("() => { const w = window.app.graph.getNodeById(9).widgets.find(w => w.name === 'scorers'); "
+                      "w.value = 'technical,hpsv2'; }")
+        page.wait_for_function(f"() => ({health})(2) === 'warning' && ({health})(9) === 'warning'")
+        assert page.evaluate(f"() => ({health})(3)") == "ok"
+        reasons = page.evaluate("() => window.app.graph.getNodeById(2).atelierHealth.reasons.join(' ')")
+        assert "family_mismatch" in reasons and "sd15" in reasons
+        summary = page.locator("#atelier-health-summary")
+        assert "0 error(s), 2 warning(s)" in summary.inner_text()
+        assert summary.locator("button[data-node='9']").get_attribute("data-status") == "warning"
+        page.screenshot(path=str(SCREENSHOTS / "comfyui_health_badges.png"))
+        page.evaluate("() => { const g = window.app.graph; g.getNodeById(2).widgets.find(w => w.name === "
+                      "'model_family').value = 'auto'; g.getNodeById(9).widgets.find(w => w.name === 'scorers').value "
+                      "= 'technical'; }")
+        page.wait_for_function(f"() => ({health})(2) === 'ok' && ({health})(9) === 'ok'")
+        assert "node(s) ok" in summary.inner_text()
+        page.evaluate("() => { window.__atelierDone = false; window.app.api.addEventListener("
+                      "'execution_success', () => { window.__atelierDone = true; }); window.app.queuePrompt(0); }")
+        page.wait_for_function("() => window.__atelierDone", timeout=240_000)
+        page.wait_for_function("() => window.app.graph.getNodeById(9).atelierHealth?.reasons[0]?.startsWith('ran fine')")
+        assert page.evaluate(f"() => ({health})(9)") == "ok"
+    finally:
+        page.close()
+    assert not errors, errors

@@ -61,6 +61,7 @@ export function createClient({ fetchApi, url, outputImage = () => null }) {
     keep: (id) => call(`/generations/${enc(id)}/keep`, { method: "POST" }),
     replay: (id) => call(`/generations/${enc(id)}/replay`, { method: "POST" }),
     diff: (a, b) => call("/generations/diff", { query: { a, b } }),
+    validateGraph: (graph) => call("/graph/validate", { method: "POST", body: { graph } }),
     learning: () => call("/learning"),
     workers: () => call("/workers"),
     jobs: (query) => call("/jobs", { query }),
