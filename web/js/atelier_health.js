@@ -25,8 +25,7 @@ function atelierNodes() {
 // What a validation depends on: the Atelier nodes' inputs and links (and the checkpoints feeding them).
 function signature() {
   return JSON.stringify((app.graph?._nodes ?? []).filter((n) => isAtelier(n) || n.type === "CheckpointLoaderSimple")
-    .map((n) => [n.id, n.widgets_values ?? (n.widgets ?? []).map((w) => w.value),
-                 (n.inputs ?? []).map((i) => i.link)]));
+    .map((n) => [n.id, (n.widgets ?? []).map((w) => w.value), n.mode, (n.inputs ?? []).map((i) => i.link)]));
 }
 
 function set(nodeId, status, reasons, source) {
