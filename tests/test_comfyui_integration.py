@@ -1063,7 +1063,7 @@ def test_atelier_nodes_show_health_badges_from_validation_and_runs(comfy: Client
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.set_default_timeout(20_000)
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("pageerror", lambda e: errors.append(f"{e} {e.stack}"[:1500]))
     health = "id => window.app.graph.getNodeById(id).atelierHealth?.status"
     try:
         _open_frontend(page, comfy)
