@@ -65,8 +65,11 @@ def test_each_rule_names_its_code_field_and_what_is_accepted(server: Any, loras:
     got = seen(lora)
     assert got["lora_family"] == ("error", "loras.ink_xl.safetensors") and got["unknown_lora"] == ("error", "loras.nope")
     assert "accepted, a sd15 LoRA" in next(e["message"] for e in lora["errors"] if e["code"] == "lora_family")
-    scorers = seen(check(server, {"scorers": "technical,clip_score,pixel_magic"}))
+    scored = check(server, {"scorers": "technical,clip_score,pixel_magic"})
+    scorers = seen(scored)
     assert scorers["unknown_scorer"] == ("error", "scorers") and scorers["scorer_missing"] == ("warning", "scorers")
+    missing = next(w["message"] for w in scored["warnings"] if w["code"] == "scorer_missing")
+    assert " /" not in missing and "(/" not in missing  # folders by name, never the server's paths
     budget = check(server, {"checkpoint": "sd_xl_base_1.0.safetensors", "constraints": {"max_time_s": 0.01}})
     assert seen(budget)["no_plan_fits"] == ("error", "constraints") and "cheapest" in budget["errors"][0]["message"]
     clamped = seen(check(server, {"social": {"world_id": "default", "requested_rating": "restricted",

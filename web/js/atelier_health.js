@@ -99,7 +99,8 @@ function renderSummary() {
     line.dataset.status = h.status;
     Object.assign(line.style, { display: "block", textAlign: "left", background: "none", border: "none",
       color: COLORS[h.status], cursor: "pointer", padding: "2px 0", font: "inherit" });
-    line.textContent = `#${id} ${node?.title ?? "?"}: ${h.reasons[0] ?? h.status}`;
+    const first = h.reasons[0] ?? h.status;
+    line.textContent = `#${id} ${node?.title ?? "?"}: ${first.length > 140 ? `${first.slice(0, 139)}…` : first}`;
     line.title = h.reasons.join("\n");
     line.onclick = () => node && app.canvas?.centerOnNode?.(node);
     summary.append(line);

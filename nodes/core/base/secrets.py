@@ -50,3 +50,12 @@ def url_secrets(url: str) -> list[str]:
     found = [parts.password or "", parts.username or ""]
     found += [v for k, v in parse_qsl(parts.query) if SECRET_QUERY.match(k)]
     return [s for s in found if s]
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])(?:/[^\s/,;:'\"()\[\]]+)+/?")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path shortened to its last part (``/srv/comfy/models/scorers`` →
+    ``scorers``): answers name folders, never a server's layout."""
+    return ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "/", text)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..base.errors import AtelierError, Forbidden
+from ..base.secrets import without_paths
 from ..intelligence.analysis import analyse
 from ..intelligence.optimise import Constraints, NoPlanFits, optimise
 from ..quality.families import detect_family
@@ -125,7 +126,8 @@ class Rules:
                 continue
             why = self.scorers.missing(name)
             if why:
-                out.append(_warning("scorer_missing", field, f"{name} cannot score here ({why}); it is left out"))
+                out.append(_warning("scorer_missing", field,
+                                    f"{name} cannot score here ({without_paths(why)}); it is left out"))
         return out
 
     def budget(self, user: str, constraints: Any, family: str | None, checkpoint: str | None, prompt: str,
