@@ -420,3 +420,19 @@ def test_the_workers_view_says_why_there_is_no_job_queue(page: Any) -> None:
     workers = page.get_by_test_id("workers")
     workers.get_by_text("No job queue on this server").wait_for()
     assert "PostgreSQL" in workers.inner_text()
+
+
+def test_the_safety_view_lists_what_was_refused_and_filters_it(page: Any, server: Any) -> None:
+    status, theirs = server.post("/atelier/generations", {"operation_type": "txt2img", "prompt": "alice's"},
+                                 headers={"comfy-user": "alice"})
+    assert server.get(f"/atelier/generations/{theirs['id']}")[0] == 404  # the panel's user asks for alice's
+    server.post("/atelier/generations", {"operation_type": "txt2img", "prompt": "{{x}}", "variables": {"x": "y" * 5000}})
+    open_view(page, "safety")
+    table = page.get_by_role("table", name="Safety log")
+    table.wait_for()
+    assert table.locator("tr[data-kind='isolation_refused']").count() == 1
+    assert f"record {theirs['id']}" in table.inner_text()
+    page.get_by_label("Kind").select_option("variable_refused")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=safety] tbody tr').length === 1 && "
+                           "document.querySelector('[data-testid=safety] tbody tr').dataset.kind === 'variable_refused'")
+    assert page.get_by_label("Everyone's entries (operators)").is_hidden()  # not an operator

@@ -182,6 +182,17 @@ def loopback(server: Any) -> tuple[str, bool]:
     return f"{scheme}://{host}:{port}", scheme == "http"
 
 
+def queuing_user() -> str | None:
+    """The user who queued the running prompt: ``default`` when ComfyUI runs for one user; None with
+    ``--multi-user``, where ComfyUI 0.3.64 does not keep who queued a prompt (its ``POST /prompt`` reads the
+    ``comfy-user`` header for its user files only, and nothing of it reaches the prompt or the nodes)."""
+    try:
+        from comfy.cli_args import args
+    except ImportError:
+        return "default"
+    return None if getattr(args, "multi_user", False) else "default"
+
+
 def current_prompt_id() -> str | None:
     """The prompt ComfyUI is executing (set by its worker before running a prompt)."""
     return getattr(prompt_server(), "last_prompt_id", None)

@@ -49,8 +49,8 @@ class SocialContext(io.ComfyNode):
                 max_rating: str, requested_rating: str, enforcement: str) -> io.NodeOutput:
         values = {"affinity": affinity, "trust": trust, "chemistry": chemistry, "tension": tension, "npc_id": npc_id}
         try:
-            context = runtime.atelier().social.build("default", node_body(values, world, max_rating, requested_rating,
-                                                                          enforcement))
+            context = runtime.atelier().social.build(runtime.queuing_user(), node_body(
+                values, world, max_rating, requested_rating, enforcement), source="node")
         except AtelierError as exc:
             raise node_error(exc) from None
         return io.NodeOutput(context, context["allowed_rating"], context["prompt_addition"],

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported 
     from ..core.records.comfy import ComfyUI
     from ..core.records.follower import HistoryFollower
     from ..core.records.service import RecordService
+    from ..core.safety.log import ViolationLog
     from ..core.scaleout.service import DistributedSubmitter
     from ..core.scoring.models import ModelManager
     from ..core.scoring.registry import Scorers
@@ -92,7 +93,20 @@ class Atelier:
 
     @property
     def social(self) -> SocialService:
-        return self._once("social", lambda: SocialService(self.settings.data_dir))
+        return self._once("social", lambda: SocialService(self.settings.data_dir,
+                                                          lambda *entry: self.violations.add(*entry)))
+
+    def operator(self, user: str) -> bool:
+        """Whether ``user`` may read everyone's safety log (``ATELIER_OPERATORS``)."""
+        return user in self.settings.operators
+
+    @property
+    def violations(self) -> ViolationLog:
+        """The safety log, in the records' database."""
+        from ..core.safety.log import ViolationLog
+
+        self.records  # noqa: B018 - made with the records (and their database)
+        return self._once("violations", lambda: ViolationLog(self.records.store.session))
 
     @property
     def records(self) -> RecordService:
@@ -104,7 +118,7 @@ class Atelier:
 
         def make() -> RecordService:
             try:
-                return RecordService(self.settings.records_url, self.comfy)
+                service = RecordService(self.settings.records_url, self.comfy)
             except (OSError, SQLAlchemyError) as exc:
                 shown = "records.sqlite" if not self.settings.database_url else "the records database"
                 if isinstance(exc, OSError):
@@ -113,6 +127,15 @@ class Atelier:
                 cause = redact(cause.replace(str(self.settings.data_dir), "data"))[:200]
                 raise StorageError(f"cannot open {shown}: {cause}", field="storage", value=shown,
                                    accepted="a writable data folder or a reachable database") from None
+            # the safety log (same database): refused variable values and requests for another user's record
+            from ..core.safety.log import ViolationLog
+
+            log = ViolationLog(service.store.session)
+            service.report = log.add
+            service.store.on_isolation = lambda user, asked, why: log.add(user, "isolation_refused", "records", asked,
+                                                                         "not found (404)", why)
+            self._made.setdefault("violations", log)
+            return service
         return self._once("records", make)
 
     @property

@@ -9,7 +9,8 @@ Environment variables are read here, and only here: ``ATELIER_HOME``, ``ATELIER_
 ``ATELIER_GPU_HOURLY_USD``, ``ATELIER_LLM_CONFIG``, ``ATELIER_TRUSTED_USER_HEADER``, ``ATELIER_DEVICE``,
 ``ATELIER_LORAS`` (LoRA folders outside ComfyUI, separated like PATH), ``HF_HUB_CACHE``/``HF_HOME``;
 for scale-out ``ATELIER_DISTRIBUTED`` (1: pipelines and batches go to the job queue unless a request says
-otherwise), ``ATELIER_SHARED_OUTPUT`` (where workers put the images) and ``ATELIER_STALLED_AFTER_S``.
+otherwise), ``ATELIER_SHARED_OUTPUT`` (where workers put the images) and ``ATELIER_STALLED_AFTER_S``;
+``ATELIER_OPERATORS`` (comma-separated users who may read everyone's safety log).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Settings:
     distributed: bool = False          # scale-out: pipelines and batches go to the job queue by default
     shared_output: Path | None = None  # scale-out: where workers put the images (None: output_dir/atelier/shared)
     stalled_after_s: float = 20.0      # scale-out: a worker silent this long is dead; its jobs run elsewhere
+    operators: tuple[str, ...] = ()    # users who may read every user's safety log (ATELIER_OPERATORS)
 
     @property
     def shared_dir(self) -> Path:
@@ -99,6 +101,7 @@ class FromEnvironment(TypedDict):
     distributed: bool
     shared_output: Path | None
     stalled_after_s: float
+    operators: tuple[str, ...]
 
 
 def from_environment(env: Mapping[str, str]) -> FromEnvironment:
@@ -119,6 +122,7 @@ def from_environment(env: Mapping[str, str]) -> FromEnvironment:
         raise invalid("ATELIER_STALLED_AFTER_S", env.get("ATELIER_STALLED_AFTER_S"), "seconds, 2-3600")
     return {"database_url": env.get("ATELIER_DATABASE_URL") or None, "usd_per_gpu_hour": usd,
             "distributed": distributed in ("1", "true"), "stalled_after_s": stalled,
+            "operators": tuple(u.strip() for u in env.get("ATELIER_OPERATORS", "").split(",") if u.strip()),
             "shared_output": Path(env["ATELIER_SHARED_OUTPUT"]) if env.get("ATELIER_SHARED_OUTPUT") else None,
             "trusted_user_header": env.get("ATELIER_TRUSTED_USER_HEADER") or None,
             "llm_config": Path(env["ATELIER_LLM_CONFIG"]) if env.get("ATELIER_LLM_CONFIG") else None}

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..core.learning.service import LearningService
     from ..core.quality.service import QualityService
     from ..core.records.service import RecordService
+    from ..core.safety.log import ViolationLog
     from ..core.scaleout.service import DistributedSubmitter
     from ..core.scoring.registry import Scorers
     from ..core.social.service import SocialService
@@ -64,6 +65,9 @@ class Services(Protocol):
     def distributed(self) -> DistributedSubmitter: ...
     @property
     def rules(self) -> Rules: ...
+    @property
+    def violations(self) -> ViolationLog: ...
+    def operator(self, user: str) -> bool: ...
 
 
 def header_user(request: web.Request) -> str:

@@ -4,16 +4,18 @@ is not found. Database work runs off the event loop."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
 from aiohttp import web
 
-from ..core.base.errors import InvalidInput, Unavailable, invalid
+from ..core.base.errors import Forbidden, InvalidInput, Unavailable, invalid
 from ..core.records.reuse import compare, replay_body, reusable, with_seeds
 from ..core.records.tier_value import tier_value
 from ..core.records.why import why
 from ..core.scaleout.service import DistributedSubmitter, job_queue
+from ..core.social.service import apply_context
 from ..core.validation.rules import check_config, check_graph, graph_report, missing_variable, report
 from .http import Mount, Services, answer, blocking, json_body
 
@@ -57,6 +59,10 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         user = mount.user(request)
         distributed, reuse = _flag(body, "distributed"), _flag(body, "reuse")
         body = with_seeds(user, body)
+        social = body.pop("social_context", None)
+        if social is not None:  # clamped or rejected (403) as the Social Context node does; logged either way
+            context = ctx.social.build(user, social, authenticated=mount.authenticated, source="POST /generations")
+            body = apply_context(body, context)
         if reuse:  # an identical completed run answers instead of a new one
             config = {k: v for k, v in body.items() if k not in ("graph", "deadline_s")}
             digest = (await blocking(ctx.records.validate, user, config))["repro_hash"]
@@ -66,6 +72,29 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         submitter = job_queue(lambda: ctx.distributed) if distributed else ctx.records.submitter
         record = await submitter.submit(user, body)
         return answer({**record.to_dict(), "reused": False}, status=201)
+
+    @mount.get("/violations")
+    async def violations(request: web.Request) -> web.Response:
+        """The safety log: your entries (``?kind=&since=&limit=``), newest first; ``?all=1`` everyone's, for an
+        operator (``ATELIER_OPERATORS``); anyone else asking for all is refused (403), and that is logged too."""
+        query, user = request.query, mount.user(request)
+        kind, since, limit = query.get("kind"), query.get("since"), query.get("limit", "100")
+        if not WHOLE_NUMBER.match(limit) or not 1 <= int(limit) <= 500:
+            raise invalid("limit", limit[:20], "a whole number 1-500")
+        try:
+            after = float(since) if since is not None else None
+        except ValueError:
+            raise invalid("since", since[:40] if since else since, "a Unix time in seconds") from None
+        if after is not None and not math.isfinite(after):
+            raise invalid("since", since, "a Unix time in seconds")
+        everyone = query.get("all") in ("1", "true")
+        if everyone and not ctx.operator(user):
+            await blocking(ctx.violations.add, user, "isolation_refused", "GET /violations", "everyone's safety log",
+                           "refused (403)", "only operators (ATELIER_OPERATORS) read other users' entries")
+            raise Forbidden("only operators read everyone's safety log", field="all", value=True,
+                            accepted="your own entries (without all)")
+        entries = await blocking(ctx.violations.entries, None if everyone else user, kind, after, int(limit))
+        return answer({"entries": entries, "all": everyone, "operator": ctx.operator(user)})
 
     @mount.post("/generations/{record_id}/replay")
     async def replay_generation(request: web.Request) -> web.Response:

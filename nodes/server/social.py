@@ -13,7 +13,8 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         """Body: affinity, trust, chemistry, tension (0-100), npc_id, world_id, max_rating (can only lower the
         user's server-side maximum), requested_rating, enforcement (clamp|reject)."""
         body = await json_body(request)
-        return answer(ctx.social.build(mount.user(request), body, authenticated=mount.authenticated))
+        return answer(ctx.social.build(mount.user(request), body, authenticated=mount.authenticated,
+                                       source="POST /social-context/build"))
 
     @mount.get("/social-context/worlds")
     async def social_worlds(request: web.Request) -> web.Response:

@@ -122,3 +122,19 @@ class Job(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Violation(Base):
+    """A safety event: a content rating clamped or rejected, a prompt-variable value refused, a request refused
+    because what it named is another user's."""
+
+    __tablename__ = "atelier_violations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    asked: Mapped[str] = mapped_column(Text)
+    applied: Mapped[str] = mapped_column(Text)
+    why: Mapped[str] = mapped_column(Text)

@@ -7,6 +7,7 @@ The host names the database: SQLite in Atelier's data folder (``records.sqlite``
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +54,13 @@ class RecordService:
         self.store = RecordStore(url)
         self.comfy = comfy
         self.submitter = Submitter(self, comfy)
+        # (user, kind, source, asked, applied, why): refused prompt-variable values go to the safety log
+        self.report: Callable[[str, str, str, str, str, str], None] | None = None
+
+    def _refused(self, user: str, exc: AtelierError) -> None:
+        if self.report is not None and str(exc.field or "").startswith("variables."):
+            self.report(user, "variable_refused", "records", f"{exc.field} = {str(exc.value)[:80]}", "refused (4xx)",
+                        exc.message)
 
     def _prompt(self, user: str, config: GenerationConfig) -> str:
         if config.prompt_family:
@@ -64,7 +72,11 @@ class RecordService:
     def validate(self, user: str, body: Any) -> dict[str, Any]:
         """Checks a config (prompt variables included) without writing; names ``user``'s identical earlier runs."""
         config = GenerationConfig.parse(body)
-        text = self._prompt(user, config)
+        try:
+            text = self._prompt(user, config)
+        except AtelierError as exc:
+            self._refused(user, exc)
+            raise
         digest = repro_hash({**config.parameters, "prompt": text})
         return {"valid": True, "prompt": text, "repro_hash": digest,
                 "identical": self.store.identical(digest, user=user)}
@@ -73,9 +85,13 @@ class RecordService:
                started_at: float | None = None, finished_at: float | None = None,
                graph: dict[str, Any] | None = None) -> GenerationRecord:
         config = GenerationConfig.parse(body)
-        record = self.store.create(config.operation_type, user, config.parameters, config.workspace, config.prompt,
-                                   config.prompt_family, config.prompt_version, config.variables, status=status,
-                                   started_at=started_at, finished_at=finished_at, graph=graph)
+        try:
+            record = self.store.create(config.operation_type, user, config.parameters, config.workspace,
+                                       config.prompt, config.prompt_family, config.prompt_version, config.variables,
+                                       status=status, started_at=started_at, finished_at=finished_at, graph=graph)
+        except AtelierError as exc:
+            self._refused(user, exc)
+            raise
         if comfy_prompt_id:
             record = self.store.set_status(record.id, record.status, comfy_prompt_id=comfy_prompt_id)
         return record

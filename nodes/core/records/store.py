@@ -15,6 +15,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,10 +144,17 @@ def _record_id(value: Any) -> bool:
 
 
 class RecordStore:
+    """``on_isolation(user, asked, why)``: told of every request for another user's record (the safety log)."""
+
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         migrate(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
+        self.on_isolation: Callable[[str, str, str], None] | None = None
+
+    def _isolation(self, user: str, record_id: str) -> None:
+        if self.on_isolation is not None:
+            self.on_isolation(user, f"record {record_id[:64]}", "the record is another user's")
 
     # --- prompts -----------------------------------------------------------------------------
     def add_prompt_version(self, user: str, name: str, template: str, description: str = "") -> dict[str, Any]:
@@ -233,6 +241,8 @@ class RecordStore:
         """One record, with its feedback; another user's is not found."""
         with self.session() as s:
             record = s.get(Record, record_id) if _record_id(record_id) else None
+            if record is not None and user is not None and record.user != user:
+                self._isolation(user, record_id)
             if record is None or (user is not None and record.user != user):
                 raise NotFound(f"no generation record {str(record_id)[:80]!r}", field="id", value=str(record_id)[:80])
             feedback = tuple(FeedbackEntry(f.rating, f.comment, f.created_at)
@@ -243,6 +253,8 @@ class RecordStore:
         """The graph a record queued, or None (recorded without one, or before graphs were kept)."""
         with self.session() as s:
             row = s.get(Record, record_id) if _record_id(record_id) else None
+            if row is not None and user is not None and row.user != user:
+                self._isolation(user, record_id)
             if row is None or (user is not None and row.user != user):
                 raise NotFound(f"no generation record {str(record_id)[:80]!r}", field="id", value=str(record_id)[:80])
             return row.graph

@@ -13,17 +13,23 @@ A request's own ``max_rating`` can only lower these; nothing a client sends rais
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..base.data import read_yaml
-from ..base.errors import invalid
+from ..base.errors import Forbidden, invalid
 from .context import ContextRequest, World, build_context, enforce, validate, worlds
+
+# (user, kind, source, asked, applied, why): the safety log, when the host gives one
+Report = Callable[[str, str, str, str, str, str], None]
+UNKNOWN_USER = "(unknown)"  # who the log names when the user who queued a prompt cannot be known
 
 
 class SocialService:
-    def __init__(self, config_dir: Path | None = None) -> None:
+    def __init__(self, config_dir: Path | None = None, report: Report | None = None) -> None:
         self.config_dir = config_dir
+        self.report = report
 
     def _config(self) -> dict[str, Any]:
         path = self.config_dir / "social.yaml" if self.config_dir else None
@@ -43,13 +49,16 @@ class SocialService:
         ordered = [found.pop("default")] if "default" in found else []
         return list(dict.fromkeys(r for world in [*ordered, *found.values()] for r in world.ratings))
 
-    def user_max(self, user: str, world: World, authenticated: bool = False) -> str | None:
-        """The server's maximum rating for ``user`` in ``world`` (None: only the world's maximum applies)."""
+    def user_max(self, user: str | None, world: World, authenticated: bool = False) -> str | None:
+        """The server's maximum rating for ``user`` in ``world`` (None: only the world's maximum applies). An
+        unknown user (None: who queued a prompt is not known) gets the strictest maximum configured."""
         config = self._config()
         users = config.get("users") or {}
         if not isinstance(users, dict):
             raise invalid("social.yaml users", type(users).__name__, "a mapping of user names to ratings")
-        if user in users:
+        if user is None:
+            authenticated = False
+        elif user in users:
             return str(users[user])
         default = config.get("default_max_rating")
         if authenticated:
@@ -61,21 +70,40 @@ class SocialService:
             raise invalid("social.yaml rating", unknown, list(world.ratings))
         return min(known, key=world.rank) if known else None
 
-    def build(self, user: str, body: Any, authenticated: bool = False) -> dict[str, Any]:
-        """``authenticated``: a trusted proxy named the user (else the user name is only a claim)."""
+    def build(self, user: str | None, body: Any, authenticated: bool = False, source: str = "route") -> dict[str, Any]:
+        """``authenticated``: a trusted proxy named the user (else the user name is only a claim); ``user`` None:
+        the user cannot be known (the strictest maximum applies, and the context says so). A clamped or rejected
+        rating goes to the safety log (``source`` says where it was asked)."""
         request = ContextRequest.parse(body)
         world_list = self.worlds()
         world_of = world_list.get(request.world_id)
         if world_of is None:
             raise invalid("world_id", request.world_id, sorted(world_list))
-        context = build_context(request, self.user_max(user, world_of, authenticated), world_list)
+        user_max = self.user_max(user, world_of, authenticated)
+        context = build_context(request, user_max, world_list)
         out = context.to_dict()
+        if user is None:
+            out["warnings"] = [*out["warnings"], "who queued this prompt is not known (ComfyUI does not keep it with "
+                               f"the prompt): the strictest maximum applies ({user_max or world_of.max_rating})"]
         world = world_list[request.world_id]
         if request.requested_rating:
             out["requested_rating"] = request.requested_rating
-            out["allowed_rating"] = enforce(context, request.requested_rating, world, request.enforcement)
+            asked = f"rating {request.requested_rating} (npc {request.npc_id or '-'}, world {request.world_id})"
+            why = (f"tier {context.tier}, band {context.band}: the allowed rating is {context.rating}"
+                   + (f", lowered by the {' and '.join(context.clamped_by)} maximum" if context.clamped_by else ""))
+            try:
+                out["allowed_rating"] = enforce(context, request.requested_rating, world, request.enforcement)
+            except Forbidden:
+                self._report(user, "rating_rejected", source, asked, "refused (403)", why)
+                raise
+            if out["allowed_rating"] != request.requested_rating:
+                self._report(user, "rating_clamped", source, asked, f"rating {out['allowed_rating']}", why)
         out["validation"] = validate(request, world)
         return out
+
+    def _report(self, user: str | None, kind: str, source: str, asked: str, applied: str, why: str) -> None:
+        if self.report is not None:
+            self.report(user or UNKNOWN_USER, kind, source, asked, applied, why)
 
 
 SERVER_MAXIMUM = "(server maximum)"  # the node's max_rating choice that keeps the server's
@@ -93,3 +121,28 @@ def node_body(values: dict[str, Any], world: str, max_rating: str, requested_rat
 def node_text(context: dict[str, Any]) -> str:
     return (f"{context['tier']} · intimacy {context['band']} · rating {context['allowed_rating']}"
             + "".join(f"\nwarning: {w}" for w in context["warnings"]))
+
+
+def apply_context(body: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """A generation config under a built social context: its inline prompt gets the rating's prompt addition (so
+    do the graph's text inputs equal to that prompt), its negative parameter the negative addition, and its
+    parameters keep the context (``social``: world, npc, tier, band, the rating asked and the one applied, which
+    maximum lowered it, the additions)."""
+    out = dict(body)
+    parameters = dict(out.get("parameters") or {})
+    addition, negative = context.get("prompt_addition") or "", context.get("negative_addition") or ""
+    prompt = out.get("prompt")
+    if isinstance(prompt, str) and addition:
+        out["prompt"] = f"{prompt}, {addition}" if prompt else addition
+        graph = out.get("graph")
+        if isinstance(graph, dict):
+            out["graph"] = {k: ({**v, "inputs": {**v["inputs"], "text": out["prompt"]}}
+                                if isinstance(v, dict) and isinstance(v.get("inputs"), dict)
+                                and v["inputs"].get("text") == prompt else v) for k, v in graph.items()}
+    if negative and isinstance(parameters.get("negative"), str):
+        parameters["negative"] = f"{parameters['negative']}, {negative}" if parameters["negative"] else negative
+    parameters["social"] = {k: context.get(k) for k in ("world_id", "npc_id", "tier", "band", "rating",
+                                                        "requested_rating", "allowed_rating", "clamped_by",
+                                                        "prompt_addition", "negative_addition")}
+    out["parameters"] = parameters
+    return out

@@ -62,6 +62,7 @@ export function createClient({ fetchApi, url, outputImage = () => null }) {
     replay: (id) => call(`/generations/${enc(id)}/replay`, { method: "POST" }),
     diff: (a, b) => call("/generations/diff", { query: { a, b } }),
     validateGraph: (graph) => call("/graph/validate", { method: "POST", body: { graph } }),
+    violations: (query) => call("/violations", { query }),
     learning: () => call("/learning"),
     workers: () => call("/workers"),
     jobs: (query) => call("/jobs", { query }),

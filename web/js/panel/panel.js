@@ -4,6 +4,7 @@ import { compareView } from "./compare.js";
 import { defaultTier, SETTINGS } from "./client.js";
 import { field, h, message, select } from "./dom.js";
 import { learningView } from "./learning.js";
+import { safetyView } from "./safety.js";
 import { workersView } from "./workers.js";
 import { lorasView } from "./loras.js";
 import { presetsView } from "./presets.js";
@@ -64,6 +65,7 @@ const VIEWS = [
   ["storyboards", "Storyboards", storyboardsView],
   ["workers", "Workers", workersView],
   ["social", "Social context", socialView],
+  ["safety", "Safety", safetyView],
   ["settings", "Settings", settingsView],
 ];
 
