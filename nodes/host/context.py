@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported 
     from ..core.storyboard.batches import BatchService
     from ..core.storyboard.library import StoryboardLibrary
     from ..core.storyboard.service import PipelineService
+    from ..core.telemetry.llm import LLMCalls
     from ..core.validation.rules import Rules
 
 log = logging.getLogger("atelier")
@@ -85,11 +86,41 @@ class Atelier:
     def enhance(self) -> EnhanceService:
         from ..core.enhance.config import key_for, secrets_for
         from ..core.enhance.service import EnhanceService
-        from ..remote.llm import http_backends
+        from ..remote.llm import CircuitBreaker, http_backends
 
         config = self.settings.llm_config_file
+        breaker = self._once("llm_breaker", CircuitBreaker)
+
+        def observe(call: Any) -> None:  # every LLM call's telemetry, in the records' database
+            self.llm_calls.add(call)
+
         return self._once("enhance", lambda: EnhanceService(config, self.settings.traces_dir, http_backends(
-            lambda name: key_for(name, config), lambda name: secrets_for(name, config))))
+            lambda name: key_for(name, config), lambda name: secrets_for(name, config), breaker, observe)))
+
+    @property
+    def llm_calls(self) -> LLMCalls:
+        from ..core.telemetry.llm import LLMCalls
+
+        return self._once("llm_calls", lambda: LLMCalls(self.records.store.session))
+
+    def provider_health(self) -> list[dict[str, Any]]:
+        """Each LLM endpoint's health from its recent calls, with its circuit's state now."""
+        self.enhance  # noqa: B018 - the breaker is made with the backends
+        breaker = self._made.get("llm_breaker")
+        return self.llm_calls.health(breaker.open_for() if breaker is not None else {})
+
+    def telemetry(self, user: str | None, since: float | None = None, until: float | None = None) -> dict[str, Any]:
+        """Totals per day, workspace and user and the charts' series (``user`` None: everyone's)."""
+        from ..core.telemetry.report import Rates, telemetry
+
+        rates = self._once("rates", lambda: Rates.load(self.settings.usd_per_gpu_hour))
+        return telemetry(self.records.store, self.llm_calls, rates, self.settings.device, user, since, until)
+
+    def run_telemetry(self, record: Any) -> dict[str, Any]:
+        from ..core.telemetry.report import Rates, run_telemetry
+
+        rates = self._once("rates", lambda: Rates.load(self.settings.usd_per_gpu_hour))
+        return run_telemetry(record, rates, self.settings.device)
 
     @property
     def social(self) -> SocialService:

@@ -21,6 +21,7 @@ import aiohttp
 from ..core.base.secrets import public_url, redact, url_secrets
 from ..core.enhance.llm import Chat, LLMError, llm_backends, local_chat
 from ..core.enhance.loop import Backends, EnhanceRequest
+from ..core.telemetry.llm import Call
 
 RETRIES = 2            # dropped connections and 5xx only: a call that timed out or found no server is not repeated
 BACKOFF_S = 0.5
@@ -29,6 +30,13 @@ OLLAMA_URL = "http://127.0.0.1:11434"
 OPENAI_URL = "http://127.0.0.1:1234"
 Keys = Callable[[str], "str | None"]          # endpoint name -> its API key
 Secrets = Callable[[str], "list[str]"]        # endpoint name -> what to redact from its answers
+
+
+Observe = Callable[[Call], None]  # told of every call: endpoint, ok, latency, tokens, error (telemetry)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 class CircuitBreaker:
@@ -52,25 +60,60 @@ class CircuitBreaker:
     def succeeded(self, endpoint: str) -> None:
         self._open_until.pop(endpoint, None)
 
+    def open_for(self) -> dict[str, float]:
+        """The endpoints whose circuit is open, with the seconds it stays open (by their shown URL)."""
+        now = self.clock()
+        return {public_url(e): until - now for e, until in self._open_until.items() if until > now}
+
 
 class HTTPChat:
     """POSTs JSON with a hard timeout; retries connection errors and 5xx with backoff, never a call that timed
     out; an open circuit skips the call. Messages name the URL without credentials and carry no secret."""
 
+    backend = "http"
+
     def __init__(self, endpoint: str, timeout_s: float, breaker: CircuitBreaker | None = None,
-                 secrets: list[str] | None = None) -> None:
+                 secrets: list[str] | None = None, observe: Observe | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.breaker = breaker or CircuitBreaker()
         self.secrets = [*(secrets or []), *url_secrets(endpoint)]
         self.shown = public_url(self.endpoint)
+        self.observe = observe
 
     def _error(self, text: str) -> LLMError:
         return LLMError(redact(text, self.secrets))
 
+    def _tokens(self, data: Any) -> tuple[int | None, int | None]:
+        """(prompt tokens, completion tokens) where the backend's answer says them."""
+        return None, None
+
+    def _report(self, started: float, data: Any = None, error: str | None = None) -> None:
+        if self.observe is None:
+            return
+        tokens = self._tokens(data) if error is None else (None, None)
+        try:
+            self.observe(Call(self.shown, self.backend, error is None, (time.monotonic() - started) * 1000.0,
+                              *tokens, error=redact(error, self.secrets)[:500] if error else None))
+        except Exception:  # telemetry never fails a call
+            pass
+
     async def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        self.breaker.check(self.endpoint, f"{self.shown}{path}")  # skipped by an open circuit: not a call
+        started = time.monotonic()
+        try:
+            data = await self._post(path, body, headers)
+        except LLMError as exc:
+            self._report(started, error=str(exc))
+            raise
+        except asyncio.CancelledError:
+            self._report(started, error="cancelled (the enhancement's deadline, or its client left)")
+            raise
+        self._report(started, data)
+        return data
+
+    async def _post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         url, shown = f"{self.endpoint}{path}", f"{self.shown}{path}"
-        self.breaker.check(self.endpoint, shown)
         last = ""
         try:
             for attempt in range(RETRIES + 1):
@@ -106,6 +149,13 @@ class HTTPChat:
 
 
 class Ollama(HTTPChat):
+    backend = "ollama"
+
+    def _tokens(self, data: Any) -> tuple[int | None, int | None]:
+        if not isinstance(data, dict):
+            return None, None
+        return _int(data.get("prompt_eval_count")), _int(data.get("eval_count"))
+
     async def chat(self, request: EnhanceRequest, messages: list[dict[str, str]], schema: dict | None = None,
                    keep_alive: str | int | None = None) -> str:
         body: dict[str, Any] = {
@@ -127,10 +177,18 @@ class Ollama(HTTPChat):
 
 
 class OpenAICompatible(HTTPChat):
+    backend = "openai"
+
     def __init__(self, endpoint: str, timeout_s: float, key: str | None, breaker: CircuitBreaker | None = None,
-                 secrets: list[str] | None = None) -> None:
-        super().__init__(endpoint, timeout_s, breaker, [*(secrets or []), *([key] if key else [])])
+                 secrets: list[str] | None = None, observe: Observe | None = None) -> None:
+        super().__init__(endpoint, timeout_s, breaker, [*(secrets or []), *([key] if key else [])], observe)
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _tokens(self, data: Any) -> tuple[int | None, int | None]:
+        usage = data.get("usage") if isinstance(data, dict) else None
+        if not isinstance(usage, dict):
+            return None, None
+        return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
 
     async def chat(self, request: EnhanceRequest, messages: list[dict[str, str]], schema: dict | None = None,
                    keep_alive: str | int | None = None) -> str:
@@ -152,28 +210,29 @@ class OpenAICompatible(HTTPChat):
             raise self._error(f"{self.shown}/v1/chat/completions: no choices[0].message.content") from None
 
 
-def chat_factory(keys: Keys, secrets: Secrets = lambda name: [], breaker: CircuitBreaker | None = None
-                 ) -> Callable[[str, EnhanceRequest], Chat]:
+def chat_factory(keys: Keys, secrets: Secrets = lambda name: [], breaker: CircuitBreaker | None = None,
+                 observe: Observe | None = None) -> Callable[[str, EnhanceRequest], Chat]:
     """The Chat of each backend: Ollama and OpenAI-compatible over HTTP (keys chosen by endpoint name, one
-    circuit breaker for all), transformers locally."""
+    circuit breaker for all, every call told to ``observe``), transformers locally."""
     breaker = breaker or CircuitBreaker()
 
     def chats(backend: str, request: EnhanceRequest) -> Chat:
         hidden = secrets(request.endpoint_name)
         if backend == "ollama":
-            return Ollama(request.endpoint or OLLAMA_URL, request.timeout_s, breaker, hidden)
+            return Ollama(request.endpoint or OLLAMA_URL, request.timeout_s, breaker, hidden, observe)
         if backend == "openai":
             return OpenAICompatible(request.endpoint or OPENAI_URL, request.timeout_s, keys(request.endpoint_name),
-                                    breaker, hidden)
+                                    breaker, hidden, observe)
         return local_chat(backend, request)
 
     return chats
 
 
-def http_backends(keys: Keys, secrets: Secrets = lambda name: [], breaker: CircuitBreaker | None = None) -> Backends:
+def http_backends(keys: Keys, secrets: Secrets = lambda name: [], breaker: CircuitBreaker | None = None,
+                  observe: Observe | None = None) -> Backends:
     """Writers and critics of every backend: rule, Ollama, OpenAI-compatible and transformers."""
     breaker = breaker or CircuitBreaker()
-    chats = chat_factory(keys, secrets, breaker)
+    chats = chat_factory(keys, secrets, breaker, observe)
 
     async def release(request: EnhanceRequest) -> None:
         """After the loop: unload the Ollama model (keep_alive 0) unless the user keeps it loaded."""

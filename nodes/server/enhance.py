@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..core.telemetry.llm import calling_user
 from .http import Mount, Services, answer, json_body, while_connected
 
 
@@ -15,7 +16,11 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         keep_trace. Answers the enhanced prompt, negative, score and trace; stops when the client leaves."""
         body = await json_body(request)
         keep = bool(body.pop("keep_trace", False)) if isinstance(body, dict) else False
-        result = await while_connected(request, ctx.enhance.enhance(body, keep_trace=keep))  # stops if it leaves
+        token = calling_user.set(mount.user(request))  # the LLM calls' telemetry is this user's
+        try:
+            result = await while_connected(request, ctx.enhance.enhance(body, keep_trace=keep))  # stops if it leaves
+        finally:
+            calling_user.reset(token)
         return answer(result) if result is not None else web.Response(status=499)
 
     @mount.get("/enhance/endpoints")

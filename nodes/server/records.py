@@ -23,6 +23,19 @@ MAX_GRAPH_NODES = 2000
 WHOLE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only ("²".isdigit() is True)
 
 
+def _time(query: Any, name: str) -> float | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid(name, raw[:40], "a Unix time in seconds") from None
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        raise invalid(name, raw[:40], "a Unix time in seconds")
+    return value
+
+
 def _flag(body: dict[str, Any], name: str) -> bool:
     value = body.pop(name, None)
     if value not in (None, True, False):
@@ -72,6 +85,24 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         submitter = job_queue(lambda: ctx.distributed) if distributed else ctx.records.submitter
         record = await submitter.submit(user, body)
         return answer({**record.to_dict(), "reused": False}, status=201)
+
+    @mount.get("/telemetry")
+    async def telemetry(request: web.Request) -> web.Response:
+        """Your totals per day, workspace and user (runs, device time, cost, LLM calls, tokens, latency), device
+        time and cost per tier and day, the best-score distribution per tier (``?since=&until=`` Unix seconds;
+        ``?all=1`` everyone's, for an operator)."""
+        query, user = request.query, mount.user(request)
+        since, until = _time(query, "since"), _time(query, "until")
+        everyone = query.get("all") in ("1", "true")
+        if everyone and not ctx.operator(user):
+            raise Forbidden("only operators read everyone's telemetry", field="all", value=True,
+                            accepted="your own totals (without all)")
+        return answer(await blocking(ctx.telemetry, None if everyone else user, since, until))
+
+    @mount.get("/telemetry/providers")
+    async def provider_health(request: web.Request) -> web.Response:
+        """Each LLM endpoint's health: calls, success rate, p50/p95 latency, last error, circuit state."""
+        return answer({"providers": await blocking(ctx.provider_health)})
 
     @mount.get("/violations")
     async def violations(request: web.Request) -> web.Response:
@@ -224,6 +255,12 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     async def get_generation(request: web.Request) -> web.Response:
         record = await blocking(ctx.records.store.get, request.match_info["record_id"], mount.user(request))
         return answer(record.to_dict())
+
+    @mount.get("/generations/{record_id}/telemetry")
+    async def generation_telemetry_one(request: web.Request) -> web.Response:
+        """One run's device time (ComfyUI's own start and end), device kind, rate and cost."""
+        record = await blocking(ctx.records.store.get, request.match_info["record_id"], mount.user(request))
+        return answer({"id": record.id, **ctx.run_telemetry(record)})
 
     @mount.get("/generations/{record_id}/graph")
     async def generation_graph(request: web.Request) -> web.Response:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STATUSES = ("pending", "queued", "running", "completed", "failed", "cancelled")
@@ -138,3 +149,20 @@ class Violation(Base):
     asked: Mapped[str] = mapped_column(Text)
     applied: Mapped[str] = mapped_column(Text)
     why: Mapped[str] = mapped_column(Text)
+
+
+class LLMCall(Base):
+    """One call to an LLM endpoint during prompt enhancement (telemetry and provider health)."""
+
+    __tablename__ = "atelier_llm_calls"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    endpoint: Mapped[str] = mapped_column(String(512), index=True)  # shown without credentials
+    backend: Mapped[str] = mapped_column(String(32))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,0 +1,109 @@
+"""LLM calls, as the enhancement backends report them (``remote/llm.py``'s observer): stored per user in the
+records' database, and each endpoint's health (success rate, p50/p95 latency, last error) from its recent calls,
+with the circuit breaker's state.
+
+The user a call belongs to is the one whose enhancement made it: ``calling_user`` (a context variable the
+enhancement route and the Prompt Enhance node set around their work).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..records.models import LLMCall
+
+log = logging.getLogger("atelier")
+calling_user: contextvars.ContextVar[str] = contextvars.ContextVar("atelier_calling_user", default="default")
+WINDOW = 200  # recent calls per endpoint behind its health
+
+
+@dataclass(frozen=True)
+class Call:
+    endpoint: str  # without credentials
+    backend: str
+    ok: bool
+    latency_ms: float
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+class LLMCalls:
+    def __init__(self, session: sessionmaker[Session]) -> None:
+        self.session = session
+
+    def add(self, call: Call, user: str | None = None) -> None:
+        """One call (never fails the enhancement: a call that cannot be stored is logged)."""
+        try:
+            with self.session.begin() as s:
+                s.add(LLMCall(user=(user or calling_user.get())[:128], created_at=time.time(),
+                              endpoint=call.endpoint[:512], backend=call.backend[:32], ok=call.ok,
+                              latency_ms=round(call.latency_ms, 1), prompt_tokens=call.prompt_tokens,
+                              completion_tokens=call.completion_tokens,
+                              error=call.error[:1000] if call.error else None))
+        except Exception:
+            log.exception("Atelier: an LLM call's telemetry could not be stored")
+
+    def health(self, circuit: dict[str, float] | None = None) -> list[dict[str, Any]]:
+        """Per endpoint: calls in its window, success rate, p50/p95 latency, last error, circuit state
+        (``circuit``: endpoint → seconds it stays open)."""
+        with self.session() as s:
+            endpoints = list(s.scalars(select(LLMCall.endpoint).distinct()))
+            out = []
+            for endpoint in sorted(endpoints):
+                rows = s.scalars(select(LLMCall).where(LLMCall.endpoint == endpoint)
+                                 .order_by(LLMCall.id.desc()).limit(WINDOW)).all()
+                ok = [r for r in rows if r.ok]
+                failed = next((r for r in rows if not r.ok), None)
+                latencies = [r.latency_ms for r in ok]
+                open_s = (circuit or {}).get(endpoint)
+                out.append({
+                    "endpoint": endpoint, "backend": rows[0].backend if rows else "", "calls": len(rows),
+                    "success_rate": round(len(ok) / len(rows), 3) if rows else None,
+                    "p50_ms": _pct(latencies, 0.5), "p95_ms": _pct(latencies, 0.95),
+                    "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+                    "last_error": failed.error if failed else None,
+                    "last_error_at": failed.created_at if failed else None,
+                    "circuit": "open" if open_s else "closed", "circuit_open_s": round(open_s, 1) if open_s else 0})
+            return out
+
+    def totals(self, user: str | None, since: float | None, until: float | None) -> dict[tuple[str, str], dict[str, Any]]:
+        """(user, day) → calls, failures, tokens, mean latency."""
+        query = select(LLMCall.user, LLMCall.created_at, LLMCall.ok, LLMCall.latency_ms, LLMCall.prompt_tokens,
+                       LLMCall.completion_tokens)
+        if user is not None:
+            query = query.where(LLMCall.user == user)
+        if since is not None:
+            query = query.where(LLMCall.created_at >= since)
+        if until is not None:
+            query = query.where(LLMCall.created_at < until)
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.session() as s:
+            for who, at, ok, latency, tokens_in, tokens_out in s.execute(query.limit(200_000)):
+                day = time.strftime("%Y-%m-%d", time.gmtime(at))
+                entry = out.setdefault((who, day), {"llm_calls": 0, "llm_failures": 0, "llm_tokens": 0,
+                                                    "llm_latency_ms": []})
+                entry["llm_calls"] += 1
+                entry["llm_failures"] += 0 if ok else 1
+                entry["llm_tokens"] += (tokens_in or 0) + (tokens_out or 0)
+                entry["llm_latency_ms"].append(latency)
+        return out
+
+    def count(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(LLMCall)) or 0)
