@@ -436,3 +436,21 @@ def test_the_safety_view_lists_what_was_refused_and_filters_it(page: Any, server
     page.wait_for_function("() => document.querySelectorAll('[data-testid=safety] tbody tr').length === 1 && "
                            "document.querySelector('[data-testid=safety] tbody tr').dataset.kind === 'variable_refused'")
     assert page.get_by_label("Everyone's entries (operators)").is_hidden()  # not an operator
+
+
+def test_the_telemetry_view_charts_time_cost_and_scores_per_tier(page: Any, server: Any, record_service: Any) -> None:
+    store = record_service.store
+    for tier, seconds, best in (("draft", 30.0, 52.0), ("ultra", 300.0, 81.0), ("ultra", 240.0, 74.0)):
+        record = store.create("txt2img", "default", {"quality": {"preset": tier}, "device": "NVIDIA H100"},
+                              prompt=f"a fox {tier}", status="completed", started_at=1000.0, finished_at=1000.0 + seconds)
+        store.set_status(record.id, "completed", scores={"best": best}, finished_at=1000.0 + seconds)
+    open_view(page, "telemetry")
+    time_chart = page.get_by_role("img", name="Device time per tier per day")
+    time_chart.wait_for()
+    bars = time_chart.locator("[data-bar]")
+    assert bars.count() == 2  # draft and ultra, on one day
+    assert "9.0 min over 2 run(s)" in time_chart.inner_html()  # ultra: 300 + 240 s
+    assert page.get_by_role("img", name="Cost per tier per day").locator("[data-bar]").count() == 2
+    assert page.get_by_role("img", name="Best scores at ultra (2 runs, mean 77.5)").is_visible()
+    assert page.get_by_role("table", name="Totals per day").locator("tbody tr").count() == 1
+    assert "No LLM call yet." in page.get_by_test_id("telemetry").inner_text()

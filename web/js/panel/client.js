@@ -63,6 +63,8 @@ export function createClient({ fetchApi, url, outputImage = () => null }) {
     diff: (a, b) => call("/generations/diff", { query: { a, b } }),
     validateGraph: (graph) => call("/graph/validate", { method: "POST", body: { graph } }),
     violations: (query) => call("/violations", { query }),
+    telemetry: (query) => call("/telemetry", { query }),
+    providers: () => call("/telemetry/providers"),
     learning: () => call("/learning"),
     workers: () => call("/workers"),
     jobs: (query) => call("/jobs", { query }),

@@ -5,6 +5,7 @@ import { defaultTier, SETTINGS } from "./client.js";
 import { field, h, message, select } from "./dom.js";
 import { learningView } from "./learning.js";
 import { safetyView } from "./safety.js";
+import { telemetryView } from "./telemetry.js";
 import { workersView } from "./workers.js";
 import { lorasView } from "./loras.js";
 import { presetsView } from "./presets.js";
@@ -65,6 +66,7 @@ const VIEWS = [
   ["storyboards", "Storyboards", storyboardsView],
   ["workers", "Workers", workersView],
   ["social", "Social context", socialView],
+  ["telemetry", "Telemetry", telemetryView],
   ["safety", "Safety", safetyView],
   ["settings", "Settings", settingsView],
 ];
