@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core.base.files import StorageError, storage_error
@@ -115,6 +116,68 @@ class Atelier:
 
         rates = self._once("rates", lambda: Rates.load(self.settings.usd_per_gpu_hour))
         return telemetry(self.records.store, self.llm_calls, rates, self.settings.device, user, since, until)
+
+    def app_health(self) -> dict[str, Any]:
+        """Where Atelier keeps things (by name, never an absolute path) and the health of each part: ok,
+        warning, error, or off (not configured here)."""
+        import os
+
+        from ..core.base.errors import AtelierError
+        from ..core.base.secrets import without_paths
+
+        settings = self.settings
+
+        def shown(path: Any) -> str:
+            parts = Path(path).parts
+            return "/".join(parts[-2:]) if len(parts) >= 2 else str(path)
+
+        def folder(name: str, path: Path, purpose: str) -> dict[str, Any]:
+            exists = path.is_dir()
+            probe = path if exists else next((p for p in path.parents if p.exists()), path)
+            writable = os.access(probe, os.W_OK)
+            status = "ok" if writable else "error"
+            detail = ("" if exists else "made on first use; ") + ("writable" if writable else "not writable")
+            return {"name": name, "where": shown(path), "purpose": purpose, "status": status, "detail": detail}
+
+        storage = [folder("presets", settings.users_dir, "custom presets, per user"),
+                   folder("data", settings.data_dir, "records (SQLite), calibration, llm.json, social.yaml, worlds"),
+                   folder("output", settings.output_dir, "traces, saved storyboards"),
+                   folder("storyboards", settings.storyboards_dir, "the storyboard viewer's library"),
+                   folder("shared output", settings.shared_dir, "scale-out workers' images"),
+                   *(folder("loras", p, "the LoRA library") for p in settings.lora_folders),
+                   *(folder(kind, p, "scorer weights") for kind, paths in settings.model_folders.items()
+                     for p in paths)]
+        health: list[dict[str, Any]] = []
+        kind = "postgresql" if (settings.database_url or "").startswith("postgresql") else "sqlite"
+        try:
+            health.append({"part": "records database", "status": "ok",
+                           "detail": f"{kind}, {self.records.store.count()} record(s)"})
+        except (AtelierError, Exception) as exc:  # the app map reports a broken part, it does not break
+            health.append({"part": "records database", "status": "error",
+                           "detail": without_paths(getattr(exc, "message", None) or type(exc).__name__)[:300]})
+        health.append({"part": "ComfyUI", "status": "ok" if self.comfy is not None else "off",
+                       "detail": "this server queues on its ComfyUI" if self.comfy is not None
+                       else "a standalone server: generations are recorded, not queued"})
+        try:
+            queue = self.distributed
+            alive = [w for w in queue.store.workers(settings.stalled_after_s) if w["state"] in ("ready", "busy")]
+            health.append({"part": "job queue", "status": "ok" if alive else "warning",
+                           "detail": f"{len(alive)} worker(s) taking jobs"})
+        except AtelierError as exc:
+            health.append({"part": "job queue", "status": "off", "detail": exc.message})
+        try:
+            for provider in self.provider_health():
+                bad = provider["circuit"] == "open" or (provider["success_rate"] or 0) < 0.5
+                health.append({"part": f"LLM {provider['endpoint']}", "status": "warning" if bad else "ok",
+                               "detail": f"{provider['calls']} call(s), success {provider['success_rate']}, "
+                                         f"circuit {provider['circuit']}"})
+        except Exception:  # no records database: reported above
+            pass
+        for name in sorted(self.scorers.specs):
+            why = self.scorers.missing(name)
+            health.append({"part": f"scorer {name}", "status": "warning" if why else "ok",
+                           "detail": without_paths(why) if why else "ready"})
+        return {"storage": storage, "health": health}
 
     def run_telemetry(self, record: Any) -> dict[str, Any]:
         from ..core.telemetry.report import Rates, run_telemetry

@@ -90,6 +90,7 @@ async def run_worker(options: WorkerOptions, stop: asyncio.Event | None = None) 
     runner = JobRunner(name, comfy, comfy_shown, records, store, options.shared_dir,
                        connect=lambda url: ComfyClient(url))
     comfy.poll_s = options.poll_s
+    listening = asyncio.create_task(comfy.listen())  # progress and per-node timings of every prompt it queues
     await asyncio.to_thread(store.register_worker, name, comfy_shown, socket.gethostname())
     log.info("Atelier worker %s: serving ComfyUI at %s", name, comfy_shown)
     pulling: asyncio.Task[None] | None = None
@@ -121,6 +122,7 @@ async def run_worker(options: WorkerOptions, stop: asyncio.Event | None = None) 
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), options.heartbeat_s)
     finally:
+        listening.cancel()
         if pulling is not None:
             pulling.cancel()
             with contextlib.suppress(BaseException):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,8 @@ from ..core.storyboard.pipelines import load_workflow, use_checkpoint
 Progress = Callable[[str, dict[str, Any]], None]
 CALL_TIMEOUT_S = 30.0
 HISTORY_CHECK_S = 5.0
+MAX_EVENTS = 2000   # buffered events per prompt
+MAX_PROMPTS = 256   # prompts with buffered events
 ENDED = {"success": "completed", "error": "failed"}
 
 
@@ -43,6 +46,9 @@ class ComfyClient:
         self.ssl: ssl.SSLContext | bool = True if verify_tls else False
         self.client_id = f"atelier-{uuid.uuid4().hex[:12]}"
         self.poll_s = 1.0  # how often ``wait`` looks at the history when the websocket is quiet
+        self._events: dict[str, list[tuple[float, str, dict[str, Any]]]] = {}  # per prompt, by ``listen``
+        self._arrived = asyncio.Event()
+        self._listening = False
 
     def _session(self, total: float | None = None) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=total or self.timeout_s, sock_connect=10)
@@ -156,38 +162,68 @@ class ComfyClient:
         return ENDED.get(str(status.get("status_str")))
 
     # --- one prompt to its end, for a scale-out worker ----------------------------------------
+    async def listen(self) -> None:
+        """Keep a websocket open to ComfyUI (until cancelled), buffering each prompt's events as they arrive, with
+        their arrival time: ``wait`` reads them, so the first events of a prompt queued just now are not missed.
+        A dropped connection is opened again."""
+        while True:
+            try:
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as session:
+                    async with session.ws_connect(self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}",
+                                                  heartbeat=30, ssl=self.ssl) as ws:
+                        self._listening = True
+                        async for message in ws:
+                            if message.type != aiohttp.WSMsgType.TEXT:
+                                continue
+                            try:
+                                event = json.loads(message.data)
+                            except ValueError:
+                                continue
+                            data = event.get("data")
+                            if isinstance(data, dict) and isinstance(data.get("prompt_id"), str):
+                                self._events_of(data["prompt_id"]).append((time.monotonic(), str(event.get("type")),
+                                                                           data))
+                                self._arrived.set()
+            except asyncio.CancelledError:
+                self._listening = False
+                raise
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                pass
+            self._listening = False
+            await asyncio.sleep(1.0)
+
+    def _events_of(self, prompt_id: str) -> list[tuple[float, str, dict[str, Any]]]:
+        buffered = self._events.setdefault(prompt_id, [])
+        del buffered[:-MAX_EVENTS]  # bounded: a prompt nobody waits for keeps its last events only
+        while len(self._events) > MAX_PROMPTS:
+            self._events.pop(next(iter(self._events)))
+        return buffered
+
     async def wait(self, prompt_id: str, deadline_s: float, progress: Callable[[float], None] | None = None,
-                   poll_s: float | None = None, misses: int = 3) -> dict[str, Any]:
-        """The prompt's history entry once it has finished. Progress (0-1) comes from the websocket; the end
-        comes from ``/history``, looked at after every end-like event and every quiet ``poll_s``. A prompt
-        that ComfyUI no longer has anywhere (it restarted), or ``misses`` failed looks in a row, is
-        Unavailable; past ``deadline_s`` it is DeadlineExceeded."""
+                   poll_s: float | None = None, misses: int = 3,
+                   timings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The prompt's history entry once it has finished. Progress (0-1) comes from the websocket events
+        ``listen`` buffers; the end comes from ``/history``, looked at after every end-like event and every quiet
+        ``poll_s`` (without a listener, the history alone). A prompt that ComfyUI no longer has anywhere (it
+        restarted), or ``misses`` failed looks in a row, is Unavailable; past ``deadline_s`` it is
+        DeadlineExceeded. ``timings`` gets each node's seconds, from the ``executing`` events as they arrived (a
+        node's time runs until the next one starts)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
         poll_s = poll_s or self.poll_s
-        ws: Any = None
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         failures = looks = 0
         try:
-            try:
-                ws = await session.ws_connect(self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}",
-                                              heartbeat=30, ssl=self.ssl, timeout=aiohttp.ClientWSTimeout(ws_close=5))
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-                ws = None  # the history alone will do
             while True:
                 if loop.time() > deadline:
                     raise DeadlineExceeded(f"prompt {prompt_id} did not finish within {deadline_s:g} s",
                                            field="deadline_s", value=deadline_s)
-                look = await self._next_event(ws, prompt_id, poll_s, progress)
-                if look is None:  # the websocket closed: poll from now on
-                    ws = None
-                    continue
-                if not look:
+                if not await self._next_events(prompt_id, poll_s, progress, timings):
                     continue
                 looks += 1
                 try:
                     item = await self.history(prompt_id)
                     if item is not None and (item.get("status") or {}).get("status_str") in ("success", "error"):
+                        self._read_events(prompt_id, progress, timings)  # the last ones, if they came late
                         return item
                     if looks % 5 == 0 and item is None:
                         running, pending = await self.queue_ids()
@@ -201,41 +237,48 @@ class ComfyClient:
                         raise
                     await asyncio.sleep(poll_s)
         finally:
-            if ws is not None:
-                await ws.close()
-            await session.close()
+            self._events.pop(prompt_id, None)
 
-    async def _next_event(self, ws: Any, prompt_id: str, poll_s: float,
-                          progress: Callable[[float], None] | None) -> bool | None:
-        """True: look at the history now (an end-like event, or ``poll_s`` of quiet); False: an event that
-        changes nothing; None: the websocket is gone."""
-        if ws is None:
+    async def _next_events(self, prompt_id: str, poll_s: float, progress: Callable[[float], None] | None,
+                           timings: list[dict[str, Any]] | None) -> bool:
+        """Whether to look at the history now: after an end-like event, or ``poll_s`` without one."""
+        if not self._listening and not self._events.get(prompt_id):
             await asyncio.sleep(poll_s)
             return True
-        try:
-            message = await ws.receive(timeout=poll_s)
-        except asyncio.TimeoutError:
-            return True
-        if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE,
-                            aiohttp.WSMsgType.CLOSING):
-            return None
-        if message.type != aiohttp.WSMsgType.TEXT:
-            return False
-        try:
-            event = json.loads(message.data)
-        except ValueError:
-            return False
-        kind, data = event.get("type"), event.get("data") or {}
-        if not isinstance(data, dict) or data.get("prompt_id") != prompt_id:
-            return False
-        if kind == "progress" and progress is not None:
+        until = asyncio.get_running_loop().time() + poll_s
+        while True:
+            if self._read_events(prompt_id, progress, timings):
+                return True
+            left = until - asyncio.get_running_loop().time()
+            if left <= 0:
+                return True
+            self._arrived.clear()
             try:
-                progress(float(data["value"]) / max(1.0, float(data["max"])))
-            except (KeyError, TypeError, ValueError):
-                pass
-            return False
-        return kind in ("execution_success", "execution_error", "execution_interrupted") or (
-            kind == "executing" and data.get("node") is None)
+                await asyncio.wait_for(self._arrived.wait(), left)
+            except asyncio.TimeoutError:
+                return True
+
+    def _read_events(self, prompt_id: str, progress: Callable[[float], None] | None,
+                     timings: list[dict[str, Any]] | None) -> bool:
+        """The prompt's buffered events, taken: progress and timings told; whether one of them was end-like."""
+        events = self._events.get(prompt_id) or []
+        taken, events[:] = list(events), []
+        ended = False
+        for at, kind, data in taken:
+            if kind == "executing" and timings is not None:
+                if timings and "seconds" not in timings[-1]:
+                    timings[-1]["seconds"] = round(at - timings[-1].pop("_at"), 3)
+                if data.get("node") is not None:
+                    timings.append({"node": str(data["node"]), "_at": at})
+            if kind == "progress" and progress is not None:
+                try:
+                    progress(float(data["value"]) / max(1.0, float(data["max"])))
+                except (KeyError, TypeError, ValueError):
+                    pass
+            if kind in ("execution_success", "execution_error", "execution_interrupted") or (
+                    kind == "executing" and data.get("node") is None):
+                ended = True
+        return ended
 
     # --- a whole run, for the command line ----------------------------------------------------
     async def run(self, target: str, body: dict[str, Any], out_dir: Path, progress: Progress | None = None,

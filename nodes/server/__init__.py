@@ -13,10 +13,23 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from ..core.base.errors import NotFound
-from . import enhance, intelligence, lists, pipelines, quality, records, scaleout, social, storyboards, ui
+from . import (
+    enhance,
+    intelligence,
+    lists,
+    operations,
+    pipelines,
+    quality,
+    records,
+    scaleout,
+    social,
+    storyboards,
+    ui,
+)
 from .http import MAX_BODY_BYTES, PREFIX, Mount, Services, UserResolver, header_user, trusted_header
 
-CAPABILITIES = (ui, lists, quality, pipelines, enhance, intelligence, social, records, storyboards, scaleout)
+CAPABILITIES = (ui, lists, quality, pipelines, enhance, intelligence, social, records, storyboards, scaleout,
+                operations)
 
 
 def build_routes(ctx: Services, user_of: UserResolver = header_user, prefix: str = PREFIX,

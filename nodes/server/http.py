@@ -71,6 +71,7 @@ class Services(Protocol):
     def telemetry(self, user: str | None, since: float | None = None, until: float | None = None) -> dict[str, Any]: ...
     def provider_health(self) -> list[dict[str, Any]]: ...
     def run_telemetry(self, record: Any) -> dict[str, Any]: ...
+    def app_health(self) -> dict[str, Any]: ...
 
 
 def header_user(request: web.Request) -> str:
@@ -117,6 +118,7 @@ class Mount:
         self.prefix = prefix
         self.user_of = user_of
         self.authenticated = authenticated
+        self.table: list[dict[str, str]] = []  # every route mounted: method, path, what it does (the app map)
 
     def user(self, request: web.Request) -> str:
         try:
@@ -127,6 +129,9 @@ class Mount:
     def _add(self, method: str, path: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.route(method, f"{self.prefix}{path}")(guarded(handler))
+            if path != "/{path:.*}":
+                summary = " ".join((handler.__doc__ or "").split())[:240]
+                self.table.append({"method": method, "path": f"{PREFIX}{path}", "doc": summary})
             return handler
         return register
 

@@ -433,6 +433,9 @@ class RecordStore:
         messages = {m[0]: m[1] for m in (item.get("status") or {}).get("messages", [])
                     if isinstance(m, (list, tuple)) and len(m) == 2 and isinstance(m[1], dict)}
         error = messages.get("execution_error", {}).get("exception_message") if status == "error" else None
+        cached = messages.get("execution_cached", {}).get("nodes")
+        if isinstance(cached, list) and cached:
+            outputs["cached"] = [str(n) for n in cached[:500]]
         started, finished = _event_time(messages, "execution_start"), None
         for kind in ("execution_success", "execution_error", "execution_interrupted"):
             finished = finished or _event_time(messages, kind)

@@ -54,10 +54,11 @@ class WorkerComfy(ComfyUI, Protocol):
         """An image into ComfyUI's input folder (``/upload/image``); the name ComfyUI gives it."""
         ...
 
-    async def wait(self, prompt_id: str, deadline_s: float,
-                   progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-        """The prompt's history entry once it has finished (progress 0-1 on the way); DeadlineExceeded past
-        ``deadline_s``; Unavailable when ComfyUI stops answering."""
+    async def wait(self, prompt_id: str, deadline_s: float, progress: Callable[[float], None] | None = None,
+                   poll_s: float | None = None, misses: int = 3,
+                   timings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The prompt's history entry once it has finished (progress 0-1 on the way, each node's seconds into
+        ``timings``); DeadlineExceeded past ``deadline_s``; Unavailable when ComfyUI stops answering."""
         ...
 
 
@@ -98,6 +99,7 @@ class JobRunner:
         prompt_id = spec.prompt_id
         await asyncio.to_thread(self.records.set_status, spec.record_id, "running", comfy_prompt_id=prompt_id)
         where: WorkerComfy = self.comfy
+        timings: list[dict[str, Any]] = []
         try:
             item = None
             if previous:
@@ -107,7 +109,7 @@ class JobRunner:
                 where = self.comfy
                 if not await self._has(prompt_id):
                     await self.comfy.queue(await self._graph(spec), prompt_id=prompt_id)
-                item = await self.comfy.wait(prompt_id, spec.deadline_s, self._progress(job_id))
+                item = await self.comfy.wait(prompt_id, spec.deadline_s, self._progress(job_id), timings=timings)
         except asyncio.CancelledError:
             if not user_abort():  # the worker is stopping: another one takes the job over
                 await asyncio.to_thread(self.store.released, job_id, f"worker {self.name} stopped")
@@ -125,7 +127,8 @@ class JobRunner:
             await asyncio.to_thread(self._end, job_id, spec, "failed", exc.message)
             return "failed"
         files = await self._fetch(where, item, spec)
-        return await asyncio.to_thread(self._finish, job_id, spec, item, files)
+        done = [t for t in timings if "seconds" in t]
+        return await asyncio.to_thread(self._finish, job_id, spec, item, files, done)
 
     async def _graph(self, spec: JobSpec) -> dict[str, Any]:
         """The graph to queue: a chained storyboard frame gets the kept image of the frame it chains from
@@ -209,8 +212,12 @@ class JobRunner:
             out.append(f"{spec.user}/{spec.record_id}/{name}")
         return out
 
-    def _finish(self, job_id: str, spec: JobSpec, item: dict[str, Any], files: list[str]) -> str:
-        extra = {"files": files, "worker": self.name, "comfy_url": self.comfy_url}
+    def _finish(self, job_id: str, spec: JobSpec, item: dict[str, Any], files: list[str],
+                timings: list[dict[str, Any]] | None = None) -> str:
+        extra: dict[str, Any] = {"files": files, "worker": self.name, "comfy_url": self.comfy_url}
+        if timings:
+            classes = {k: v.get("class_type") for k, v in spec.graph.items() if isinstance(v, dict)}
+            extra["timings"] = [{**t, "class_type": classes.get(t["node"])} for t in timings[:500]]
         done = self.records.finish_from_history(spec.prompt_id, item, extra_outputs=extra)
         record = self.records.get(spec.record_id)
         state = record.status if record.status in FINAL else "failed"
