@@ -454,3 +454,29 @@ def test_the_telemetry_view_charts_time_cost_and_scores_per_tier(page: Any, serv
     assert page.get_by_role("img", name="Best scores at ultra (2 runs, mean 77.5)").is_visible()
     assert page.get_by_role("table", name="Totals per day").locator("tbody tr").count() == 1
     assert "No LLM call yet." in page.get_by_test_id("telemetry").inner_text()
+
+
+def test_the_developer_view_drills_into_a_run_and_maps_the_app(page: Any, server: Any, record_service: Any,
+                                                               settings: Any) -> None:
+    store = record_service.store
+    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "m.safetensors"}},
+             "2": {"class_type": "KSampler", "inputs": {"seed": 4, "model": ["1", 0]}}}
+    record = store.create("txt2img", "default", {"quality": {"preset": "draft"}}, prompt="a fox", graph=graph,
+                          status="completed", started_at=1000.0, finished_at=1012.0)
+    store.set_status(record.id, "completed", finished_at=1012.0, outputs={
+        "9": ["fox.png"], "timings": [{"node": "2", "class_type": "KSampler", "seconds": 11.5}], "cached": ["1"]})
+    open_view(page, "developer")
+    page.get_by_role("button", name=f"Drill into {record.id}").click()
+    details = page.get_by_test_id("dev-details")
+    details.wait_for()
+    assert details.get_by_role("table", name=f"Graph of {record.id}").locator("tr[data-node='2']").inner_text() \
+        .count("model←1:0") == 1
+    assert "11.5 s" in details.get_by_role("table", name="Timings per node").inner_text()
+    assert "From ComfyUI's cache: 1" in details.inner_text() and "12.0 s" in details.inner_text()
+    app_map = page.get_by_test_id("app-map")
+    app_map.wait_for()
+    assert app_map.get_by_role("table", name="Routes").locator("tbody tr").count() > 60
+    health = app_map.get_by_role("table", name="Health")
+    assert health.locator("tr[data-part='records database']").get_attribute("data-status") == "ok"
+    assert health.locator("tr[data-part='ComfyUI']").get_attribute("data-status") == "off"
+    assert str(settings.users_dir.parent) not in app_map.inner_text()  # folders by name, never the server's paths

@@ -4,6 +4,7 @@ import { compareView } from "./compare.js";
 import { defaultTier, SETTINGS } from "./client.js";
 import { field, h, message, select } from "./dom.js";
 import { learningView } from "./learning.js";
+import { developerView } from "./developer.js";
 import { safetyView } from "./safety.js";
 import { telemetryView } from "./telemetry.js";
 import { workersView } from "./workers.js";
@@ -68,6 +69,7 @@ const VIEWS = [
   ["social", "Social context", socialView],
   ["telemetry", "Telemetry", telemetryView],
   ["safety", "Safety", safetyView],
+  ["developer", "Developer", developerView],
   ["settings", "Settings", settingsView],
 ];
 
