@@ -169,6 +169,10 @@ class FakeComfy:
             return web.Response(status=404)
         return web.Response(body=png(name), content_type="image/png")
 
+    async def system_stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"system": {"comfyui_version": "fake"}, "devices": [
+            {"name": "cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync", "type": "cuda"}]})
+
     async def upload(self, request: web.Request) -> web.Response:
         form = await request.post()
         image = form.get("image")
@@ -213,6 +217,7 @@ class FakeComfy:
         app.router.add_get("/history/{prompt_id}", self.get_history)
         app.router.add_post("/interrupt", self.post_interrupt)
         app.router.add_get("/view", self.get_view)
+        app.router.add_get("/system_stats", self.system_stats)
         app.router.add_post("/upload/image", self.upload)
         app.router.add_get("/ws", self.websocket)
         app.router.add_post("/fake/mode", self.set_mode)

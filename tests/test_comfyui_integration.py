@@ -9,6 +9,7 @@ this checkout, and a random-weight SD1.5-family checkpoint built at test time by
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -1092,3 +1093,48 @@ def test_atelier_nodes_show_health_badges_from_validation_and_runs(comfy: Client
     finally:
         page.close()
     assert not errors, errors
+
+
+def test_a_reused_generation_returns_without_queueing_and_a_replay_reproduces_its_hash(comfy: Client) -> None:
+    """On a real ComfyUI: a generation with a fixed seed strategy completes; the same request with reuse answers
+    that run (nothing queued); a replay queues the recorded graph again and has the same hash (and, on this
+    deterministic CPU, the same image)."""
+    _ci_tiny(comfy)
+    config = {"operation_type": "image_generation", "workspace": "reuse-test", "parameters": {"tier": "ci-tiny"},
+              "prompt": "a lighthouse at dawn", "graph": _graph("ci-tiny", 64, 64, 1, seed=0),
+              "seeds": {"strategy": "fixed", "base": 77}}
+
+    def finished(record_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            record = comfy.get(f"/atelier/generations/{record_id}")[1]
+            if record["status"] in ("completed", "failed"):
+                return dict(record)
+            time.sleep(0.25)
+        pytest.fail(f"record {record_id} did not finish")
+
+    status, first = comfy.post("/atelier/generations", config)
+    assert status == 201 and first["parameters"]["seeds"]["seeds"] == [77]
+    done = finished(first["id"])
+    assert done["status"] == "completed", done
+    before = len(comfy.get("/history?max_items=1000")[1])
+    status, reused = comfy.post("/atelier/generations", {**config, "reuse": True})
+    assert status == 200 and reused["reused"] is True and reused["id"] == first["id"]
+    assert len(comfy.get("/history?max_items=1000")[1]) == before and comfy.get("/queue")[1]["queue_pending"] == []
+    status, replay = comfy.post(f"/atelier/generations/{first['id']}/replay")
+    assert status == 201 and replay["same_hash"] is True and replay["repro_hash"] == first["repro_hash"]
+    again = finished(replay["id"])
+    assert again["status"] == "completed"
+    original = comfy.get(f"/history/{first['comfy_prompt_id']}")[1][first["comfy_prompt_id"]]
+    replayed = comfy.get(f"/history/{again['comfy_prompt_id']}")[1][again["comfy_prompt_id"]]
+    assert original["prompt"][2] == replayed["prompt"][2]  # the same graph ran, seeds included
+    base = Path(comfy.base_dir) / "output"  # type: ignore[attr-defined]
+
+    def image(item: dict[str, Any]) -> bytes:
+        (picture,) = [i for out in item["outputs"].values() for i in out.get("images", []) if i["type"] == "output"]
+        return (base / picture.get("subfolder", "") / picture["filename"]).read_bytes()
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image(original))) as a, Image.open(io.BytesIO(image(replayed))) as b:
+        assert list(a.getdata()) == list(b.getdata())  # the same pixels

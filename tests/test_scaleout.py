@@ -104,6 +104,7 @@ def test_jobs_spread_over_the_workers_run_once_and_land_in_shared_storage(nodes:
         (file,) = r["outputs"]["files"]
         assert file.startswith(f"alice/{r['id']}/") and (nodes.shared / file).read_bytes()[:4] == b"\x89PNG"
         assert r["started_at"] is not None and r["finished_at"] >= r["started_at"]  # ComfyUI's own times
+        assert "H100" in r["outputs"]["device"]  # what its ComfyUI runs on: the cost's device kind
         (timing,) = r["outputs"]["timings"]  # per node, from the websocket's executing events
         assert timing["node"] == "1" and timing["class_type"] == "EmptyLatentImage" and timing["seconds"] >= 0.3
     status, listing = api.get("/atelier/workers")

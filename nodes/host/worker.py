@@ -69,6 +69,16 @@ async def _hold_comfy(conninfo: str, comfy: str) -> Any:
     return connection
 
 
+async def _device(comfy: ComfyClient) -> str | None:
+    """The GPU (or CPU) its ComfyUI runs on, as ``/system_stats`` names it: the records' device kind (cost)."""
+    try:
+        stats = await asyncio.wait_for(comfy.call("GET", "/system_stats"), 10)
+        devices = stats.get("devices") or []
+        return str(devices[0].get("name") or devices[0].get("type"))[:128] if devices else None
+    except Exception:  # an older ComfyUI, or not up yet: the server's device applies
+        return None
+
+
 async def _answers(comfy: ComfyClient, within_s: float) -> tuple[bool, str]:
     try:
         await asyncio.wait_for(comfy.queue_ids(), within_s)
@@ -90,6 +100,7 @@ async def run_worker(options: WorkerOptions, stop: asyncio.Event | None = None) 
     runner = JobRunner(name, comfy, comfy_shown, records, store, options.shared_dir,
                        connect=lambda url: ComfyClient(url))
     comfy.poll_s = options.poll_s
+    runner.device = await _device(comfy)
     listening = asyncio.create_task(comfy.listen())  # progress and per-node timings of every prompt it queues
     await asyncio.to_thread(store.register_worker, name, comfy_shown, socket.gethostname())
     log.info("Atelier worker %s: serving ComfyUI at %s", name, comfy_shown)

@@ -83,6 +83,7 @@ class JobRunner:
         self.store = store
         self.shared = shared
         self.connect = connect
+        self.device: str | None = None  # what its ComfyUI runs on (the records' device kind, for cost)
 
     async def run(self, spec: JobSpec, user_abort: Callable[[], bool] = lambda: True) -> str:
         """The job, to its end; returns its final state. Cancelled with ``user_abort()`` true, the prompt is
@@ -215,6 +216,8 @@ class JobRunner:
     def _finish(self, job_id: str, spec: JobSpec, item: dict[str, Any], files: list[str],
                 timings: list[dict[str, Any]] | None = None) -> str:
         extra: dict[str, Any] = {"files": files, "worker": self.name, "comfy_url": self.comfy_url}
+        if self.device:
+            extra["device"] = self.device
         if timings:
             classes = {k: v.get("class_type") for k, v in spec.graph.items() if isinstance(v, dict)}
             extra["timings"] = [{**t, "class_type": classes.get(t["node"])} for t in timings[:500]]
