@@ -446,3 +446,20 @@ def test_a_storyboard_keeps_its_order_and_completes_once_when_workers_are_killed
                 f"atelier_chain_{frames[k]['id']}.png"
     status, page = api.get("/atelier/generations?limit=100", headers={"comfy-user": "alice"})
     assert len(page["items"]) == 10  # 2 storyboards + 8 frames: no duplicate
+
+
+def test_a_worker_takes_jobs_again_once_its_comfyui_is_back(nodes: Cluster, api: Client) -> None:
+    a = nodes.comfy(0.2)
+    port = int(a.url.rsplit(":", 1)[1])
+    worker = nodes.worker(a.url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
+    a.kill()
+    wait_until(lambda: api.get("/atelier/workers")[1]["workers"][0]["state"] == "comfyui-unreachable", 20,
+               "the worker to stop taking jobs")
+    (waiting,) = submit(api, 1)
+    time.sleep(1.0)
+    assert job(api, waiting)["state"] == "queued"  # not taken while its ComfyUI is down
+    back = nodes.comfy(0.2, port=port)
+    (done,) = all_done(api, [waiting], 30)
+    assert done["status"] == "completed" and stats(back.url)["completed"][done["comfy_prompt_id"]] == 1
+    assert api.get("/atelier/workers")[1]["workers"][0]["state"] == "ready"
+    assert worker.output().count("taking jobs") >= 2
