@@ -464,7 +464,8 @@ def test_the_developer_view_drills_into_a_run_and_maps_the_app(page: Any, server
     record = store.create("txt2img", "default", {"quality": {"preset": "draft"}}, prompt="a fox", graph=graph,
                           status="completed", started_at=1000.0, finished_at=1012.0)
     store.set_status(record.id, "completed", finished_at=1012.0, outputs={
-        "9": ["fox.png"], "timings": [{"node": "2", "class_type": "KSampler", "seconds": 11.5}], "cached": ["1"]})
+        "9": ["fox.png"], "atelier": {"timings": [{"node": "2", "class_type": "KSampler", "seconds": 11.5}],
+                                      "cached": ["1"]}})
     open_view(page, "developer")
     page.get_by_role("button", name=f"Drill into {record.id}").click()
     details = page.get_by_test_id("dev-details")

@@ -1038,7 +1038,7 @@ def test_one_storyboard_runs_across_two_real_comfyuis_on_the_job_queue(comfy: Cl
         assert [f["status"] for f in frames] == ["completed"] * 4, [f.get("error") for f in frames]
         assert jobs[0]["worker"] == "first" and jobs[3]["worker"] == "second"
         for f in frames:
-            (file,) = f["outputs"]["files"]
+            (file,) = f["outputs"]["atelier"]["files"]
             assert (nodes.shared / file).read_bytes()[:4] == b"\x89PNG"
         history = second.get(f"/history/{frames[3]['comfy_prompt_id']}")[1][frames[3]["comfy_prompt_id"]]
         graph = history["prompt"][2]

@@ -94,7 +94,7 @@ def test_the_follower_moves_records_along_comfyuis_queue_and_history_and_calibra
     fake_comfyui.finish(bad.comfy_prompt_id, ok=False)
     assert sorted(asyncio.run(follower.poll())) == sorted([ok.id, bad.id])
     done, failed = records.store.get(ok.id), records.store.get(bad.id)
-    assert done.status == "completed" and done.outputs == {"9": ["a.png"], "cached": ["1"]}  # and what ComfyUI took from its cache
+    assert done.status == "completed" and done.outputs == {"9": ["a.png"], "atelier": {"cached": ["1"]}}  # and what came from ComfyUI's cache
     assert done.finished_at - done.started_at == pytest.approx(3.0, abs=0.01)  # ComfyUI's own clock
     assert failed.status == "failed" and failed.error == "CUDA out of memory"
     assert asyncio.run(follower.poll()) == []  # each finished prompt once

@@ -101,11 +101,12 @@ def test_jobs_spread_over_the_workers_run_once_and_land_in_shared_storage(nodes:
     workers = {job(api, i)["worker"] for i in ids}
     assert workers == {"wa", "wb"}  # both took work
     for r in records:
-        (file,) = r["outputs"]["files"]
+        assert set(r["outputs"]) == {"9", "atelier"}  # ComfyUI's images by node, and what Atelier adds
+        (file,) = r["outputs"]["atelier"]["files"]
         assert file.startswith(f"alice/{r['id']}/") and (nodes.shared / file).read_bytes()[:4] == b"\x89PNG"
         assert r["started_at"] is not None and r["finished_at"] >= r["started_at"]  # ComfyUI's own times
-        assert "H100" in r["outputs"]["device"]  # what its ComfyUI runs on: the cost's device kind
-        (timing,) = r["outputs"]["timings"]  # per node, from the websocket's executing events
+        assert "H100" in r["outputs"]["atelier"]["device"]  # what its ComfyUI runs on: the cost's device kind
+        (timing,) = r["outputs"]["atelier"]["timings"]  # per node, from the websocket's executing events
         assert timing["node"] == "1" and timing["class_type"] == "EmptyLatentImage" and timing["seconds"] >= 0.3
     status, listing = api.get("/atelier/workers")
     assert status == 200 and listing["available"] is True
@@ -302,7 +303,7 @@ def test_a_storyboards_frames_are_jobs_chained_in_order_across_workers(nodes: Cl
     assert all(later[0] >= earlier[1] - 0.01 for earlier, later in zip(spans, spans[1:], strict=False)), spans
     assert "chain.previous" not in graphs[frames[0]["comfy_prompt_id"]]  # the first frame starts from text
     chained = graphs[frames[1]["comfy_prompt_id"]]["chain.previous"]["inputs"]["image"]
-    first_file = nodes.shared / frames[0]["outputs"]["files"][0]
+    first_file = nodes.shared / frames[0]["outputs"]["atelier"]["files"][0]
     assert chained == f"atelier_chain_{frames[1]['id']}.png" and uploads[chained] == first_file.stat().st_size
     after_failure = graphs[frames[3]["comfy_prompt_id"]]
     assert "chain.previous" not in after_failure and after_failure["latent"]["class_type"] == "EmptyLatentImage"
@@ -311,7 +312,7 @@ def test_a_storyboards_frames_are_jobs_chained_in_order_across_workers(nodes: Cl
     parent = wait_until(lambda: (r := record(api, run["record_id"]))["status"] != "running" and r, 20,
                         "the storyboard's run record to end")
     assert parent["status"] == "completed" and parent["error"] == "1 of 4 jobs did not complete"
-    assert parent["outputs"]["frames"] == run["jobs"]
+    assert parent["outputs"]["atelier"]["frames"] == run["jobs"]
 
 
 def test_a_distributed_storyboards_frame_graphs_are_valid_comfyui_graphs(object_info: dict[str, Any]) -> None:
@@ -398,7 +399,7 @@ def test_a_comfyuis_credentials_never_show(nodes: Cluster, api: Client) -> None:
     worker = nodes.worker(secret_url, "wa", HEARTBEAT_S, STALLED_AFTER_S)
     (one,) = submit(api, 1)
     (done,) = all_done(api, [one])
-    assert done["status"] == "completed" and done["outputs"]["comfy_url"] == a.url
+    assert done["status"] == "completed" and done["outputs"]["atelier"]["comfy_url"] == a.url
     a.kill()
     wait_until(lambda: api.get("/atelier/workers")[1]["workers"][0]["state"] == "comfyui-unreachable", 20,
                "the worker to notice")

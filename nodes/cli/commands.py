@@ -227,7 +227,7 @@ async def _follow_run(atelier: Atelier, target: str, body: dict[str, Any],
             await asyncio.sleep(poll_s)
         records = [await asyncio.to_thread(atelier.records.store.get, i) for i in ids]
         return {"record_id": answer["record_id"], "pipeline": target, "jobs": jobs,
-                "files": [f for r in records for f in r.outputs.get("files", [])],
+                "files": [f for r in records for f in (r.outputs.get("atelier") or {}).get("files", [])],
                 "shared": str(atelier.settings.shared_dir)}
     finally:
         await atelier.aclose()

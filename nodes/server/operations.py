@@ -70,10 +70,11 @@ def add_routes(mount: Mount, ctx: Services) -> None:
             owner = None if ctx.operator(user) else user
             record = store.get(record_id, owner)
             params, outputs = record.parameters, record.outputs or {}
+            ours: dict[str, Any] = outputs["atelier"] if isinstance(outputs.get("atelier"), dict) else {}
             return {"record": record.to_dict(), "graph": _graph_nodes(store.graph(record_id, owner)),
                     "plan": params.get("plan") or params.get("quality") or params.get("generation"),
-                    "timings": outputs.get("timings"), "cached": outputs.get("cached"),
-                    "outputs": {k: v for k, v in outputs.items() if k not in ("timings", "cached")},
+                    "timings": ours.get("timings"), "cached": ours.get("cached"),
+                    "outputs": {k: v for k, v in outputs.items() if k != "atelier"},
                     "scores": record.scores, "explanation": params.get("explanation"),
                     "telemetry": ctx.run_telemetry(record)}
 

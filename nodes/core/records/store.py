@@ -414,8 +414,10 @@ class RecordStore:
 
     def finish_from_history(self, comfy_prompt_id: str, item: dict[str, Any],
                             extra_outputs: dict[str, Any] | None = None) -> list[str]:
-        """Completes or fails the open records of a finished prompt from its history entry (``extra_outputs``:
-        added to the outputs, e.g. a scale-out worker's copies of the images)."""
+        """Completes or fails the open records of a finished prompt from its history entry. The outputs are
+        ComfyUI's images by node id; what Atelier adds is under ``outputs.atelier`` (a mapping, so nothing reads it
+        as images): the nodes ComfyUI took from its cache, and ``extra_outputs["atelier"]`` (e.g. a scale-out
+        worker's files, name, device and per-node timings)."""
         status = (item.get("status") or {}).get("status_str")
         if status not in ("success", "error"):
             return []
@@ -434,15 +436,16 @@ class RecordStore:
                     if isinstance(m, (list, tuple)) and len(m) == 2 and isinstance(m[1], dict)}
         error = messages.get("execution_error", {}).get("exception_message") if status == "error" else None
         cached = messages.get("execution_cached", {}).get("nodes")
+        ours: dict[str, Any] = dict((extra_outputs or {}).get("atelier") or {})
         if isinstance(cached, list) and cached:
-            outputs["cached"] = [str(n) for n in cached[:500]]
+            ours["cached"] = [str(n) for n in cached[:500]]  # what ComfyUI took from its cache
         started, finished = _event_time(messages, "execution_start"), None
         for kind in ("execution_success", "execution_error", "execution_interrupted"):
             finished = finished or _event_time(messages, kind)
         done = []
         for record_id in self.open_for_prompt(comfy_prompt_id):
-            fields: dict[str, Any] = {"outputs": {**outputs, **(extra_outputs or {})}, "started_at": started,
-                                      "finished_at": finished}
+            fields: dict[str, Any] = {"outputs": {**outputs, **(extra_outputs or {}), **({"atelier": ours} if ours else {})},
+                                      "started_at": started, "finished_at": finished}
             if scores:
                 fields["scores"] = scores
             if error:

@@ -7,7 +7,8 @@
    has it (queued, running or done): a resubmission never runs twice.
 4. Progress comes from the websocket; ComfyUI's ``/history`` is the truth about the end.
 5. The images are fetched into shared storage (``<shared>/<user>/<record id>/``), then the record is completed
-   (or failed) once, in one transaction, with the files, the worker and ComfyUI's own times.
+   (or failed) once, in one transaction, with ComfyUI's own times and, under ``outputs.atelier``, the files, the
+   worker, its ComfyUI and device, and each node's seconds.
 
 A ComfyUI that stops answering raises ``Unavailable``: the queue retries the job (on a worker that can run it).
 A graph ComfyUI refuses, an execution error and a missed deadline fail the job for good. An abort (cancel)
@@ -139,7 +140,8 @@ class JobRunner:
             return spec.graph
         earlier = await asyncio.to_thread(self.store.job_at, spec.group_id, int(chain["position"]))
         record = await asyncio.to_thread(self.records.get, earlier["id"]) if earlier else None
-        files = (record.outputs.get("files") or []) if record is not None and record.status == "completed" else []
+        ours = (record.outputs.get("atelier") or {}) if record is not None and record.status == "completed" else {}
+        files = ours.get("files") or []
         if not files:
             log.info("Atelier worker %s: frame %s starts without the frame it chains from (%s)", self.name,
                      spec.position, record.status if record else "missing")
@@ -221,7 +223,7 @@ class JobRunner:
         if timings:
             classes = {k: v.get("class_type") for k, v in spec.graph.items() if isinstance(v, dict)}
             extra["timings"] = [{**t, "class_type": classes.get(t["node"])} for t in timings[:500]]
-        done = self.records.finish_from_history(spec.prompt_id, item, extra_outputs=extra)
+        done = self.records.finish_from_history(spec.prompt_id, item, extra_outputs={"atelier": extra})
         record = self.records.get(spec.record_id)
         state = record.status if record.status in FINAL else "failed"
         if not done and record.status not in FINAL:  # a history without a final status: never leave it open

@@ -119,7 +119,7 @@ class PipelineService:
         configs = frame_configs(name, run, plan, parent.id)
         frames = await queue.submit_many(user, configs, group_id=parent.id, lock=f"storyboard:{parent.id}")
         await asyncio.to_thread(self.records.store.set_status, parent.id, "running",
-                                outputs={"frames": [f.id for f in frames]})
+                                outputs={"atelier": {"frames": [f.id for f in frames]}})
         return {"prompt_id": None, "record_id": parent.id, "pipeline": name, "tier": run.tier, "distributed": True,
                 "jobs": [f.id for f in frames], "frames": len(frames), "plan": plan.to_dict()}
 

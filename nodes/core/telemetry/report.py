@@ -1,7 +1,7 @@
 """Totals per user, workspace and day, and the charts' series, from the records (device time: ComfyUI's own
 start and end of each run; cost: device time x the rate of the device kind) and the LLM calls.
 
-A record's device kind: ``outputs.device`` (a scale-out worker's GPU), else ``parameters.device``, else the
+A record's device kind: ``outputs.atelier.device`` (a scale-out worker's GPU), else ``parameters.device``, else the
 host's device (``reference`` outside ComfyUI).
 """
 
@@ -51,7 +51,8 @@ def _day(at: float) -> str:
 
 def run_telemetry(record: Any, rates: Rates, host_device: str) -> dict[str, Any]:
     """One record's device time and cost (None while it has not run)."""
-    device = str((record.outputs or {}).get("device") or (record.parameters or {}).get("device") or host_device)
+    device = str(((record.outputs or {}).get("atelier") or {}).get("device") or (record.parameters or {}).get("device")
+                 or host_device)
     seconds = (record.finished_at - record.started_at) if record.finished_at and record.started_at else None
     return {"device": device, "device_s": round(seconds, 3) if seconds is not None else None,
             "rate_usd_per_hour": rates.rate(device),
@@ -83,7 +84,7 @@ def telemetry(store: RecordStore, calls: LLMCalls, rates: Rates, host_device: st
         if not started or not finished:
             continue
         seconds = max(0.0, finished - started)
-        device = str((outputs or {}).get("device") or (params or {}).get("device") or host_device)
+        device = str(((outputs or {}).get("atelier") or {}).get("device") or (params or {}).get("device") or host_device)
         cost = rates.cost(seconds, device)
         day = _day(created)
         tier = str(((params or {}).get("quality") or {}).get("preset") or (params or {}).get("tier") or "-")
