@@ -481,3 +481,24 @@ def test_the_developer_view_drills_into_a_run_and_maps_the_app(page: Any, server
     assert health.locator("tr[data-part='records database']").get_attribute("data-status") == "ok"
     assert health.locator("tr[data-part='ComfyUI']").get_attribute("data-status") == "off"
     assert str(settings.users_dir.parent) not in app_map.inner_text()  # folders by name, never the server's paths
+
+
+def test_a_nodes_records_are_found_from_the_node_and_lead_back_to_it(page: Any, server: Any,
+                                                                     record_service: Any) -> None:
+    store = record_service.store
+    preset = {"4": {"class_type": "AtelierQualityPreset", "inputs": {"tier": "draft"}},
+              "6": {"class_type": "KSampler", "inputs": {"seed": 1, "model": ["1", 0]}}}
+    mine = store.create("txt2img", "default", {"n": 1}, prompt="with the preset", graph=preset)
+    store.create("txt2img", "default", {"n": 2}, prompt="without", graph={"6": preset["6"]})
+    open_view(page, "records")  # any view: the canvas's request opens the Developer view
+    page.evaluate("() => dispatchEvent(new CustomEvent('atelier:node-records', "
+                  "{detail: {class_type: 'AtelierQualityPreset', id: 4}}))")
+    page.wait_for_selector("#atelier-panel-developer")
+    assert page.get_by_label("Node class").input_value() == "AtelierQualityPreset"
+    rows = page.get_by_role("table", name="Recent generations").locator("tbody tr")
+    page.wait_for_function("() => document.querySelectorAll('#atelier-panel-developer tbody tr[data-record]')"
+                           ".length === 1")
+    assert rows.first.get_attribute("data-record") == mine.id
+    page.get_by_label("Node id").fill("5")  # another node of that class: none
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("() => !document.querySelector('#atelier-panel-developer tbody tr[data-record]')")

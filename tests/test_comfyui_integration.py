@@ -1090,6 +1090,13 @@ def test_atelier_nodes_show_health_badges_from_validation_and_runs(comfy: Client
         page.wait_for_function("() => window.__atelierDone", timeout=240_000)
         page.wait_for_function("() => window.app.graph.getNodeById(9).atelierHealth?.reasons[0]?.startsWith('ran fine')")
         assert page.evaluate(f"() => ({health})(9)") == "ok"
+        # the node's context menu leads to the records it produced (the Developer view, filtered by the node)
+        page.evaluate("() => { const node = window.app.graph.getNodeById(2); const options = []; "
+                      "node.getExtraMenuOptions(window.app.canvas, options); "
+                      "options.find(o => o?.content === 'Atelier: records of this node').callback(); }")
+        page.wait_for_selector("#atelier-panel-developer")
+        assert page.get_by_label("Node class").input_value() == "AtelierQualityPreset"
+        assert page.get_by_label("Node id").input_value() == "2"
     finally:
         page.close()
     assert not errors, errors

@@ -18,6 +18,7 @@ from ..core.intelligence.node import accepted_values, quality_plan, record_param
 from ..core.intelligence.optimise import PRIORITIES
 from ..core.loras.recommend import Preferences
 from ..core.quality import plan as planning
+from ..core.records.service import graph_of
 from . import runtime
 from .quality import QualityPresetType, _image_outputs
 from .social import SocialContextType
@@ -252,7 +253,7 @@ class SaveWithExplanation(io.ComfyNode):
             record = atelier.records.create(user, {
                 "operation_type": "image_generation", "prompt": str(value.analysis.get("prompt", ""))[:20000],
                 "parameters": record_parameters(value, save_names(saved))},
-                status="running", comfy_prompt_id=runtime.current_prompt_id())
+                status="running", comfy_prompt_id=runtime.current_prompt_id(), graph=graph_of(cls.hidden.prompt))
             record_id = record.id
         text = (value.text() if value else "saved without an explanation") + (
             f"\nrecord {record_id}" if record_id else "")

@@ -10,7 +10,7 @@ from comfy_api.latest import io, ui
 from ..core.base.errors import AtelierError, node_error
 from ..core.base.ids import user_id
 from ..core.quality.plan import QualityPlan
-from ..core.records.service import node_parameters, node_scores, node_text
+from ..core.records.service import graph_of, node_parameters, node_scores, node_text
 from ..core.scoring.scores import ScoreResult
 from . import runtime
 from .quality import QualityPresetType
@@ -61,7 +61,7 @@ class RecordGeneration(io.ComfyNode):
             record = service.create(user, {
                 "operation_type": operation_type, "workspace": workspace, "prompt": prompt or "",
                 "parameters": node_parameters(cls.hidden.prompt, quality_preset, social_context)},
-                status="running", comfy_prompt_id=runtime.current_prompt_id())
+                status="running", comfy_prompt_id=runtime.current_prompt_id(), graph=graph_of(cls.hidden.prompt))
             if scores:
                 service.store.set_status(record.id, "running", scores=node_scores(scores))
         except AtelierError as exc:

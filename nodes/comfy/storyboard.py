@@ -17,7 +17,7 @@ from comfy_api.latest import io, ui
 
 from ..core.base.errors import AtelierError, node_error
 from ..core.quality.plan import QualityPlan
-from ..core.records.service import graph_parameters
+from ..core.records.service import graph_of, graph_parameters
 from ..core.storyboard import steps
 from ..core.storyboard.manifest import write_storyboard
 from ..core.storyboard.spec import Storyboard
@@ -185,7 +185,7 @@ class StoryboardSave(io.ComfyNode):
         records = runtime.atelier().records
         try:  # the storyboard is saved; a records problem must not lose it
             record = records.create(manifest.owner, steps.record_config(manifest, graph_parameters(cls.hidden.prompt)),
-                                    status="running", comfy_prompt_id=prompt_id)
+                                    status="running", comfy_prompt_id=prompt_id, graph=graph_of(cls.hidden.prompt))
             records.store.set_status(record.id, "running", scores=steps.record_scores(manifest, str(subfolder)))
         except AtelierError:
             pass

@@ -39,7 +39,8 @@ def add_routes(mount: Mount, ctx: Services) -> None:
     @mount.get("/dev/generations")
     async def dev_generations(request: web.Request) -> web.Response:
         """Recent generations, newest first, with their run's device time and cost: yours, or everyone's for an
-        operator (``?user=`` narrows it); filters ``status``, ``workspace``, ``operation_type``, ``limit``."""
+        operator (``?user=`` narrows it); filters ``status``, ``workspace``, ``operation_type``, ``limit``, and
+        ``node_type`` (+ ``node_id``): what a node of a workflow produced (records whose graph has it)."""
         query, user = request.query, mount.user(request)
         limit = query.get("limit", "50")
         if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
@@ -50,10 +51,21 @@ def add_routes(mount: Mount, ctx: Services) -> None:
                             accepted="your own (without user)")
         everyone = ctx.operator(user) and who is None
 
+        node_type, node_id = query.get("node_type"), query.get("node_id")
+        if node_type is not None and not 0 < len(node_type) <= 128:
+            raise invalid("node_type", node_type[:80], "a node class of 1-128 characters")
+        if node_id is not None and not 0 < len(node_id) <= 64:
+            raise invalid("node_id", node_id[:80], "a node id of 1-64 characters")
+        owner = None if everyone else (who or user)
+
         def page() -> dict[str, Any]:
-            found = ctx.records.store.page(query.get("status"), query.get("workspace"), query.get("operation_type"),
-                                           int(limit), None, None if everyone else (who or user))
-            return {"items": [{**r.to_dict(), "telemetry": ctx.run_telemetry(r)} for r in found.items],
+            store = ctx.records.store
+            if node_type:
+                items = store.produced_by(owner, node_type, node_id)[: int(limit)]
+            else:
+                items = store.page(query.get("status"), query.get("workspace"), query.get("operation_type"),
+                                   int(limit), None, owner).items
+            return {"items": [{**r.to_dict(), "telemetry": ctx.run_telemetry(r)} for r in items],
                     "everyone": everyone}
 
         return answer(await blocking(page))

@@ -129,6 +129,12 @@ function decorate(nodeType) {
     }
     return out;
   };
+  const menu = nodeType.prototype.getExtraMenuOptions;
+  nodeType.prototype.getExtraMenuOptions = function (canvas, options) {
+    const out = menu?.apply(this, arguments);
+    options?.push({ content: "Atelier: records of this node", callback: () => showRecords(this) });
+    return out;
+  };
   const move = nodeType.prototype.onMouseMove;
   nodeType.prototype.onMouseMove = function (event, pos) {
     const out = move?.apply(this, arguments);
@@ -142,6 +148,19 @@ function decorate(nodeType) {
     }
     return out;
   };
+}
+
+// The records this node produced: the Atelier sidebar's Developer view, filtered by the node's class and id.
+function showRecords(node) {
+  const detail = { class_type: node.type, id: node.id };
+  globalThis.atelierNodeRecords = detail; // read by a panel mounted from now on
+  try {
+    const tabs = app.extensionManager?.sidebarTab;
+    if (tabs?.activeSidebarTabId !== "atelier") tabs?.toggleSidebarTab?.("atelier");
+  } catch (error) {
+    console.warn("Atelier: could not open the sidebar tab", error);
+  }
+  globalThis.dispatchEvent(new CustomEvent("atelier:node-records", { detail })); // and by one already there
 }
 
 app.registerExtension({

@@ -43,6 +43,15 @@ function setWidget(node, name, value) {
   w.value = value;
 }
 
+// A record's node on the canvas: centred and selected when the open workflow has it (same id and class).
+function showNode(id, classType) {
+  const node = app.graph?.getNodeById(Number(id));
+  if (!node || node.type !== classType) return false;
+  app.canvas?.centerOnNode?.(node);
+  app.canvas?.selectNode?.(node);
+  return true;
+}
+
 // New nodes start from the user's defaults; nodes loaded from a workflow keep their saved values
 // (ComfyUI configures them after this hook).
 const NEW_NODE_DEFAULTS = {
@@ -77,7 +86,7 @@ app.registerExtension({
     app.extensionManager.registerSidebarTab({
       id: "atelier", icon: "pi pi-sliders-h", title: "Atelier", type: "custom",
       tooltip: "Atelier: presets, tier comparison, records, storyboards, social context",
-      render: (element) => mountPanel(element, { client, settings }),
+      render: (element) => mountPanel(element, { client, settings, showNode }),
     });
   },
   nodeCreated(node) {

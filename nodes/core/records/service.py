@@ -164,6 +164,12 @@ class Submitter:
         return self.service.store.set_status(record_id, "cancelled")
 
 
+def graph_of(prompt: Any) -> dict[str, Any] | None:
+    """The API-format graph a node's run came from (its hidden PROMPT), kept with the record: the record can be
+    replayed, and its nodes lead to it (``RecordStore.produced_by``)."""
+    return prompt if isinstance(prompt, dict) and prompt else None
+
+
 def graph_parameters(prompt: dict[str, Any] | None) -> dict[str, Any]:
     """A queued graph as canonical parameters: every node's type and inputs, by node id."""
     return {str(node_id): {"class_type": node.get("class_type"), "inputs": node.get("inputs", {})}

@@ -259,6 +259,22 @@ class RecordStore:
                 raise NotFound(f"no generation record {str(record_id)[:80]!r}", field="id", value=str(record_id)[:80])
             return row.graph
 
+    def produced_by(self, user: str | None, class_type: str, node_id: str | None = None,
+                    scan: int = 500) -> list[GenerationRecord]:
+        """The records (``user``'s, newest first, among the newest ``scan``) whose graph has a node of
+        ``class_type`` (with id ``node_id`` when given): what a node of a workflow produced."""
+        query = select(Record).where(Record.graph.is_not(None))
+        if user is not None:
+            query = query.where(Record.user == user)
+        out = []
+        with self.session() as s:
+            for row in s.scalars(query.order_by(Record.created_at.desc()).limit(scan)):
+                graph = row.graph if isinstance(row.graph, dict) else {}
+                nodes = [graph.get(node_id)] if node_id is not None else list(graph.values())
+                if any(isinstance(n, dict) and n.get("class_type") == class_type for n in nodes):
+                    out.append(GenerationRecord.of(row))
+        return out
+
     def identical(self, digest: str, exclude: str | None = None, user: str | None = None) -> list[str]:
         """The ids of earlier records with this reproducibility hash (``user``'s only, when given)."""
         query = select(Record.id).where(Record.repro_hash == digest)

@@ -15,7 +15,8 @@ function json(value) {
   return h("pre", {}, JSON.stringify(value, null, 2));
 }
 
-function drill(view) {
+// `showNode(id, classType)`: inside ComfyUI, centre that node of the open workflow (false when it has none)
+function drill(view, showNode) {
   const r = view.record;
   const t = view.telemetry;
   return h("article", { class: "atelier-details", "data-testid": "dev-details", "aria-label": `Generation ${r.id}` },
@@ -24,7 +25,9 @@ function drill(view) {
       (t.cost_usd == null ? "" : ` · ${money(t.cost_usd)}`)),
     h("h4", {}, "Graph"),
     view.graph.length ? table(`Graph of ${r.id}`, ["Node", "Class", "Inputs", "Links"], view.graph.map((n) =>
-      h("tr", { dataset: { node: n.id } }, h("td", {}, n.id), h("td", {}, n.class_type),
+      h("tr", { dataset: { node: n.id } }, h("td", {}, showNode ? h("button", { type: "button", class: "atelier-link",
+        "aria-label": `Show node ${n.id} on the canvas`, onclick: () => showNode(n.id, n.class_type) }, n.id) : n.id),
+        h("td", {}, n.class_type),
         h("td", {}, Object.entries(n.inputs).map(([k, v]) => `${k}=${JSON.stringify(v)}`.slice(0, 80)).join(", ")),
         h("td", {}, Object.entries(n.links).map(([k, v]) => `${k}←${v}`).join(", ")))))
       : h("p", {}, "No graph recorded."),
@@ -54,6 +57,8 @@ export function developerView(ctx) {
   const status = select(STATUSES.map((s) => [s, s || "any"]), "", { name: "status", "aria-label": "Status" });
   const operation = h("input", { type: "text", name: "operation_type", placeholder: "operation", "aria-label": "Operation" });
   const user = h("input", { type: "text", name: "user", placeholder: "user (operators)", "aria-label": "User" });
+  const nodeType = h("input", { type: "text", name: "node_type", placeholder: "node class", "aria-label": "Node class" });
+  const nodeId = h("input", { type: "text", name: "node_id", placeholder: "node id", "aria-label": "Node id" });
   const note = h("div", { class: "atelier-message" });
   const list = h("div", { class: "atelier-output" });
   const detail = h("div", { class: "atelier-output" });
@@ -61,7 +66,7 @@ export function developerView(ctx) {
 
   async function show(id) {
     try {
-      replace(detail, drill(await client.devGeneration(id)));
+      replace(detail, drill(await client.devGeneration(id), ctx.showNode));
     } catch (error) {
       message(note, `Generation unavailable: ${error.message}`, "error");
     }
@@ -69,7 +74,8 @@ export function developerView(ctx) {
   async function load() {
     try {
       const page = await client.devGenerations({ status: status.value, operation_type: operation.value.trim(),
-                                                 user: user.value.trim() });
+                                                 user: user.value.trim(), node_type: nodeType.value.trim(),
+                                                 node_id: nodeId.value.trim() });
       replace(list, table("Recent generations", ["Created", "User", "Operation", "Status", "Device time", "Cost", ""],
         page.items.map((r) => h("tr", { dataset: { record: r.id } }, h("td", {}, when(r.created_at)), h("td", {}, r.user),
           h("td", {}, r.operation_type), h("td", {}, r.status),
@@ -81,9 +87,21 @@ export function developerView(ctx) {
       message(note, `Generations unavailable: ${error.message}`, "error");
     }
   }
+  // a node of the workflow asked for its records (the canvas's "Atelier: records of this node")
+  function forNode(detail) {
+    nodeType.value = detail.class_type;
+    nodeId.value = String(detail.id);
+    globalThis.atelierNodeRecords = null;
+  }
+  if (globalThis.atelierNodeRecords) forNode(globalThis.atelierNodeRecords);
+  globalThis.addEventListener?.("atelier:node-records", (event) => {
+    forNode(event.detail);
+    load();
+  });
   client.appMap().then((m) => replace(map, appMap(m))).catch((error) => message(note, `App map unavailable: ${error.message}`, "error"));
   load();
   return h("section", { class: "atelier-view", "aria-label": "Developer" },
-    h("div", { class: "atelier-actions" }, status, operation, user, h("button", { type: "button", onclick: load }, "Filter")),
+    h("div", { class: "atelier-actions" }, status, operation, user, nodeType, nodeId,
+      h("button", { type: "button", onclick: load }, "Filter")),
     note, list, detail, h("h3", {}, "App map"), map);
 }

@@ -80,6 +80,7 @@ export function ensureStylesheet(doc = document) {
 
 export function mountPanel(element, ctx, initial = "presets") {
   ensureStylesheet(element.ownerDocument);
+  if (globalThis.atelierNodeRecords) initial = "developer"; // opened to show a node's records
   const context = { ...ctx, SETTINGS, defaultTier: () => defaultTier(ctx) };
   const tabs = h("div", { role: "tablist", "aria-label": "Atelier", class: "atelier-tabs" });
   const panels = h("div", { class: "atelier-panels" });
@@ -104,6 +105,11 @@ export function mountPanel(element, ctx, initial = "presets") {
     }
   }
 
+  // the canvas asked for a node's records: the Developer view shows them
+  element.ownerDocument.defaultView?.addEventListener("atelier:node-records", (event) => {
+    globalThis.atelierNodeRecords = event.detail; // a Developer view made now reads it
+    activate("developer");
+  });
   for (const [id, label] of VIEWS) {
     tabs.append(h("button", { type: "button", role: "tab", id: `atelier-tab-${id}`, dataset: { view: id },
                               "aria-controls": `atelier-panel-${id}`, onclick: () => activate(id) }, label));
