@@ -110,3 +110,34 @@ def test_llm_calls_are_counted_per_user_with_tokens_and_each_provider_has_its_he
     assert providers[url]["circuit"] == "closed" and providers[url]["calls"] == len(ollama.requests)
     dead = providers["http://127.0.0.1:9"]
     assert dead["success_rate"] == 0.0 and "cannot connect" in dead["last_error"] and dead["circuit"] == "open"
+
+
+def test_a_runs_telemetry_lists_the_llm_calls_its_prompt_enhance_made(atelier: Any, server: Any, settings: Any,
+                                                                      ollama: Any) -> None:
+    import asyncio
+
+    from atelier.nodes.core.telemetry.llm import calling_prompt
+
+    url = f"http://127.0.0.1:{ollama.port}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "llm.json").write_text(json.dumps({"endpoints": {
+        "local": {"backend": "ollama", "url": url, "model": "m"}}}))
+
+    async def as_the_node() -> None:  # what Prompt Enhance does inside ComfyUI's prompt "p-run"
+        token = calling_prompt.set("p-run")
+        try:
+            await atelier.enhance.enhance({"prompt": "a fox", "endpoint": "local"})
+        finally:
+            calling_prompt.reset(token)
+
+    asyncio.run(as_the_node())
+    store = atelier.records.store
+    record = store.create("txt2img", "default", {"n": 1}, prompt="a fox", status="completed", started_at=10.0,
+                          finished_at=12.0)
+    store.set_status(record.id, "completed", comfy_prompt_id="p-run", finished_at=12.0)
+    status, run = server.get(f"/atelier/generations/{record.id}/telemetry")
+    chats = sum(1 for _, body, _ in ollama.requests if body["messages"])
+    assert status == 200 and run["llm_calls"] == len(ollama.requests) and run["llm_tokens"] == 52 * chats
+    assert run["endpoints"] == [url] and run["device_s"] == 2.0
+    other = store.create("txt2img", "default", {"n": 2}, prompt="x")
+    assert server.get(f"/atelier/generations/{other.id}/telemetry")[1]["llm_calls"] == 0

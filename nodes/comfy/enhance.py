@@ -18,7 +18,7 @@ from ..core.enhance.loop import (
 )
 from ..core.enhance.service import node_body, node_fingerprint, node_text
 from ..core.quality.plan import QualityPlan
-from ..core.telemetry.llm import calling_user
+from ..core.telemetry.llm import calling_prompt, calling_user
 from . import runtime
 from .quality import QualityPresetType
 
@@ -88,11 +88,13 @@ class PromptEnhance(io.ComfyNode):
                           "iterations": iterations, "seed": seed, "temperature": temperature,
                           "keep_llm_loaded": keep_llm_loaded, "timeout_s": timeout_s}, quality_preset)
         token = calling_user.set(runtime.queuing_user() or "(unknown)")  # whose LLM calls these are
+        run = calling_prompt.set(runtime.current_prompt_id())  # and the run they belong to
         try:
             result = await runtime.atelier().enhance.enhance(body, keep_trace=keep_trace)
         except AtelierError as exc:
             raise node_error(exc) from None
         finally:
+            calling_prompt.reset(run)
             calling_user.reset(token)
         return io.NodeOutput(result["prompt"], result["negative"], float(result["score"]), int(result["iterations"]),
                              json.dumps(result), ui=ui.PreviewText(node_text(result)))

@@ -183,7 +183,8 @@ class Atelier:
         from ..core.telemetry.report import Rates, run_telemetry
 
         rates = self._once("rates", lambda: Rates.load(self.settings.usd_per_gpu_hour))
-        return run_telemetry(record, rates, self.settings.device)
+        return {**run_telemetry(record, rates, self.settings.device),
+                **self.llm_calls.of_prompt(record.comfy_prompt_id)}
 
     @property
     def social(self) -> SocialService:

@@ -22,6 +22,8 @@ from ..records.models import LLMCall
 
 log = logging.getLogger("atelier")
 calling_user: contextvars.ContextVar[str] = contextvars.ContextVar("atelier_calling_user", default="default")
+# the ComfyUI prompt a Prompt Enhance node runs in: its calls belong to that run's telemetry
+calling_prompt: contextvars.ContextVar[str | None] = contextvars.ContextVar("atelier_calling_prompt", default=None)
 WINDOW = 200  # recent calls per endpoint behind its health
 
 
@@ -55,7 +57,8 @@ class LLMCalls:
                               endpoint=call.endpoint[:512], backend=call.backend[:32], ok=call.ok,
                               latency_ms=round(call.latency_ms, 1), prompt_tokens=call.prompt_tokens,
                               completion_tokens=call.completion_tokens,
-                              error=call.error[:1000] if call.error else None))
+                              error=call.error[:1000] if call.error else None,
+                              comfy_prompt_id=calling_prompt.get()))
         except Exception:
             log.exception("Atelier: an LLM call's telemetry could not be stored")
 
@@ -103,6 +106,17 @@ class LLMCalls:
                 entry["llm_tokens"] += (tokens_in or 0) + (tokens_out or 0)
                 entry["llm_latency_ms"].append(latency)
         return out
+
+    def of_prompt(self, comfy_prompt_id: str | None) -> dict[str, Any]:
+        """The LLM calls made during one ComfyUI prompt: count, failures, tokens, total and mean latency."""
+        if not comfy_prompt_id:
+            return {"llm_calls": 0, "llm_failures": 0, "llm_tokens": 0, "llm_latency_ms": 0.0}
+        with self.session() as s:
+            rows = s.scalars(select(LLMCall).where(LLMCall.comfy_prompt_id == comfy_prompt_id).limit(10_000)).all()
+        return {"llm_calls": len(rows), "llm_failures": sum(not r.ok for r in rows),
+                "llm_tokens": sum((r.prompt_tokens or 0) + (r.completion_tokens or 0) for r in rows),
+                "llm_latency_ms": round(sum(r.latency_ms for r in rows), 1),
+                "endpoints": sorted({r.endpoint for r in rows})}
 
     def count(self) -> int:
         with self.session() as s:
