@@ -57,7 +57,8 @@ class FakeComfy:
         self.number = 0
         self.wake = asyncio.Event()
         self.interrupted = False
-        self.stats: dict[str, Any] = {"submitted": {}, "started": {}, "completed": {}, "times": {}}
+        self.stats: dict[str, Any] = {"submitted": {}, "started": {}, "completed": {}, "times": {}, "graphs": {},
+                                      "uploads": {}}
 
     async def send(self, client: str, kind: str, data: dict[str, Any]) -> None:
         ws = self.clients.get(client)

@@ -2,7 +2,9 @@
 
 1. The job's row says running (a cancelled or finished job is left as it is).
 2. An earlier attempt on another ComfyUI (its worker died) is adopted when that ComfyUI still answers: a
-   finished prompt is taken from its history, a queued or running one is followed there.
+   finished prompt is taken from its history, a queued or running one is followed there. Just before queueing,
+   a worker checks that the job is still its own: one whose heartbeat only looked dead (a stalled event loop)
+   leaves a job another worker has taken over, so the two never both queue it.
 3. Otherwise the graph goes to this worker's ComfyUI under the record's prompt id, unless that ComfyUI already
    has it (queued, running or done): a resubmission never runs twice.
 4. Progress comes from the websocket; ComfyUI's ``/history`` is the truth about the end.
@@ -110,7 +112,13 @@ class JobRunner:
             if item is None:
                 where = self.comfy
                 if not await self._has(prompt_id):
-                    await self.comfy.queue(await self._graph(spec), prompt_id=prompt_id)
+                    graph = await self._graph(spec)
+                    holder = (await asyncio.to_thread(self.store.job, job_id))["worker"]
+                    if holder != self.name:  # taken over meanwhile (our heartbeat looked dead): theirs now
+                        log.warning("Atelier worker %s: job %s was taken over by %s before it was queued here; "
+                                    "leaving it to them", self.name, job_id, holder)
+                        return "taken over"
+                    await self.comfy.queue(graph, prompt_id=prompt_id)
                 item = await self.comfy.wait(prompt_id, spec.deadline_s, self._progress(job_id), timings=timings)
         except asyncio.CancelledError:
             if not user_abort():  # the worker is stopping: another one takes the job over
