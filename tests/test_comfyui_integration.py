@@ -429,11 +429,66 @@ def test_social_context_node_feeds_the_prompt_and_enforces_the_rating(comfy: Cli
     assert item["status"]["status_str"] == "success", item["status"]
     assert item["outputs"]["40"]["text"][0].startswith("partner · intimacy intense · rating mature_implied")
     graph["40"]["inputs"].update(enforcement="reject", affinity=20, trust=20, chemistry=0)
-    item, _ = _run(comfy, graph)
-    assert item["status"]["status_str"] == "error"
-    error = next(data for kind, data in item["status"]["messages"] if kind == "execution_error")
-    assert error["node_type"] == "AtelierSocialContext"
-    assert "Atelier: requested rating 'restricted' exceeds the allowed 'sfw'" in error["exception_message"]
+    status, body = comfy.post("/prompt", {"prompt": graph})  # refused when queued: nothing runs
+    assert status == 400, body
+    error = json.dumps(body["node_errors"]["40"])
+    assert "rating_above_max" in error and "requested rating 'restricted' exceeds the allowed 'sfw'" in error
+
+
+def test_atelier_nodes_refuse_what_their_rules_reject_before_anything_runs(comfy: Client) -> None:
+    """The validation rules behind the health badges also refuse the prompt when it is queued (ComfyUI's 400
+    with the node's error): a LoRA of another family listed by hand, a budget no plan meets, an unknown scorer.
+    A warning does not refuse, and ComfyUI's own range checks still apply to the inputs the nodes validate."""
+    import sys as _sys
+
+    _sys.path.insert(0, str(REPO / "tools"))
+    import lora_files
+    from atelier.nodes.core.storyboard.pipelines import use_checkpoint
+
+    _ci_tiny(comfy)
+    loras = Path(comfy.base_dir) / "models" / "loras"  # type: ignore[attr-defined]
+    loras.mkdir(parents=True, exist_ok=True)
+    lora_files.write_safetensors(loras / "refused_xl.safetensors", lora_files.kohya_sdxl(),
+                                 lora_files.kohya_metadata("sdxl_base_v1-0", "refused xl"))
+    graph = use_checkpoint(json.loads((REPO / "workflows" / "api" / "atelier_intelligent.json").read_text()),
+                           CHECKPOINT)
+    plan_id = next(i for i, n in graph.items() if n["class_type"] == "AtelierSmartPlan")
+    lora_id = next(i for i, n in graph.items() if n["class_type"] == "AtelierLoraRecommend")
+    graph[plan_id]["inputs"].update(checkpoint=CHECKPOINT, width=64, height=64)
+    before = len(comfy.get("/history")[1])
+
+    def refused(candidate: dict[str, Any], node_id: str) -> str:
+        status, body = comfy.post("/prompt", {"prompt": candidate})
+        assert status == 400, body
+        return json.dumps(body["node_errors"][node_id])
+
+    manual = json.loads(json.dumps(graph))
+    manual[lora_id]["inputs"].update(mode="MANUAL", checkpoint_family="sd15",
+                                     loras="refused_xl.safetensors:0.8\nnot_there.safetensors")
+    error = refused(manual, lora_id)
+    assert "lora_family" in error and "refused_xl.safetensors is a sdxl LoRA" in error, error
+    assert "unknown_lora" in error and "not_there.safetensors is not in your LoRA library" in error
+    budget = json.loads(json.dumps(graph))
+    budget[plan_id]["inputs"].update(max_time_s=0.001)
+    error = refused(budget, plan_id)
+    assert "no_plan_fits" in error and "cheapest" in error, error
+    ranged = json.loads(json.dumps(graph))
+    ranged[plan_id]["inputs"].update(width=99999)  # a named input: Atelier checks its range for ComfyUI
+    assert "width: 99999 is above the maximum 16384" in refused(ranged, plan_id)
+    preset = _graph("ci-tiny", 64, 64, 1)
+    preset["4"]["inputs"]["batch_size"] = 9999  # not named by Quality Preset's check: ComfyUI's own check
+    assert "value_bigger_than_max" in refused(preset, "4")
+    scored = _graph("ci-tiny", 64, 64, 1)
+    scored["30"] = {"class_type": "AtelierVariationScore", "inputs": {
+        "images": ["7", 0], "prompt": "a lighthouse", "scorers": "technical,pixel_magic", "weights": ""}}
+    assert "unknown_scorer" in refused(scored, "30")
+    assert len(comfy.get("/history")[1]) == before  # nothing was queued
+    warned = _graph("ci-tiny", 64, 64, 1, seed=5)
+    warned["4"]["inputs"]["model_family"] = "sdxl"  # family_mismatch: a warning on the badge, and it runs
+    status, body = comfy.post("/atelier/graph/validate", {"graph": warned})
+    assert body["nodes"]["4"]["issues"][0]["code"] == "family_mismatch"
+    item, _ = _run(comfy, warned)
+    assert item["status"]["status_str"] == "success", item["status"]
 
 
 def test_record_node_persists_a_run_with_social_context(comfy: Client) -> None:

@@ -110,3 +110,47 @@ def test_a_graphs_atelier_nodes_get_their_status_and_reasons(server: Any) -> Non
     for bad in ({"graph": []}, {"graph": {str(i): {} for i in range(2001)}}, []):
         status, refused = server.post("/atelier/graph/validate", bad)
         assert status == 400 and refused["field"] in ("graph", "body")
+
+
+def test_a_lora_nodes_hand_listed_loras_are_checked_against_the_family(server: Any, loras: Path) -> None:
+    def lora_node(mode: str, family: str = "sd15") -> dict[str, Any]:
+        return {"class_type": "AtelierLoraRecommend", "inputs": {
+            "model": ["1", 0], "clip": ["1", 1], "prompt": ["2", 0], "checkpoint_family": family, "mode": mode,
+            "loras": "ink_sd15.safetensors:0.8\nink_xl.safetensors:0.6\nmissing.safetensors"}}
+
+    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+             "3": lora_node("MANUAL"), "4": lora_node("ASSISTED", "auto"), "5": lora_node("AUTO")}
+    nodes = server.post("/atelier/graph/validate", {"graph": graph}, headers={"comfy-user": "alice"})[1]["nodes"]
+    manual = {(i["code"], i["field"]) for i in nodes["3"]["issues"]}
+    assert manual == {("lora_family", "loras.ink_xl.safetensors"), ("unknown_lora", "loras.missing.safetensors")}
+    assert nodes["3"]["status"] == "error"
+    # family auto: the checkpoint of the loader the node's model comes from says sd15
+    assert {i["code"] for i in nodes["4"]["issues"]} == {"lora_family", "unknown_lora"}
+    assert nodes["5"] == {"status": "ok", "issues": []}  # AUTO does not read the list
+
+
+def test_a_quality_preset_naming_another_users_preset_is_checked_as_that_users(server: Any) -> None:
+    status, _ = server.post("/atelier/presets", {"id": "bobs-look", "extends": "draft"}, headers={"comfy-user": "bob"})
+    assert status == 201
+    graph = {"1": {"class_type": "AtelierQualityPreset", "inputs": {"tier": "bob/bobs-look", "model_family": "auto"}},
+             "2": {"class_type": "AtelierQualityPreset", "inputs": {"tier": "bobs-look", "model_family": "auto"}}}
+    nodes = server.post("/atelier/graph/validate", {"graph": graph}, headers={"comfy-user": "alice"})[1]["nodes"]
+    assert nodes["1"]["status"] == "ok"  # the node's option "bob/bobs-look" is bob's preset
+    assert nodes["2"]["issues"][0]["code"] == "unknown_tier"  # a bare id is the default user's, who has none
+
+
+def test_validating_a_rating_is_not_a_violation(server: Any) -> None:
+    social = {"world_id": "default", "requested_rating": "restricted", "enforcement": "reject"}
+    for _ in range(3):  # the badges validate on every edit
+        assert codes(check(server, {"social": social}))["rating_above_max"][0] == "error"
+        graph = {"9": {"class_type": "AtelierSocialContext", "inputs": {
+            "world": "default", "requested_rating": "restricted", "enforcement": "clamp"}}}
+        assert server.post("/atelier/graph/validate", {"graph": graph},
+                           headers={"comfy-user": "alice"})[1]["nodes"]["9"]["status"] == "warning"
+    status, body = server.get("/atelier/violations", headers={"comfy-user": "alice"})
+    assert status == 200 and body["entries"] == []
+    status, _ = server.post("/atelier/social-context/build", {**social, "affinity": 0},
+                            headers={"comfy-user": "alice"})
+    assert status == 403  # asking for real is logged
+    assert [e["kind"] for e in server.get("/atelier/violations", headers={"comfy-user": "alice"})[1]["entries"]] == \
+        ["rating_rejected"]

@@ -71,6 +71,19 @@ class SmartPlan(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, prompt: str | None = None, checkpoint: str | None = None,
+                        model_family: str | None = None, mode: str | None = None, priority: str | None = None,
+                        max_time_s: float | None = None, max_vram_gb: float | None = None, width: int | None = None,
+                        height: int | None = None, batch_size: int | None = None, tier: str | None = None,
+                        owner: str | None = None) -> bool | str:
+        """Refuse, before anything runs, a budget no plan meets (naming the cheapest plan) and, in MANUAL, an
+        unknown tier; what the family changes in the tier only warns (the badge shows it)."""
+        return runtime.validate_node(cls, "AtelierSmartPlan", {
+            "prompt": prompt, "checkpoint": checkpoint, "model_family": model_family, "mode": mode,
+            "priority": priority, "max_time_s": max_time_s, "max_vram_gb": max_vram_gb, "width": width,
+            "height": height, "batch_size": batch_size, "tier": tier}, owner or None)
+
+    @classmethod
     def execute(cls, prompt: str, negative: str, checkpoint: str, model_family: str, mode: str, priority: str,
                 max_time_s: float, max_vram_gb: float, width: int, height: int, batch_size: int, tier: str,
                 accepted: str = "", owner: str = "") -> io.NodeOutput:
@@ -138,6 +151,14 @@ class LoraRecommend(io.ComfyNode):
                      io.String.Output("prompt_out", display_name="prompt"),
                      ExplanationType.Output("explanation_out", display_name="EXPLANATION")],
         )
+
+    @classmethod
+    def validate_inputs(cls, loras: str | None = None, checkpoint_family: str | None = None, mode: str | None = None,
+                        owner: str | None = None) -> bool | str:
+        """Refuse, before anything runs, a LoRA you listed that is not in your library or is of another family
+        than the checkpoint family chosen (MANUAL and ASSISTED; AUTO does not read the list)."""
+        return runtime.validate_node(cls, "AtelierLoraRecommend", {
+            "loras": loras, "checkpoint_family": checkpoint_family, "mode": mode}, owner or None)
 
     @classmethod
     def execute(cls, model: Any, clip: Any, prompt: str, checkpoint_family: str, mode: str, max_loras: int,

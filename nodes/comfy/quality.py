@@ -61,8 +61,9 @@ class QualityPreset(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, tier: str | None = None, model_family: str | None = None, **_: Any) -> bool | str:
-        """Refuse an unknown tier or family when the prompt is queued (ComfyUI does not check V3 combos)."""
+    def validate_inputs(cls, tier: str | None = None, model_family: str | None = None) -> bool | str:
+        """Refuse an unknown tier or family when the prompt is queued (ComfyUI does not check V3 combos). Only
+        these two are named: ComfyUI skips its own min/max checks for the inputs a ``validate_inputs`` takes."""
         return planning.check_inputs(runtime.atelier().quality, tier, model_family) or True
 
     @classmethod

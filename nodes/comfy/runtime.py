@@ -15,8 +15,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..core.base.errors import AtelierError
 from ..core.quality.families import read_safetensors_header
 from ..core.quality.schema import register_comfy_names
+from ..core.validation.rules import check_node, refusal
 from ..host import Atelier, Settings, wiring
 
 log = logging.getLogger("atelier")
@@ -191,6 +193,28 @@ def queuing_user() -> str | None:
     except ImportError:
         return "default"
     return None if getattr(args, "multi_user", False) else "default"
+
+
+def validate_node(node: Any, kind: str, inputs: dict[str, Any], user: str | None) -> bool | str:
+    """A node's ``validate_inputs``: ComfyUI refuses the prompt before anything runs, with this text on the node,
+    when a validation rule says error (the same rules as the health badges; warnings only show there).
+
+    ComfyUI 0.3.64 skips its own min/max checks for the inputs a ``validate_inputs`` names, so those are checked
+    here against the node's schema (it checks no V3 combo, named or not: their values are the rules' and the
+    nodes' to check). A linked input arrives as None and is checked when the node runs."""
+    types = node.INPUT_TYPES(include_hidden=False)
+    for name, value in inputs.items():
+        spec = types.get("required", {}).get(name) or types.get("optional", {}).get(name)
+        info = spec[1] if spec and len(spec) > 1 and isinstance(spec[1], dict) else {}
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if info.get("min") is not None and value < info["min"]:
+                return f"{name}: {value} is below the minimum {info['min']}"
+            if info.get("max") is not None and value > info["max"]:
+                return f"{name}: {value} is above the maximum {info['max']}"
+    try:
+        return refusal(check_node(atelier().rules, user, kind, inputs)) or True
+    except AtelierError as exc:
+        return exc.message  # e.g. an owner that is not a user id
 
 
 def current_prompt_id() -> str | None:

@@ -75,6 +75,12 @@ class VariationScore(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, scorers: list[str] | None = None) -> bool | str:
+        """Refuse an unknown scorer before anything runs (a missing scorer's weights only warn: it is left out)."""
+        chosen = scorers[0] if isinstance(scorers, list) and scorers else scorers
+        return runtime.validate_node(cls, "AtelierVariationScore", {"scorers": chosen}, None)
+
+    @classmethod
     def execute(cls, images: list[torch.Tensor], prompt: list[str], scorers: list[str],
                 weights: list[str], models: list[dict[str, str]] | None = None) -> io.NodeOutput:
         registry = runtime.atelier().scorers  # ComfyUI's model folders and memory management

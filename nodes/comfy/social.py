@@ -45,6 +45,18 @@ class SocialContext(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, affinity: int | None = None, trust: int | None = None, chemistry: int | None = None,
+                        tension: int | None = None, npc_id: str | None = None, world: str | None = None,
+                        max_rating: str | None = None, requested_rating: str | None = None,
+                        enforcement: str | None = None) -> bool | str:
+        """With enforcement=reject, a rating above what applies to the queuing user is refused before anything
+        runs (clamp lowers it when the node runs, and the badge says so)."""
+        return runtime.validate_node(cls, "AtelierSocialContext", {
+            "affinity": affinity, "trust": trust, "chemistry": chemistry, "tension": tension, "npc_id": npc_id,
+            "world": world, "max_rating": max_rating, "requested_rating": requested_rating,
+            "enforcement": enforcement}, runtime.queuing_user())
+
+    @classmethod
     def execute(cls, affinity: int, trust: int, chemistry: int, tension: int, npc_id: str, world: str,
                 max_rating: str, requested_rating: str, enforcement: str) -> io.NodeOutput:
         values = {"affinity": affinity, "trust": trust, "chemistry": chemistry, "tension": tension, "npc_id": npc_id}

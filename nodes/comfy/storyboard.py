@@ -20,7 +20,6 @@ from ..core.quality.plan import QualityPlan
 from ..core.records.service import graph_of, graph_parameters
 from ..core.storyboard import steps
 from ..core.storyboard.manifest import write_storyboard
-from ..core.storyboard.spec import Storyboard
 from . import runtime
 from .quality import QualityPresetType
 
@@ -238,14 +237,10 @@ class FrameChain(io.ComfyNode):
             enable_expand=True)
 
     @classmethod
-    def validate_inputs(cls, storyboard: str = "", **_: Any) -> bool | str:
-        if not isinstance(storyboard, str):
-            return True  # linked: checked when it runs
-        try:
-            Storyboard.from_text(storyboard)
-        except AtelierError as exc:
-            return exc.message
-        return True
+    def validate_inputs(cls, storyboard: str | None = None, scorers: str | None = None) -> bool | str:
+        """Refuse a storyboard that does not parse or is too long, and an unknown scorer, before anything runs
+        (a linked storyboard is checked when it runs)."""
+        return runtime.validate_node(cls, "AtelierFrameChain", {"storyboard": storyboard, "scorers": scorers}, None)
 
     @classmethod
     def execute(cls, model: Any, clip: Any, vae: Any, quality_preset: QualityPlan, storyboard: str,

@@ -70,10 +70,12 @@ class SocialService:
             raise invalid("social.yaml rating", unknown, list(world.ratings))
         return min(known, key=world.rank) if known else None
 
-    def build(self, user: str | None, body: Any, authenticated: bool = False, source: str = "route") -> dict[str, Any]:
+    def build(self, user: str | None, body: Any, authenticated: bool = False, source: str = "route",
+              log: bool = True) -> dict[str, Any]:
         """``authenticated``: a trusted proxy named the user (else the user name is only a claim); ``user`` None:
         the user cannot be known (the strictest maximum applies, and the context says so). A clamped or rejected
-        rating goes to the safety log (``source`` says where it was asked)."""
+        rating goes to the safety log (``source`` says where it was asked), unless ``log`` is False: a validation
+        asks what would happen, and nothing was clamped or refused yet."""
         request = ContextRequest.parse(body)
         world_list = self.worlds()
         world_of = world_list.get(request.world_id)
@@ -94,9 +96,10 @@ class SocialService:
             try:
                 out["allowed_rating"] = enforce(context, request.requested_rating, world, request.enforcement)
             except Forbidden:
-                self._report(user, "rating_rejected", source, asked, "refused (403)", why)
+                if log:
+                    self._report(user, "rating_rejected", source, asked, "refused (403)", why)
                 raise
-            if out["allowed_rating"] != request.requested_rating:
+            if out["allowed_rating"] != request.requested_rating and log:
                 self._report(user, "rating_clamped", source, asked, f"rating {out['allowed_rating']}", why)
         out["validation"] = validate(request, world)
         return out

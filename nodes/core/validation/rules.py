@@ -30,6 +30,7 @@ from ..base.secrets import without_paths
 from ..intelligence.analysis import analyse
 from ..intelligence.optimise import Constraints, NoPlanFits, optimise
 from ..quality.families import detect_family
+from ..quality.plan import split_option
 from ..quality.service import QualityService
 from ..records.store import render
 from ..scoring.registry import Scorers
@@ -144,11 +145,11 @@ class Rules:
             return [_error("no_plan_fits", exc.field or "constraints", exc.message)]
         return []
 
-    def rating(self, user: str, social: Any, authenticated: bool = False) -> list[Issue]:
+    def rating(self, user: str | None, social: Any, authenticated: bool = False) -> list[Issue]:
         if self.social is None or not isinstance(social, dict) or not social.get("requested_rating"):
             return []
         try:
-            context = self.social.build(user, social, authenticated)
+            context = self.social.build(user, social, authenticated, log=False)
         except Forbidden as exc:
             return [_error("rating_above_max", "social.requested_rating", exc.message)]
         except AtelierError as exc:
@@ -232,38 +233,63 @@ def check_graph(rules: Rules, user: str, graph: dict[str, Any], authenticated: b
     for node_id, node in graph.items():
         if not isinstance(node, dict) or not str(node.get("class_type", "")).startswith("Atelier"):
             continue
-        kind = str(node["class_type"])
         inputs: dict[str, Any] = node["inputs"] if isinstance(node.get("inputs"), dict) else {}
         literal = {k: v for k, v in inputs.items() if not isinstance(v, list)}
-        checkpoint = literal.get("checkpoint") or _linked_checkpoint(inputs, checkpoints)
-        if checkpoint == "(none)":
-            checkpoint = None
-        family = literal.get("model_family") or literal.get("checkpoint_family")
-        issues: list[Issue] = []
-        if kind in ("AtelierQualityPreset", "AtelierSmartPlan") and isinstance(literal.get("tier"), str):
-            issues += rules.tier(user, literal["tier"], family, checkpoint)
-        if kind == "AtelierSmartPlan" and (literal.get("max_time_s") or literal.get("max_vram_gb")):
-            constraints = {k: v for k, v in (("max_time_s", literal.get("max_time_s")),
-                                             ("max_vram_gb", literal.get("max_vram_gb")),
-                                             ("priority", literal.get("priority"))) if v}
-            issues += rules.budget(user, constraints, family, checkpoint, str(literal.get("prompt", "")),
-                                   int(literal.get("width") or 0), int(literal.get("height") or 0))
-        if kind == "AtelierLoRARecommend" and literal.get("loras"):
-            issues += rules.loras_(user, _names(literal["loras"]), family, checkpoint)
-        if kind in ("AtelierVariationScore", "AtelierFrameChain") and isinstance(literal.get("scorers"), str):
-            issues += rules.scorers_(_names(literal["scorers"]))
-        if kind == "AtelierFrameChain":
-            issues += rules.storyboard(literal.get("storyboard"))
-        if kind == "AtelierSocialContext":
-            body: dict[str, Any] = {k: literal[k] for k in ("affinity", "trust", "chemistry", "tension", "npc_id")
-                                    if k in literal}
-            body.update(world_id=literal.get("world", "default"), requested_rating=literal.get("requested_rating"),
-                        enforcement=literal.get("enforcement", "clamp"))
-            if literal.get("max_rating") not in (None, "(server maximum)"):
-                body["max_rating"] = literal["max_rating"]
-            issues += rules.rating(user, body, authenticated)
-        out[str(node_id)] = issues
+        out[str(node_id)] = check_node(rules, user, str(node["class_type"]), literal,
+                                       _linked_checkpoint(inputs, checkpoints), authenticated)
     return out
+
+
+def check_node(rules: Rules, user: str | None, kind: str, literal: dict[str, Any],
+               linked_checkpoint: str | None = None, authenticated: bool = False) -> list[Issue]:
+    """One Atelier node's issues from its literal inputs (a linked input is absent, or None as ComfyUI's
+    ``validate_inputs`` passes it, and checked when the node runs); ``linked_checkpoint`` is the checkpoint of
+    the loader its model comes from, when the graph says. ``user`` None: who queued is not known (the social
+    rule takes the strictest maximum; the others read the default user's presets and library). The graph's badges
+    and the nodes' own refusal before a run both come from here."""
+    who = user or "default"
+    literal = {k: v for k, v in literal.items() if v is not None}
+    checkpoint = literal.get("checkpoint") or linked_checkpoint
+    if checkpoint == "(none)":
+        checkpoint = None
+    family = literal.get("model_family") or literal.get("checkpoint_family")
+    issues: list[Issue] = []
+    if kind == "AtelierQualityPreset" and isinstance(literal.get("tier"), str):
+        owner, tier = split_option(literal["tier"])  # the node's options: a tier, or another user's "user/preset"
+        issues += rules.tier(owner, tier, family, checkpoint)
+    if kind == "AtelierSmartPlan" and isinstance(literal.get("tier"), str) and literal.get("mode") == "MANUAL":
+        issues += rules.tier(who, literal["tier"], family, checkpoint)
+    if kind == "AtelierSmartPlan" and "prompt" in literal and (literal.get("max_time_s") or literal.get("max_vram_gb")):
+        # (a linked prompt decides the content type, hence the size: the budget is checked when the node runs)
+        constraints = {k: v for k, v in (("max_time_s", literal.get("max_time_s")),
+                                         ("max_vram_gb", literal.get("max_vram_gb")),
+                                         ("priority", literal.get("priority"))) if v}
+        issues += rules.budget(who, constraints, family, checkpoint, str(literal.get("prompt", "")),
+                               int(literal.get("width") or 0), int(literal.get("height") or 0),
+                               int(literal.get("batch_size") or 1))
+    if kind == "AtelierLoraRecommend" and isinstance(literal.get("loras"), str) and literal["loras"].strip() \
+            and literal.get("mode") != "AUTO":
+        issues += rules.loras_(who, _names(literal["loras"]), family, checkpoint)
+    if kind in ("AtelierVariationScore", "AtelierFrameChain") and isinstance(literal.get("scorers"), str):
+        issues += rules.scorers_(_names(literal["scorers"]))
+    if kind == "AtelierFrameChain":
+        issues += rules.storyboard(literal.get("storyboard"))
+    if kind == "AtelierSocialContext":
+        body: dict[str, Any] = {k: literal[k] for k in ("affinity", "trust", "chemistry", "tension", "npc_id")
+                                if k in literal}
+        body.update(world_id=literal.get("world", "default"), requested_rating=literal.get("requested_rating"),
+                    enforcement=literal.get("enforcement", "clamp"))
+        if literal.get("max_rating") not in (None, "(server maximum)"):
+            body["max_rating"] = literal["max_rating"]
+        issues += rules.rating(user, body, authenticated)
+    return issues
+
+
+def refusal(issues: list[Issue]) -> str | None:
+    """What a node says when ComfyUI asks it to validate its inputs: its errors, each with its code and field
+    (warnings do not stop a run: the badges show them); None when it may run."""
+    errors = [i for i in issues if i.severity == "error"]
+    return "; ".join(f"{i.code} ({i.field}): {i.message}" for i in errors) or None
 
 
 def report(issues: list[Issue]) -> dict[str, Any]:
