@@ -481,6 +481,9 @@ def test_atelier_nodes_refuse_what_their_rules_reject_before_anything_runs(comfy
     scored = _graph("ci-tiny", 64, 64, 1)
     scored["30"] = {"class_type": "AtelierVariationScore", "inputs": {
         "images": ["7", 0], "prompt": "a lighthouse", "scorers": "technical,pixel_magic", "weights": ""}}
+    scored["31"] = {"class_type": "AtelierRankSelect", "inputs": {  # to an output: ComfyUI validates what it runs
+        "images": ["7", 0], "scores": ["30", 0], "top_k": 1, "threshold": 0.0, "below_threshold": "warn"}}
+    scored["8"]["inputs"]["images"] = ["31", 0]
     assert "unknown_scorer" in refused(scored, "30")
     assert len(comfy.get("/history")[1]) == before  # nothing was queued
     warned = _graph("ci-tiny", 64, 64, 1, seed=5)
@@ -509,6 +512,11 @@ def test_record_node_persists_a_run_with_social_context(comfy: Client) -> None:
         record = comfy.get(f"/atelier/generations/{record_id}")[1]
     assert record["status"] == "completed" and record["outputs"]["8"]  # history moved it on, with its images
     assert record["parameters"]["social"]["tier"] == "friend" and record["parameters"]["quality"]["preset"] == "ci-tiny"
+    # per-node timings, though ComfyUI sent the run's events to another client (the one that queued it)
+    timings = comfy.get(f"/atelier/dev/generations/{record_id}")[1]["timings"]
+    timed = {t["node"]: t for t in timings}
+    assert timed["6"]["class_type"] == "KSampler" and timed["6"]["seconds"] > 0, timings
+    assert {"1", "4", "6", "7", "8", "50"} <= set(timed) and all(t["seconds"] >= 0 for t in timings)
     listed = comfy.get("/atelier/generations?workspace=ci&status=completed")[1]["items"]
     assert record_id in [r["id"] for r in listed]
     again, _ = _run(comfy, graph)  # the same graph again: a new record, with the same hash

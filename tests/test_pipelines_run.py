@@ -102,6 +102,65 @@ def test_the_follower_moves_records_along_comfyuis_queue_and_history_and_calibra
     assert [round(seconds, 2) for _, seconds in samples] == [3.0]  # learned once, from the successful run
 
 
+def test_a_runs_per_node_timings_come_from_the_events_comfyui_sends_whoever_queued_it(on_comfyui, fake_comfyui) -> None:
+    """ComfyUI sends a prompt's execution events only to the client that queued it (the browser, say): Atelier
+    observes them as the server sends them, and the follower gives the prompt's records each node's seconds."""
+    import time
+
+    from atelier.nodes.comfy.runtime import observe_events
+    from atelier.nodes.core.records.timings import PromptTimings
+
+    class Server:  # ComfyUI's PromptServer as far as events go: send_sync puts them on its websocket queue
+        def __init__(self) -> None:
+            self.sent: list[tuple[Any, Any, Any]] = []
+
+        def send_sync(self, event: Any, data: Any, sid: Any = None) -> None:
+            self.sent.append((event, data, sid))
+
+    server = Server()
+    assert observe_events(server, on_comfyui.node_timings.observe)
+    assert not observe_events(server, on_comfyui.node_timings.observe)  # once, however often it is asked
+    graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {}}, "6": {"class_type": "KSampler", "inputs": {}}}
+    record = asyncio.run(on_comfyui.records.submitter.submit("default", {"operation_type": "image_generation",
+                                                                         "graph": graph}))
+    pid = record.comfy_prompt_id
+    server.send_sync("execution_start", {"prompt_id": pid}, "browser-1")
+    server.send_sync("executing", {"node": "1", "prompt_id": pid}, "browser-1")
+    time.sleep(0.05)
+    server.send_sync("executing", {"node": "6", "prompt_id": pid}, "browser-1")
+    server.send_sync("progress", {"value": 1, "max": 2, "prompt_id": pid, "node": "6"}, "browser-1")
+    server.send_sync(1, b"a preview", "browser-1")  # binary events pass untouched
+    time.sleep(0.1)
+    server.send_sync("execution_success", {"prompt_id": pid}, "browser-1")
+    server.send_sync("executing", {"node": None, "prompt_id": pid}, "browser-1")
+    assert [e[0] for e in server.sent] == ["execution_start", "executing", "executing", "progress", 1,
+                                           "execution_success", "executing"]
+    assert all(e[2] == "browser-1" for e in server.sent)  # every event still goes to its client
+    fake_comfyui.finish(pid, seconds=0.2)
+    asyncio.run(on_comfyui.follower().poll())
+    timings = on_comfyui.records.store.get(record.id).outputs["atelier"]["timings"]
+    assert [(t["node"], t["class_type"]) for t in timings] == [("1", "CheckpointLoaderSimple"), ("6", "KSampler")]
+    assert 0.04 <= timings[0]["seconds"] < 1 and 0.09 <= timings[1]["seconds"] < 1
+    assert on_comfyui.node_timings.take(pid) == []  # taken once
+
+    def broken(kind: str, data: Any) -> None:
+        raise RuntimeError("observer failed")
+
+    other = Server()
+    observe_events(other, broken)
+    other.send_sync("executing", {"node": "1", "prompt_id": "p"})
+    assert other.sent == [("executing", {"node": "1", "prompt_id": "p"}, None)]  # the event still went out
+
+    clocked = PromptTimings(max_prompts=2)
+    for prompt, at in (("a", 10.0), ("b", 11.0), ("c", 12.0)):
+        clocked.observe("executing", {"node": "3", "prompt_id": prompt}, at)
+    clocked.observe("executing", {"node": "4", "prompt_id": "c"}, 14.5)
+    clocked.observe("execution_interrupted", {"prompt_id": "c"}, 15.0)
+    assert clocked.take("a") == []  # the oldest of three was let go (bounded)
+    assert clocked.take("c", {"3": {"class_type": "VAEDecode"}}) == [
+        {"node": "3", "seconds": 2.5, "class_type": "VAEDecode"}, {"node": "4", "seconds": 0.5, "class_type": None}]
+
+
 def test_a_batch_of_mixed_tiers_queues_one_prompt_per_item_and_reports_progress(on_comfyui, fake_comfyui) -> None:
     batches, follower = on_comfyui.batches, on_comfyui.follower()
     body = {"checkpoint": "mine.safetensors", "width": 512, "height": 512, "tier": "standard", "items": [

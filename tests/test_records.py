@@ -188,7 +188,7 @@ def test_an_older_schema_migrates_in_place(tmp_path: Path) -> None:
     assert old.prompt_text == "an old prompt" and old.prompt_source == "inline" and old.scores is None
     assert store.add_prompt_version("u", "new", "works after the upgrade")["version"] == 1
     with sqlite3.connect(db) as raw:
-        assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0010"  # the newest: LLM calls name their run
+        assert raw.execute("SELECT version_num FROM atelier_alembic_version").fetchone()[0] == "0011"  # the newest: LLM calls name their workspace
 
 
 def test_prompt_families_made_before_owners_become_the_default_users(tmp_path: Path) -> None:

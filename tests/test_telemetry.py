@@ -141,3 +141,39 @@ def test_a_runs_telemetry_lists_the_llm_calls_its_prompt_enhance_made(atelier: A
     assert run["endpoints"] == [url] and run["device_s"] == 2.0
     other = store.create("txt2img", "default", {"n": 2}, prompt="x")
     assert server.get(f"/atelier/generations/{other.id}/telemetry")[1]["llm_calls"] == 0
+
+
+def test_llm_calls_count_in_the_workspace_they_were_made_for(atelier: Any, server: Any, settings: Any,
+                                                            ollama: Any) -> None:
+    """The route's ``workspace``; a Prompt Enhance node's calls: the workspace of their run's records."""
+    import asyncio
+
+    from atelier.nodes.core.telemetry.llm import calling_prompt
+
+    url = f"http://127.0.0.1:{ollama.port}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "llm.json").write_text(json.dumps({"endpoints": {
+        "local": {"backend": "ollama", "url": url, "model": "m"}}}))
+    status, body = server.post("/atelier/enhance", {"prompt": "a fox", "endpoint": "local", "workspace": "ads"})
+    assert status == 200, body
+    after_route = len(ollama.requests)
+
+    async def as_the_node() -> None:
+        token = calling_prompt.set("p-film")
+        try:
+            await atelier.enhance.enhance({"prompt": "a hare", "endpoint": "local"})
+        finally:
+            calling_prompt.reset(token)
+
+    asyncio.run(as_the_node())
+    record = atelier.records.store.create("txt2img", "default", {"n": 1}, prompt="a hare", workspace="film")
+    atelier.records.store.set_status(record.id, "running", comfy_prompt_id="p-film")
+    status, body = server.post("/atelier/enhance", {"prompt": "an owl", "endpoint": "local"})
+    assert status == 200
+    workspaces = {w["workspace"]: w for w in server.get("/atelier/telemetry")[1]["workspaces"]}
+    assert workspaces["ads"]["llm_calls"] == after_route and workspaces["ads"]["runs"] == 0
+    node_calls = workspaces["film"]["llm_calls"]
+    assert node_calls >= 1 and workspaces["default"]["llm_calls"] == len(ollama.requests) - after_route - node_calls
+    for bad in ("", "x" * 129, 7):
+        status, refused = server.post("/atelier/enhance", {"prompt": "a fox", "workspace": bad})
+        assert status == 400 and refused["field"] == "workspace"

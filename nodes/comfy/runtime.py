@@ -230,11 +230,34 @@ def register_server(server: Any) -> None:
         return str(server.user_manager.get_request_user_id(request))
 
     wiring.mount_routes(server.routes, atelier(), user_of)  # ComfyUI mirrors them under /api when it starts
+    observe_events(server, atelier().node_timings.observe)
     loop = getattr(server, "loop", None)
     if loop is not None:
         task = loop.create_task(_follow(server))
         _tasks.add(task)  # keep a reference: the loop holds tasks weakly
     log.info("Atelier: routes under /atelier (and /api/atelier)")
+
+
+def observe_events(server: Any, observe: Any) -> bool:
+    """Tell ``observe(event, data)`` every event ComfyUI's server sends (its execution events give the records
+    per-node timings, whichever client queued the prompt: ComfyUI sends them to that client's websocket only, and
+    neither its history nor a hook of 0.3.64 has them). ``send_sync`` is wrapped, not replaced: the event goes on
+    as before, and an observer's failure never reaches ComfyUI. Without a ``send_sync``, no timings."""
+    send = getattr(server, "send_sync", None)
+    if send is None or getattr(send, "atelier_observed", False):
+        return False
+
+    def send_sync(event: Any, data: Any, sid: Any = None) -> Any:
+        try:
+            if isinstance(event, str):
+                observe(event, data)
+        except Exception:  # timings are a nicety; the event must go out
+            log.debug("Atelier: observing ComfyUI's %s event failed", event, exc_info=True)
+        return send(event, data, sid)
+
+    send_sync.atelier_observed = True  # type: ignore[attr-defined]
+    server.send_sync = send_sync
+    return True
 
 
 async def _follow(server: Any) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the heavier ones (torch, SQLAlchemy, aiohttp) are imported 
     from ..core.records.comfy import ComfyUI
     from ..core.records.follower import HistoryFollower
     from ..core.records.service import RecordService
+    from ..core.records.timings import PromptTimings
     from ..core.safety.log import ViolationLog
     from ..core.scaleout.service import DistributedSubmitter
     from ..core.scoring.models import ModelManager
@@ -97,6 +98,14 @@ class Atelier:
 
         return self._once("enhance", lambda: EnhanceService(config, self.settings.traces_dir, http_backends(
             lambda name: key_for(name, config), lambda name: secrets_for(name, config), breaker, observe)))
+
+    @property
+    def node_timings(self) -> PromptTimings:
+        """Per-node timings of the prompts this ComfyUI runs, from the execution events it sends (told by the
+        ComfyUI adapter), taken by the history follower for the prompt's records."""
+        from ..core.records.timings import PromptTimings
+
+        return self._once("node_timings", PromptTimings)
 
     @property
     def llm_calls(self) -> LLMCalls:
@@ -380,4 +389,5 @@ class Atelier:
         estimator, device = self.quality.estimator, self.settings.device
         return self._once("follower", lambda: HistoryFollower(
             comfy, self.records.store, self.observer,
-            lambda record, item: calibrate_from_record(estimator, record, item, device)))
+            lambda record, item: calibrate_from_record(estimator, record, item, device),
+            timings=self.node_timings.take))

@@ -24,6 +24,7 @@ from ..core.base.errors import AtelierError, Unavailable
 from ..core.base.files import atomic_write_bytes
 from ..core.base.secrets import public_url
 from ..core.records.service import QueueError
+from ..core.records.timings import advance
 from ..core.scaleout.runner import DeadlineExceeded
 from ..core.storyboard.pipelines import load_workflow, use_checkpoint
 
@@ -265,11 +266,8 @@ class ComfyClient:
         taken, events[:] = list(events), []
         ended = False
         for at, kind, data in taken:
-            if kind == "executing" and timings is not None:
-                if timings and "seconds" not in timings[-1]:
-                    timings[-1]["seconds"] = round(at - timings[-1].pop("_at"), 3)
-                if data.get("node") is not None:
-                    timings.append({"node": str(data["node"]), "_at": at})
+            if timings is not None:
+                advance(timings, kind, data, at)
             if kind == "progress" and progress is not None:
                 try:
                     progress(float(data["value"]) / max(1.0, float(data["max"])))

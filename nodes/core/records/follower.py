@@ -1,5 +1,6 @@
 """Following a ComfyUI's queue and history: records move to running, then to completed or failed (timed
-by ComfyUI's own execution events), and finished prompts with a Quality Preset teach the estimator.
+by ComfyUI's own execution events, with per-node timings where the ComfyUI's events were observed), and finished
+prompts with a Quality Preset teach the estimator.
 
 ComfyUI's history is the truth: a prompt is looked at once it has finished there, whatever events were
 missed. The store is written off the event loop.
@@ -26,12 +27,15 @@ FINISHED = ("success", "error")
 
 # (completed record, history item) -> whether it taught the estimator
 Calibrate = Callable[[GenerationRecord, dict[str, Any]], bool]
+# (prompt id, its graph) -> its per-node timings, taken (``PromptTimings.take``)
+TakeTimings = Callable[[str, Any], list[dict[str, Any]]]
 
 
 class HistoryFollower:
     def __init__(self, comfy: ComfyUI, store: RecordStore, observer: RunObserver | None = None,
-                 calibrate: Calibrate | None = None, window: int = WINDOW) -> None:
+                 calibrate: Calibrate | None = None, window: int = WINDOW, timings: TakeTimings | None = None) -> None:
         self.comfy = comfy
+        self.timings = timings
         self.store = store
         self.observer = observer
         self.calibrate = calibrate
@@ -55,7 +59,12 @@ class HistoryFollower:
         self._finished[prompt_id] = None
         while len(self._finished) > REMEMBERED:
             self._finished.popitem(last=False)
-        done = self.store.finish_from_history(prompt_id, item)
+        extra = None
+        if self.timings is not None:
+            prompt = item.get("prompt")
+            timed = self.timings(prompt_id, prompt[2] if isinstance(prompt, list) and len(prompt) > 2 else None)
+            extra = {"atelier": {"timings": timed}} if timed else None
+        done = self.store.finish_from_history(prompt_id, item, extra)
         if self.calibrate is not None:
             for record_id in done:
                 self.calibrate(self.store.get(record_id), item)

@@ -166,4 +166,5 @@ class LLMCall(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    workspace: Mapped[str | None] = mapped_column(String(128), nullable=True)  # the route's; else the run's records'
     comfy_prompt_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)  # the run's

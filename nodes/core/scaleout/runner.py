@@ -36,6 +36,7 @@ from ..records.comfy import ComfyUI
 from ..records.models import FINAL
 from ..records.service import QueueError
 from ..records.store import RecordStore
+from ..records.timings import finished
 from .jobs import OPEN_STATES, JobSpec
 from .store import ScaleStore
 
@@ -137,8 +138,7 @@ class JobRunner:
             await asyncio.to_thread(self._end, job_id, spec, "failed", exc.message)
             return "failed"
         files = await self._fetch(where, item, spec)
-        done = [t for t in timings if "seconds" in t]
-        return await asyncio.to_thread(self._finish, job_id, spec, item, files, done)
+        return await asyncio.to_thread(self._finish, job_id, spec, item, files, finished(timings, spec.graph))
 
     async def _graph(self, spec: JobSpec) -> dict[str, Any]:
         """The graph to queue: a chained storyboard frame gets the kept image of the frame it chains from
@@ -229,8 +229,7 @@ class JobRunner:
         if self.device:
             extra["device"] = self.device
         if timings:
-            classes = {k: v.get("class_type") for k, v in spec.graph.items() if isinstance(v, dict)}
-            extra["timings"] = [{**t, "class_type": classes.get(t["node"])} for t in timings[:500]]
+            extra["timings"] = timings
         done = self.records.finish_from_history(spec.prompt_id, item, extra_outputs={"atelier": extra})
         record = self.records.get(spec.record_id)
         state = record.status if record.status in FINAL else "failed"

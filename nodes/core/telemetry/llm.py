@@ -3,7 +3,9 @@ records' database, and each endpoint's health (success rate, p50/p95 latency, la
 with the circuit breaker's state.
 
 The user a call belongs to is the one whose enhancement made it: ``calling_user`` (a context variable the
-enhancement route and the Prompt Enhance node set around their work).
+enhancement route and the Prompt Enhance node set around their work). Its workspace is the route's
+``workspace`` (``calling_workspace``), or for a Prompt Enhance node's call, the workspace of the records of the
+ComfyUI prompt it ran in (``calling_prompt``), or ``default``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..records.models import LLMCall
+from ..records.models import LLMCall, Record
 
 log = logging.getLogger("atelier")
 calling_user: contextvars.ContextVar[str] = contextvars.ContextVar("atelier_calling_user", default="default")
 # the ComfyUI prompt a Prompt Enhance node runs in: its calls belong to that run's telemetry
 calling_prompt: contextvars.ContextVar[str | None] = contextvars.ContextVar("atelier_calling_prompt", default=None)
+# the workspace the enhancement route was asked for
+calling_workspace: contextvars.ContextVar[str | None] = contextvars.ContextVar("atelier_calling_workspace",
+                                                                               default=None)
 WINDOW = 200  # recent calls per endpoint behind its health
+DEFAULT_WORKSPACE = "default"  # a record's default workspace, and a call's without one
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class LLMCalls:
                               latency_ms=round(call.latency_ms, 1), prompt_tokens=call.prompt_tokens,
                               completion_tokens=call.completion_tokens,
                               error=call.error[:1000] if call.error else None,
-                              comfy_prompt_id=calling_prompt.get()))
+                              comfy_prompt_id=calling_prompt.get(), workspace=calling_workspace.get()))
         except Exception:
             log.exception("Atelier: an LLM call's telemetry could not be stored")
 
@@ -85,26 +91,43 @@ class LLMCalls:
                     "circuit": "open" if open_s else "closed", "circuit_open_s": round(open_s, 1) if open_s else 0})
             return out
 
-    def totals(self, user: str | None, since: float | None, until: float | None) -> dict[tuple[str, str], dict[str, Any]]:
-        """(user, day) → calls, failures, tokens, mean latency."""
+    def totals(self, user: str | None, since: float | None,
+               until: float | None) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """(user, day, workspace) → calls, failures, tokens, latencies."""
         query = select(LLMCall.user, LLMCall.created_at, LLMCall.ok, LLMCall.latency_ms, LLMCall.prompt_tokens,
-                       LLMCall.completion_tokens)
+                       LLMCall.completion_tokens, LLMCall.workspace, LLMCall.comfy_prompt_id)
         if user is not None:
             query = query.where(LLMCall.user == user)
         if since is not None:
             query = query.where(LLMCall.created_at >= since)
         if until is not None:
             query = query.where(LLMCall.created_at < until)
-        out: dict[tuple[str, str], dict[str, Any]] = {}
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
         with self.session() as s:
-            for who, at, ok, latency, tokens_in, tokens_out in s.execute(query.limit(200_000)):
-                day = time.strftime("%Y-%m-%d", time.gmtime(at))
-                entry = out.setdefault((who, day), {"llm_calls": 0, "llm_failures": 0, "llm_tokens": 0,
-                                                    "llm_latency_ms": []})
-                entry["llm_calls"] += 1
-                entry["llm_failures"] += 0 if ok else 1
-                entry["llm_tokens"] += (tokens_in or 0) + (tokens_out or 0)
-                entry["llm_latency_ms"].append(latency)
+            rows = s.execute(query.limit(200_000)).all()
+            runs = self._run_workspaces(s, {r[7] for r in rows if r[6] is None and r[7]})
+        for who, at, ok, latency, tokens_in, tokens_out, workspace, prompt_id in rows:
+            day = time.strftime("%Y-%m-%d", time.gmtime(at))
+            where = workspace or runs.get(prompt_id or "") or DEFAULT_WORKSPACE
+            entry = out.setdefault((who, day, where), {"llm_calls": 0, "llm_failures": 0, "llm_tokens": 0,
+                                                       "llm_latency_ms": []})
+            entry["llm_calls"] += 1
+            entry["llm_failures"] += 0 if ok else 1
+            entry["llm_tokens"] += (tokens_in or 0) + (tokens_out or 0)
+            entry["llm_latency_ms"].append(latency)
+        return out
+
+    @staticmethod
+    def _run_workspaces(s: Session, prompt_ids: set[str]) -> dict[str, str]:
+        """The workspace of each ComfyUI prompt's records (its first record's, when they differ)."""
+        out: dict[str, str] = {}
+        ids = sorted(prompt_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for prompt_id, workspace in s.execute(select(Record.comfy_prompt_id, Record.workspace)
+                                                  .where(Record.comfy_prompt_id.in_(chunk))
+                                                  .order_by(Record.created_at)):
+                out.setdefault(str(prompt_id), workspace)
         return out
 
     def of_prompt(self, comfy_prompt_id: str | None) -> dict[str, Any]:

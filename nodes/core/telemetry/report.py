@@ -101,8 +101,8 @@ def telemetry(store: RecordStore, calls: LLMCalls, rates: Rates, host_device: st
         if isinstance(best, (int, float)):
             scores.setdefault(tier, []).append(float(best))
     llm = calls.totals(user, since, until)
-    for (who, day), entry in llm.items():
-        for table, key in ((days, day), (users, who)):
+    for (who, day, workspace), entry in llm.items():
+        for table, key in ((days, day), (users, who), (workspaces, workspace)):
             target = table.setdefault(key, {"runs": 0, "device_s": 0.0, "cost_usd": 0.0})
             for name in ("llm_calls", "llm_failures", "llm_tokens"):
                 target[name] = target.get(name, 0) + entry[name]
