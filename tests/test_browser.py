@@ -442,7 +442,8 @@ def test_the_telemetry_view_charts_time_cost_and_scores_per_tier(page: Any, serv
     store = record_service.store
     for tier, seconds, best in (("draft", 30.0, 52.0), ("ultra", 300.0, 81.0), ("ultra", 240.0, 74.0)):
         record = store.create("txt2img", "default", {"quality": {"preset": tier}, "device": "NVIDIA H100"},
-                              prompt=f"a fox {tier}", status="completed", started_at=1000.0, finished_at=1000.0 + seconds)
+                              "posters" if tier == "draft" else "default", prompt=f"a fox {tier}", status="completed",
+                              started_at=1000.0, finished_at=1000.0 + seconds)
         store.set_status(record.id, "completed", scores={"best": best}, finished_at=1000.0 + seconds)
     open_view(page, "telemetry")
     time_chart = page.get_by_role("img", name="Device time per tier per day")
@@ -453,6 +454,9 @@ def test_the_telemetry_view_charts_time_cost_and_scores_per_tier(page: Any, serv
     assert page.get_by_role("img", name="Cost per tier per day").locator("[data-bar]").count() == 2
     assert page.get_by_role("img", name="Best scores at ultra (2 runs, mean 77.5)").is_visible()
     assert page.get_by_role("table", name="Totals per day").locator("tbody tr").count() == 1
+    per_workspace = page.get_by_role("table", name="Totals per workspace")
+    assert per_workspace.locator("tbody tr").count() == 2
+    assert per_workspace.locator("tr[data-key='posters'] td").nth(2).inner_text() == "30.0 s"
     assert "No LLM call yet." in page.get_by_test_id("telemetry").inner_text()
 
 

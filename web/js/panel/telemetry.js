@@ -39,6 +39,18 @@ function providersTable(providers) {
       h("td", {}, p.last_error ?? "–")))));
 }
 
+// rows: [[key, totals]] → runs, device time, cost and the LLM calls (count, failures, tokens, mean latency)
+function totalsTable(label, keyName, rows) {
+  return h("table", { class: "atelier-table", "aria-label": label },
+    h("thead", {}, h("tr", {}, [keyName, "Runs", "Device time", "Cost", "LLM calls", "Tokens", "LLM latency"]
+      .map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.map(([key, d]) => h("tr", { dataset: { key } }, h("td", {}, key),
+      h("td", {}, String(d.runs)), h("td", {}, seconds(d.device_s)), h("td", {}, money(d.cost_usd)),
+      h("td", {}, `${d.llm_calls}${d.llm_failures ? ` (${d.llm_failures} failed)` : ""}`),
+      h("td", {}, String(d.llm_tokens)),
+      h("td", {}, d.llm_mean_latency_ms == null ? "–" : `${Math.round(d.llm_mean_latency_ms)} ms`)))));
+}
+
 export function telemetryView(ctx) {
   const { client } = ctx;
   const status = h("div", { class: "atelier-message" });
@@ -57,14 +69,9 @@ export function telemetryView(ctx) {
         scores.map(([tier, dist]) => barChart(`Best scores at ${tier} (${dist.runs} runs, mean ${dist.mean})`,
           dist.counts.map((n, i) => ({ label: `${dist.buckets[i]}–${dist.buckets[i + 1]}`, value: n })), (n) => String(n))),
         h("h4", {}, "Per day"),
-        h("table", { class: "atelier-table", "aria-label": "Totals per day" },
-          h("thead", {}, h("tr", {}, ["Day", "Runs", "Device time", "Cost", "LLM calls", "Tokens", "LLM latency"]
-            .map((t) => h("th", { scope: "col" }, t)))),
-          h("tbody", {}, view.days.map((d) => h("tr", { dataset: { day: d.day } }, h("td", {}, d.day),
-            h("td", {}, String(d.runs)), h("td", {}, seconds(d.device_s)), h("td", {}, money(d.cost_usd)),
-            h("td", {}, `${d.llm_calls}${d.llm_failures ? ` (${d.llm_failures} failed)` : ""}`),
-            h("td", {}, String(d.llm_tokens)),
-            h("td", {}, d.llm_mean_latency_ms == null ? "–" : `${Math.round(d.llm_mean_latency_ms)} ms`))))),
+        totalsTable("Totals per day", "Day", view.days.map((d) => [d.day, d])),
+        h("h4", {}, "Per workspace"),
+        totalsTable("Totals per workspace", "Workspace", view.workspaces.map((w) => [w.workspace, w])),
         h("h4", {}, "LLM providers"),
         health.providers.length ? providersTable(health.providers) : h("p", {}, "No LLM call yet."));
       message(status, `${view.days.length} day(s); cost at ${money(view.rates.default_usd_per_hour)} an hour unless the device is named in presets/telemetry.yaml.`);
