@@ -177,3 +177,36 @@ def test_a_small_request_cannot_make_a_huge_answer_or_record(server) -> None:
         worst = max(worst, len(json.dumps(body)))
     assert server.get("/atelier/generations")[1]["items"] == []  # nothing was stored
     print(f"\namplification request ({len(json.dumps(big))} bytes sent): largest answer {worst} bytes")
+
+
+def test_completed_records_of_any_shape_never_break_a_reader(server, record_service) -> None:
+    """A record's parameters are the user's JSON: where a reader expects a mapping (quality, batch, device,
+    graph nodes' inputs, scores) any JSON value may stand. Every route that reads completed records still
+    answers 200 with strict JSON (regression: ``{"quality": "high"}`` made GET /telemetry a 500)."""
+    store = record_service.store
+    odd: list[Any] = ["high", 7, [1, 2], None, True, {"preset": ["x"]}, {"preset": {"a": 1}}]
+    ids = []
+    for i, value in enumerate(odd):
+        parameters = {"quality": value, "tier": value, "batch": value, "device": value,
+                      "graph": {"1": {"class_type": "AtelierPromptEnhance", "inputs": value}},
+                      "explanation": {"analysis": value, "loras": value, "loras_filtered": value, "performance": value,
+                                      "parameters": {"steps": value}, "parameter_reasons": value},
+                      "seeds": value, "plan": {"stages": [{"passes": value}]} if i % 2 else value,
+                      "social": {"rating": "sfw", "clamped_by": value}, "images": value}
+        record = store.create("txt2img", "default", parameters, prompt=f"odd {i}", status="completed",
+                              started_at=1000.0, finished_at=1000.0 + i)
+        scores = {"best": value, "overall": [value, 1.0], "metrics": {"clip": value}, "weights": value}
+        store.set_status(record.id, "completed", scores=scores,
+                         outputs={"atelier": value}, finished_at=1000.0 + i)
+        ids.append(record.id)
+    paths = ["/atelier/telemetry", "/atelier/generations/telemetry", "/atelier/generations/tiers",
+             "/atelier/dev/generations", "/atelier/learning", "/atelier/generations?status=completed",
+             f"/atelier/generations/diff?a={ids[0]}&b={ids[1]}"]
+    for record_id in ids:
+        paths += [f"/atelier/generations/{record_id}", f"/atelier/generations/{record_id}/telemetry",
+                  f"/atelier/generations/{record_id}/why", f"/atelier/dev/generations/{record_id}",
+                  f"/atelier/generations/{record_id}/graph"]
+    for path in paths:
+        status, body = server.get(path)
+        assert status == 200, (path, body)
+        json.dumps(body, allow_nan=False)

@@ -79,3 +79,13 @@ def dumps(value: Any, **kwargs: Any) -> str:
         return json.dumps(value, allow_nan=False, **kwargs)
     except ValueError:
         return json.dumps(strict(value), allow_nan=False, **kwargs)
+
+
+def dig(value: Any, *keys: str) -> Any:
+    """``value[k1][k2]…`` through mappings only, or None: a stored document (a record's parameters, which the
+    user wrote) may hold any JSON where a mapping is expected, and reading it must not fail."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value

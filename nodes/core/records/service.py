@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..base.errors import AtelierError, Conflict, invalid
+from ..base.jsonsafe import dig
 from ..base.validation import parse_model
 from ..quality.estimate import Estimator
 from ..quality.runs import history_duration
@@ -102,8 +103,9 @@ def calibrate_from_record(estimator: Estimator, record: GenerationRecord, item: 
     estimator its duration, measured by ComfyUI's execution events in its history ``item``. The same
     checks as the history observer apply (no cached sampler, no model loaded from disk), and the prompt
     id dedups the two."""
-    quality = (record.parameters or {}).get("quality") or {}
-    if record.status != "completed" or not {"family", "category", "params"} <= quality.keys():
+    quality = dig(record.parameters, "quality")
+    if record.status != "completed" or not isinstance(quality, dict) or \
+            not {"family", "category", "params"} <= quality.keys():
         return False
     seconds, _ = history_duration(item)
     if seconds is None:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from ..base.errors import Conflict, NotFound, TooLarge, invalid
+from ..base.jsonsafe import dig
 from .hashing import canonical, repro_hash
 from .models import FINAL, STATUSES, Choice, Feedback, PromptFamily, PromptVersion, Record
 from .record import Feedback as FeedbackEntry
@@ -380,7 +381,7 @@ class RecordStore:
                     select(Record).where(Record.user == user, Record.id != kept.id,
                                          Record.operation_type == kept.operation_type,
                                          Record.created_at.between(kept.created_at - 86_400, kept.created_at + 86_400)))
-                    if (r.parameters.get("batch") or {}).get("batch_id") == choice.batch]
+                    if dig(r.parameters, "batch", "batch_id") == choice.batch]
                 out.append((GenerationRecord.of(kept), others))
             return out
 
@@ -484,7 +485,7 @@ class RecordStore:
         groups: dict[tuple[str, str], list[float]] = {}
         with self.session() as s:
             for operation, params, started, finished in s.execute(query):
-                tier = str(((params or {}).get("quality") or {}).get("preset") or "-")
+                tier = str(dig(params, "quality", "preset") or "-")[:64]
                 groups.setdefault((operation, tier), []).append(max(0.0, finished - started))
         out = []
         for (operation, tier), durations in sorted(groups.items()):

@@ -62,9 +62,9 @@ def _plan(parameters: dict[str, Any], explanation: dict[str, Any]) -> dict[str, 
         performance = _dict(explanation.get("performance"))
         out: dict[str, Any] = {"source": "Smart Plan", "mode": explanation.get("mode"),
                                "parameters": {k: values[k] for k in PLAN_KEYS if k in values},
-                               "reasons": [str(r) for r in explanation.get("parameter_reasons", [])][:20],
-                               "cuts": [str(c) for c in performance.get("cuts", [])][:20],
-                               "differences": [str(d) for d in explanation.get("differences", [])][:20]}
+                               "reasons": [str(r) for r in _list(explanation.get("parameter_reasons"))][:20],
+                               "cuts": [str(c) for c in _list(performance.get("cuts"))][:20],
+                               "differences": [str(d) for d in _list(explanation.get("differences"))][:20]}
         expected = _dict(_dict(performance.get("estimate")).get("time_s")).get("expected")
         if _number(expected):
             out["estimated_s"] = expected
@@ -80,7 +80,7 @@ def _plan(parameters: dict[str, Any], explanation: dict[str, Any]) -> dict[str, 
     if isinstance(plan, dict) and isinstance(plan.get("stages"), list):  # a pipeline run: its stages
         return {"source": "pipeline", "parameters": {"tier": plan.get("tier"), "family": plan.get("family")},
                 "stages": [{"id": str(s.get("id")), "runs": s.get("runs"),
-                            "passes": [str(p) for p in s.get("passes") or []][:8],
+                            "passes": [str(p) for p in _list(s.get("passes"))][:8],
                             "expected_s": s.get("expected_s") if _number(s.get("expected_s")) else None}
                            for s in plan["stages"][:20] if isinstance(s, dict)],
                 "reasons": [], "cuts": [], "differences": []}
@@ -88,8 +88,8 @@ def _plan(parameters: dict[str, Any], explanation: dict[str, Any]) -> dict[str, 
 
 
 def _loras(explanation: dict[str, Any]) -> dict[str, Any] | None:
-    used = [x for x in explanation.get("loras", []) if isinstance(x, dict)]
-    filtered = [x for x in explanation.get("loras_filtered", []) if isinstance(x, dict)]
+    used = [x for x in _list(explanation.get("loras")) if isinstance(x, dict)]
+    filtered = [x for x in _list(explanation.get("loras_filtered")) if isinstance(x, dict)]
     if not used and not filtered:
         return None
     keep = ("name", "title", "strength", "reason", "family", "triggers", "matched", "modules", "report", "warning")
@@ -105,12 +105,12 @@ def _prompt(record: GenerationRecord, parameters: dict[str, Any],
     graph = _dict(parameters.get("graph"))
     for node in graph.values():
         if isinstance(node, dict) and node.get("class_type") == ENHANCE_NODE:
-            original = (node.get("inputs") or {}).get("prompt")
+            original = _dict(node.get("inputs")).get("prompt")
             if isinstance(original, str) and original.strip():
                 given, used, by = original, record.prompt_text, "Prompt Enhance"
                 break
     if given is None and explanation:
-        analysed = (explanation.get("analysis") or {}).get("prompt")
+        analysed = _dict(explanation.get("analysis")).get("prompt")
         if isinstance(analysed, str) and analysed:
             given, used, by = analysed, str(explanation.get("prompt_used") or analysed), "LoRA trigger words"
     if given is None or not used:
@@ -157,7 +157,7 @@ def _rating(social: Any) -> dict[str, Any] | None:
     ceiling = social.get("rating")
     requested = social.get("requested_rating")
     applied = social.get("allowed_rating") or ceiling
-    clamped_by = [str(c) for c in social.get("clamped_by") or []]
+    clamped_by = [str(c) for c in _list(social.get("clamped_by"))]
     return {"world": social.get("world_id"), "npc": social.get("npc_id"), "tier": social.get("tier"),
             "band": social.get("band"), "band_rating": social.get("band_rating") or ceiling, "ceiling": ceiling,
             "clamped_by": clamped_by, "requested": requested, "applied": applied,
@@ -170,3 +170,7 @@ def _number(value: Any) -> bool:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

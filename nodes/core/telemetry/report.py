@@ -7,6 +7,7 @@ host's device (``reference`` outside ComfyUI).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from ..base.data import PRESETS_DIR, read_yaml
 from ..base.errors import invalid
+from ..base.jsonsafe import dig
 from ..records.models import Record
 from ..records.store import RecordStore
 from .llm import LLMCalls
@@ -51,8 +53,7 @@ def _day(at: float) -> str:
 
 def run_telemetry(record: Any, rates: Rates, host_device: str) -> dict[str, Any]:
     """One record's device time and cost (None while it has not run)."""
-    device = str(((record.outputs or {}).get("atelier") or {}).get("device") or (record.parameters or {}).get("device")
-                 or host_device)
+    device = str(dig(record.outputs, "atelier", "device") or dig(record.parameters, "device") or host_device)
     seconds = (record.finished_at - record.started_at) if record.finished_at and record.started_at else None
     return {"device": device, "device_s": round(seconds, 3) if seconds is not None else None,
             "rate_usd_per_hour": rates.rate(device),
@@ -84,10 +85,10 @@ def telemetry(store: RecordStore, calls: LLMCalls, rates: Rates, host_device: st
         if not started or not finished:
             continue
         seconds = max(0.0, finished - started)
-        device = str(((outputs or {}).get("atelier") or {}).get("device") or (params or {}).get("device") or host_device)
+        device = str(dig(outputs, "atelier", "device") or dig(params, "device") or host_device)
         cost = rates.cost(seconds, device)
         day = _day(created)
-        tier = str(((params or {}).get("quality") or {}).get("preset") or (params or {}).get("tier") or "-")
+        tier = str(dig(params, "quality", "preset") or dig(params, "tier") or "-")[:64]
         for table, key in ((days, day), (workspaces, workspace), (users, who)):
             entry = table.setdefault(key, {"runs": 0, "device_s": 0.0, "cost_usd": 0.0})
             entry["runs"] += 1
@@ -97,8 +98,8 @@ def telemetry(store: RecordStore, calls: LLMCalls, rates: Rates, host_device: st
         series["runs"] += 1
         series["device_s"] += seconds
         series["cost_usd"] += cost
-        best = (score or {}).get("best")
-        if isinstance(best, (int, float)):
+        best = dig(score, "best")
+        if isinstance(best, (int, float)) and not isinstance(best, bool) and math.isfinite(best):
             scores.setdefault(tier, []).append(float(best))
     llm = calls.totals(user, since, until)
     for (who, day, workspace), entry in llm.items():
