@@ -46,8 +46,12 @@ def test_each_seed_strategy_gives_its_seeds_and_records_how() -> None:
     assert project.seeds == plan_seeds("per_project", 7, 1, project="posters").seeds != \
         plan_seeds("per_project", 7, 1, project="covers").seeds
     stamped = plan_seeds("timestamp", 0, 2, now=1_800_000_000.123)
-    assert stamped.seeds == [1_800_000_000_123, 1_800_000_000_124] and stamped.timestamp == 1_800_000_000.123
-    replayed = plan_seeds("timestamp", 0, 2, now=stamped.timestamp)  # the recorded time gives the seeds again
+    assert stamped.seeds == [1_800_000_000_123, 1_800_000_000_124] and stamped.timestamp_ms == 1_800_000_000_123
+    assert stamped.to_dict()["utc"] == "2027-01-15T08:00:00.123Z"
+    for now in (1796104843.5269, 1796104843.5271, 1800000000.0004, 1800000000.9996):  # the time read, recorded
+        first = plan_seeds("timestamp", 0, 1, now=now)
+        assert plan_seeds("timestamp", 0, 1, now=first.timestamp_ms / 1000).seeds == first.seeds
+    replayed = plan_seeds("timestamp", 0, 2, now=stamped.timestamp_ms / 1000)  # the recorded time gives the seeds
     assert replayed.seeds == stamped.seeds
     assert all(0 <= s < 2**48 for s in plan_seeds("per_user", 2**48 - 1, 5, user="z").seeds)
     for bad, field in ((lambda: plan_seeds("random", 0, 1), "seeds.strategy"),
@@ -91,6 +95,16 @@ def test_reuse_answers_an_identical_completed_run_without_queueing(api: Client, 
     assert status == 201 and other["reused"] is False and len(fake_comfyui.graphs) == queued_before + 1
     status, bobs = submit(api, user="bob", seeds={"strategy": "fixed", "base": 5}, reuse=True)
     assert status == 201 and bobs["reused"] is False  # alice's run is not bob's to reuse
+    # the same config on another graph (another checkpoint) is another run: never answered by the first
+    status, other_graph = submit(api, seeds={"strategy": "fixed", "base": 5}, reuse=True,
+                                 graph=sampler_graph(checkpoint="sdxl.safetensors"))
+    assert status == 201 and other_graph["reused"] is False and other_graph["repro_hash"] != first["repro_hash"]
+    status, no_graph = submit(api, seeds={"strategy": "fixed", "base": 5}, reuse=True, graph=None)
+    assert status == 201 and no_graph["reused"] is False  # only recorded: nothing ran
+    status, checked = api.post("/atelier/generations/validate", {
+        "operation_type": "txt2img", "prompt": "a red fox", "parameters": first["parameters"] | {"prompt": None},
+        "graph": fake_comfyui.graphs[first["comfy_prompt_id"]]}, headers={"comfy-user": "alice"})
+    assert status == 200 and checked["repro_hash"] == first["repro_hash"] and first["id"] in checked["identical"]
 
 
 def test_a_replay_queues_the_same_graph_and_has_the_same_hash(api: Client, fake_comfyui: Any) -> None:
@@ -100,10 +114,16 @@ def test_a_replay_queues_the_same_graph_and_has_the_same_hash(api: Client, fake_
     assert replay["replay_of"] == original["id"] and replay["same_hash"] is True
     assert replay["repro_hash"] == original["repro_hash"] and replay["id"] != original["id"]
     assert replay["parameters"]["seeds"] == original["parameters"]["seeds"]  # the recorded time, not a new one
+    recorded = original["parameters"]["seeds"]  # exact in the stored parameters: it plans the same seeds again
+    assert plan_seeds("timestamp", 0, 2, now=recorded["timestamp_ms"] / 1000).seeds == recorded["seeds"]
     assert fake_comfyui.graphs[replay["comfy_prompt_id"]] == fake_comfyui.graphs[original["comfy_prompt_id"]]
     status, graph = api.get(f"/atelier/generations/{original['id']}/graph", headers={"comfy-user": "alice"})
     assert status == 200 and graph["graph"] == fake_comfyui.graphs[original["comfy_prompt_id"]]
     assert api.post(f"/atelier/generations/{original['id']}/replay", headers={"comfy-user": "bob"})[0] == 404
+    status, braces = submit(api, prompt="hi {{x}}", variables={"x": "{{ y }} and {{{z}}"})  # a value with {{…}}
+    assert status == 201 and braces["prompt_text"] == "hi {{ y }} and {{{z}}"
+    status, again = api.post(f"/atelier/generations/{braces['id']}/replay", headers={"comfy-user": "alice"})
+    assert status == 201 and again["prompt_text"] == braces["prompt_text"] and again["same_hash"] is True, again
     status, recorded = api.post("/atelier/generations", {"operation_type": "note", "prompt": "x"},
                                 headers={"comfy-user": "alice"})
     status, refused = api.post(f"/atelier/generations/{recorded['id']}/replay", headers={"comfy-user": "alice"})

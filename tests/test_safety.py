@@ -98,3 +98,39 @@ def test_the_node_applies_the_strictest_maximum_when_the_user_is_not_known(home:
     assert any("not known" in w and "strictest maximum applies (sfw)" in w for w in unknown["warnings"])
     assert [(e[0], e[1], e[2]) for e in entries] == [("alice", "rating_clamped", "node"),
                                                     ("(unknown)", "rating_clamped", "node")]
+
+
+def test_a_social_contexts_addition_reaches_what_runs_for_a_versioned_or_templated_prompt(
+        on_comfyui: Any, fake_comfyui: Any) -> None:
+    """The rating's prompt addition goes after the prompt as rendered (a family's version and a template with
+    variables alike) and into the graph's text that is that prompt: the record and the queued graph agree."""
+    from atelier.nodes.host import wiring
+    from conftest import serve_app
+
+    for api in serve_app(wiring.app(on_comfyui)):
+        status, _ = api.post("/atelier/generations/prompts/hero", {"template": "a portrait of {{name}}"})
+        assert status == 201
+
+        def graph() -> dict[str, Any]:
+            return {"5": {"class_type": "CLIPTextEncode", "inputs": {"text": "a portrait of Ann", "clip": ["1", 1]}},
+                    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}}}
+
+        for prompt in ({"prompt_family": "hero"}, {"prompt": "a portrait of {{name}}"}):
+            status, record = api.post("/atelier/generations", {
+                "operation_type": "txt2img", **prompt, "variables": {"name": "Ann"}, "graph": graph(),
+                "social_context": CONTEXT})
+            assert status == 201, record
+            addition = record["parameters"]["social"]["prompt_addition"]
+            assert addition and record["prompt_text"] == f"a portrait of Ann, {addition}"
+            queued = fake_comfyui.graphs[record["comfy_prompt_id"]]
+            assert queued["5"]["inputs"]["text"] == record["prompt_text"] and queued["6"]["inputs"]["text"] == "blurry"
+        assert record["prompt_source"] == "inline"
+        versioned = api.get("/atelier/generations?limit=2")[1]["items"][1]
+        assert versioned["prompt_source"] == "versioned" and versioned["prompt_text"].startswith("a portrait of Ann, ")
+        before = log(api, "default")
+        for parameters in ("ab", 5, ["a"]):
+            for extra in ({"seeds": {"strategy": "fixed"}}, {"social_context": CONTEXT}):
+                status, refused = api.post("/atelier/generations", {
+                    "operation_type": "txt2img", "prompt": "x", "parameters": parameters, **extra})
+                assert status == 400 and refused["field"] == "parameters", refused
+        assert log(api, "default") == before  # refused before the rating was asked: nothing to log

@@ -70,15 +70,20 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         if not isinstance(body, dict):
             raise invalid("body", type(body).__name__, "a generation config with an API-format graph")
         user = mount.user(request)
+        if body.get("parameters") is not None and not isinstance(body["parameters"], dict):
+            raise invalid("parameters", type(body["parameters"]).__name__, "a JSON object")
         distributed, reuse = _flag(body, "distributed"), _flag(body, "reuse")
         body = with_seeds(user, body)
         social = body.pop("social_context", None)
         if social is not None:  # clamped or rejected (403) as the Social Context node does; logged either way
-            context = ctx.social.build(user, social, authenticated=mount.authenticated, source="POST /generations")
-            body = apply_context(body, context)
-        if reuse:  # an identical completed run answers instead of a new one
             config = {k: v for k, v in body.items() if k not in ("graph", "deadline_s")}
-            digest = (await blocking(ctx.records.validate, user, config))["repro_hash"]
+            rendered = (await blocking(ctx.records.validate, user, config))["prompt"]  # a bad config: its 400 first
+            context = ctx.social.build(user, social, authenticated=mount.authenticated, source="POST /generations")
+            body = apply_context(body, context, rendered)
+        if reuse:  # an identical completed run (the same config on the same graph) answers instead of a new one
+            config = {k: v for k, v in body.items() if k not in ("graph", "deadline_s")}
+            graph = body.get("graph") if isinstance(body.get("graph"), dict) else None
+            digest = (await blocking(ctx.records.validate, user, config, graph))["repro_hash"]
             earlier = await blocking(reusable, ctx.records.store, user, digest)
             if earlier is not None:
                 return answer({**earlier.to_dict(), "reused": True})
@@ -186,15 +191,19 @@ def add_routes(mount: Mount, ctx: Services) -> None:
 
     @mount.post("/generations/validate")
     async def validate_generation(request: web.Request) -> web.Response:
-        """A config checked without writing: its rendered prompt, hash and identical earlier runs, and the rules'
-        errors and warnings (each with its code, field and message); ``valid`` when there is no error."""
+        """A config (and the ``graph`` it would queue) checked without writing: its rendered prompt, hash and
+        identical earlier runs, and the rules' errors and warnings (each with its code, field and message);
+        ``valid`` when there is no error."""
         body = await json_body(request)
         user = mount.user(request)
+        graph = body.pop("graph", None) if isinstance(body, dict) else None
+        if graph is not None and (not isinstance(graph, dict) or len(graph) > MAX_GRAPH_NODES):
+            raise invalid("graph", type(graph).__name__, f"an API-format graph of at most {MAX_GRAPH_NODES} nodes")
 
         def check() -> dict[str, Any]:
             issues = []
             try:
-                base = ctx.records.validate(user, body)
+                base = ctx.records.validate(user, body, graph)
             except InvalidInput as exc:
                 if exc.field != "variables":
                     raise

@@ -1,5 +1,9 @@
 """The reproducibility hash: equal for runs that must give the same result, different otherwise.
 
+A run's hash (``run_hash``) covers its parameters, its rendered prompt and the graph it queued: two runs of the
+same config on different graphs (another checkpoint, other seeds) are different runs. A node's record already
+carries its graph in its parameters, in the same shape (``graph_parameters``), so both hash alike.
+
 Canonical form: keys sorted; fields that do not change the result dropped (output names, ids,
 timestamps, traces, UI-only settings); integral floats written as integers (7.0 == 7); other floats
 rounded to 9 significant digits (so 0.1 + 0.2 == 0.3); ints exact (seeds keep every digit).
@@ -37,10 +41,30 @@ def canonical(value: Any, ignored: frozenset[str] = IGNORED) -> Any:
             return repr(value)
         if value.is_integer() and abs(value) < 2**53:
             return int(value)
-        return float(f"{value:.9g}")
+        rounded = float(f"{value:.9g}")
+        return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded  # idempotent
     return str(value)
 
 
 def repro_hash(parameters: dict[str, Any]) -> str:
     blob = json.dumps(canonical(parameters), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def graph_parameters(prompt: dict[str, Any] | None) -> dict[str, Any]:
+    """A queued graph as canonical parameters: every node's type and inputs, by node id."""
+    return {str(node_id): {"class_type": node.get("class_type"), "inputs": node.get("inputs", {})}
+            for node_id, node in (prompt or {}).items() if isinstance(node, dict)}
+
+
+def run_hash(parameters: dict[str, Any], prompt: str, graph: dict[str, Any] | None = None) -> str:
+    """A run's hash: its parameters and rendered prompt, and the graph it queued (when its parameters do not
+    carry that graph already)."""
+    hashed = {**parameters, "prompt": prompt}
+    if isinstance(graph, dict) and graph:
+        shape = graph_parameters(graph)
+        if "graph" not in parameters:
+            hashed["graph"] = shape
+        elif canonical(parameters["graph"]) != canonical(shape):
+            hashed["queued_graph"] = shape
+    return repro_hash(hashed)

@@ -17,10 +17,9 @@ from typing import Any
 
 from ..base.diffs import key_diff
 from ..base.errors import invalid
-from .hashing import repro_hash
 from .record import GenerationRecord
 from .seeds import plan_seeds, seed_inputs, seeded
-from .store import RecordStore
+from .store import RecordStore, verbatim
 
 MODEL_KEYS = re.compile(r"(^|_)(ckpt_name|checkpoint|unet_name|vae_name|lora_name|lora|loras|model_name|clip_name)$")
 SEED_KEYS = ("seed", "noise_seed", "seeds")
@@ -38,7 +37,10 @@ def with_seeds(user: str, body: dict[str, Any]) -> dict[str, Any]:
     count = max(1, len(seed_inputs(graph))) if isinstance(graph, dict) else 1
     project = request.get("project") or body.get("workspace") or "default"
     plan = plan_seeds(str(request.get("strategy", "per_item")), request.get("base", 0), count, user, str(project))
-    parameters = dict(body.get("parameters") or {})
+    parameters = body.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise invalid("parameters", type(parameters).__name__, "a JSON object")
+    parameters = dict(parameters or {})
     parameters["seeds"] = plan.to_dict()
     out = {**body, "parameters": parameters}
     if isinstance(graph, dict):
@@ -61,8 +63,9 @@ def replay_body(record: GenerationRecord, graph: dict[str, Any] | None) -> dict[
         raise invalid("id", record.id, "a record that queued a graph (records keep their graph since this "
                                        "version; older ones and records without a graph cannot be replayed)")
     parameters = {k: v for k, v in record.parameters.items() if k not in ("prompt", "replay_of")}
-    return {"operation_type": record.operation_type, "workspace": record.workspace, "prompt": record.prompt_text,
-            "parameters": {**parameters, "replay_of": record.id}, "graph": graph}
+    template, variables = verbatim(record.prompt_text)  # the prompt as it ran, though a "{{…}}" is in it
+    return {"operation_type": record.operation_type, "workspace": record.workspace, "prompt": template,
+            "variables": variables, "parameters": {**parameters, "replay_of": record.id}, "graph": graph}
 
 
 def _found(value: Any, keys: Any, path: str = "") -> dict[str, Any]:
@@ -106,7 +109,3 @@ def compare(a: GenerationRecord, b: GenerationRecord, graph_a: dict[str, Any] | 
         "outputs": key_diff(a.outputs, b.outputs),
         "status": {"a": a.status, "b": b.status},
     }
-
-
-def prospective_hash(parameters: dict[str, Any], prompt: str) -> str:
-    return repro_hash({**parameters, "prompt": prompt})

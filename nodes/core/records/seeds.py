@@ -4,7 +4,8 @@
 - ``per_item``: base + index (a batch's items, a graph's images).
 - ``per_user`` / ``per_project``: a seed derived from a stable hash (SHA-256) of the user's or project's id and
   the base seed, + index: the same user (project) gets the same seeds for the same base, others get others.
-- ``timestamp``: the clock's milliseconds at submission + index; the time is recorded, so the run replays.
+- ``timestamp``: the clock's milliseconds at submission + index; the milliseconds are recorded (a whole number,
+  ``timestamp_ms``, exact in the stored parameters, and ``utc``), so the seeds can be planned again.
 
 Seeds stay below 2**48 (JavaScript and every sampler take them exactly).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from ..base.errors import invalid
@@ -29,7 +31,8 @@ class SeedPlan:
     base: int
     seeds: list[int]
     key: str | None = None          # the user or project the seeds were derived from
-    timestamp: float | None = None  # the time a timestamp strategy read
+    timestamp_ms: int | None = None  # the clock a timestamp strategy read, in Unix milliseconds
+    utc: str | None = None  # the same, as ISO 8601 in UTC
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -59,9 +62,10 @@ def plan_seeds(strategy: str, base: int, count: int, user: str | None = None, pr
                           "a user id" if strategy == "per_user" else "a project id (the workspace)")
         start = _derived(strategy, key, base)
         return SeedPlan(strategy, base, [(start + i) % LIMIT for i in range(count)], key=key)
-    stamp = time.time() if now is None else now
-    start = int(stamp * 1000) % LIMIT
-    return SeedPlan(strategy, base, [(start + i) % LIMIT for i in range(count)], timestamp=round(stamp, 3))
+    ms = round((time.time() if now is None else now) * 1000)  # round: ms / 1000 planned again gives ms back
+    start = ms % LIMIT
+    when = datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return SeedPlan(strategy, base, [(start + i) % LIMIT for i in range(count)], timestamp_ms=ms, utc=when)
 
 
 def seed_inputs(graph: dict[str, Any]) -> list[tuple[str, str]]:

@@ -18,9 +18,9 @@ from ..base.validation import parse_model
 from ..quality.estimate import Estimator
 from ..quality.runs import history_duration
 from .comfy import ComfyUI
-from .hashing import repro_hash
+from .hashing import graph_parameters, run_hash
 from .record import GenerationRecord
-from .store import RecordStore, render
+from .store import RecordStore, render, with_addition
 
 if TYPE_CHECKING:
     from ..quality.plan import QualityPlan
@@ -38,6 +38,8 @@ class GenerationConfig(BaseModel):
     prompt_family: Annotated[str, Field(max_length=128)] | None = None
     prompt_version: Annotated[int, Field(ge=1)] | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
+    # appended to the prompt as rendered (what a social context adds; a versioned prompt keeps its version)
+    prompt_addition: Annotated[str, Field(max_length=2000)] | None = None
 
     @classmethod
     def parse(cls, data: Any) -> GenerationConfig:
@@ -68,17 +70,18 @@ class RecordService:
             template = self.store.prompt_version(user, config.prompt_family, config.prompt_version).template
         else:
             template = config.prompt or ""
-        return render(template, config.variables)
+        return with_addition(render(template, config.variables), config.prompt_addition)
 
-    def validate(self, user: str, body: Any) -> dict[str, Any]:
-        """Checks a config (prompt variables included) without writing; names ``user``'s identical earlier runs."""
+    def validate(self, user: str, body: Any, graph: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Checks a config (prompt variables included) without writing; names ``user``'s identical earlier runs
+        (the same config on the same ``graph``, when one is given)."""
         config = GenerationConfig.parse(body)
         try:
             text = self._prompt(user, config)
         except AtelierError as exc:
             self._refused(user, exc)
             raise
-        digest = repro_hash({**config.parameters, "prompt": text})
+        digest = run_hash(config.parameters, text, graph)
         return {"valid": True, "prompt": text, "repro_hash": digest,
                 "identical": self.store.identical(digest, user=user)}
 
@@ -89,7 +92,8 @@ class RecordService:
         try:
             record = self.store.create(config.operation_type, user, config.parameters, config.workspace,
                                        config.prompt, config.prompt_family, config.prompt_version, config.variables,
-                                       status=status, started_at=started_at, finished_at=finished_at, graph=graph)
+                                       status=status, started_at=started_at, finished_at=finished_at, graph=graph,
+                                       prompt_addition=config.prompt_addition)
         except AtelierError as exc:
             self._refused(user, exc)
             raise
@@ -170,12 +174,6 @@ def graph_of(prompt: Any) -> dict[str, Any] | None:
     """The API-format graph a node's run came from (its hidden PROMPT), kept with the record: the record can be
     replayed, and its nodes lead to it (``RecordStore.produced_by``)."""
     return prompt if isinstance(prompt, dict) and prompt else None
-
-
-def graph_parameters(prompt: dict[str, Any] | None) -> dict[str, Any]:
-    """A queued graph as canonical parameters: every node's type and inputs, by node id."""
-    return {str(node_id): {"class_type": node.get("class_type"), "inputs": node.get("inputs", {})}
-            for node_id, node in (prompt or {}).items() if isinstance(node, dict)}
 
 
 SOCIAL_KEYS = ("world_id", "npc_id", "tier", "band", "band_rating", "rating", "clamped_by", "requested_rating",

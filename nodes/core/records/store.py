@@ -28,7 +28,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ..base.errors import Conflict, NotFound, TooLarge, invalid
 from ..base.jsonsafe import dig
-from .hashing import canonical, repro_hash
+from .hashing import canonical, run_hash
 from .models import FINAL, STATUSES, Choice, Feedback, PromptFamily, PromptVersion, Record
 from .record import Feedback as FeedbackEntry
 from .record import GenerationRecord, RecordPage
@@ -73,6 +73,24 @@ def make_engine(url: str) -> Engine:
 def sqlite_url(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def with_addition(prompt: str, addition: str | None) -> str:
+    """A rendered prompt with an addition appended (a social context's: ``"…, fully clothed"``)."""
+    return (f"{prompt}, {addition}" if prompt else addition) if addition else prompt
+
+
+def verbatim(text: str) -> tuple[str, dict[str, str]]:
+    """A template and variables that render to ``text`` exactly, though ``text`` holds ``{{…}}`` (a variable's
+    value once): each one becomes a variable whose value is itself."""
+    values: dict[str, str] = {}
+
+    def keep(match: re.Match[str]) -> str:
+        name = f"_v{len(values)}"
+        values[name] = match.group(0)
+        return "{{" + name + "}}"
+
+    return VARIABLE_RE.sub(keep, text), values
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
@@ -216,9 +234,11 @@ class RecordStore:
     def create(self, operation_type: str, user: str, parameters: dict[str, Any], workspace: str = "default",
                prompt: str | None = None, prompt_family: str | None = None, prompt_version: int | None = None,
                variables: dict[str, Any] | None = None, status: str = "pending", started_at: float | None = None,
-               finished_at: float | None = None, graph: dict[str, Any] | None = None) -> GenerationRecord:
-        """A new record; its prompt is inline text or a (latest or given) version of a family. A run that
-        already happened (the Python API) is written complete, with its times, in one transaction."""
+               finished_at: float | None = None, graph: dict[str, Any] | None = None,
+               prompt_addition: str | None = None) -> GenerationRecord:
+        """A new record; its prompt is inline text or a (latest or given) version of a family, rendered, then
+        ``prompt_addition`` appended (a social context's). A run that already happened (the Python API) is
+        written complete, with its times, in one transaction."""
         if status not in STATUSES:
             raise invalid("status", status, list(STATUSES))
         version_id, source = None, "inline"
@@ -228,12 +248,13 @@ class RecordStore:
             version_id, source = version.id, "versioned"
         else:
             text = render(prompt or "", variables or {})
+        text = with_addition(text, prompt_addition)
         params = canonical({**parameters, "prompt": text}, frozenset())
         _bounded_parameters(params)
         record = Record(id=uuid.uuid4().hex, status=status, operation_type=operation_type, workspace=workspace,
                         user=user, parameters=params, prompt_text=text, prompt_version_id=version_id,
-                        prompt_source=source, repro_hash=repro_hash(params), created_at=time.time(), outputs={},
-                        scores={}, started_at=started_at, finished_at=finished_at, graph=graph)
+                        prompt_source=source, repro_hash=run_hash(parameters, text, graph), created_at=time.time(),
+                        outputs={}, scores={}, started_at=started_at, finished_at=finished_at, graph=graph)
         with self.session.begin() as s:
             s.add(record)
         return GenerationRecord.of(record)

@@ -126,22 +126,27 @@ def node_text(context: dict[str, Any]) -> str:
             + "".join(f"\nwarning: {w}" for w in context["warnings"]))
 
 
-def apply_context(body: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """A generation config under a built social context: its inline prompt gets the rating's prompt addition (so
-    do the graph's text inputs equal to that prompt), its negative parameter the negative addition, and its
-    parameters keep the context (``social``: world, npc, tier, band, the rating asked and the one applied, which
-    maximum lowered it, the additions)."""
+def apply_context(body: dict[str, Any], context: dict[str, Any], rendered: str) -> dict[str, Any]:
+    """A generation config under a built social context: the rating's prompt addition goes after its prompt as
+    rendered (``prompt_addition``: an inline prompt and a versioned one alike) and into the graph's text inputs
+    equal to that prompt, its negative parameter gets the negative addition, and its parameters keep the context
+    (``social``: world, npc, tier, band, the rating asked and the one applied, which maximum lowered it, the
+    additions). ``rendered``: the config's prompt as it will be recorded, without the addition."""
     out = dict(body)
-    parameters = dict(out.get("parameters") or {})
+    parameters = out.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise invalid("parameters", type(parameters).__name__, "a JSON object")
+    parameters = dict(parameters or {})
     addition, negative = context.get("prompt_addition") or "", context.get("negative_addition") or ""
-    prompt = out.get("prompt")
-    if isinstance(prompt, str) and addition:
-        out["prompt"] = f"{prompt}, {addition}" if prompt else addition
-        graph = out.get("graph")
+    if addition:
+        given = out.get("prompt_addition")
+        out["prompt_addition"] = f"{given}, {addition}" if isinstance(given, str) and given else addition
+        graph, full = out.get("graph"), f"{rendered}, {addition}" if rendered else addition
         if isinstance(graph, dict):
-            out["graph"] = {k: ({**v, "inputs": {**v["inputs"], "text": out["prompt"]}}
+            templates = {rendered, out.get("prompt")} - {None, ""}
+            out["graph"] = {k: ({**v, "inputs": {**v["inputs"], "text": full}}
                                 if isinstance(v, dict) and isinstance(v.get("inputs"), dict)
-                                and v["inputs"].get("text") == prompt else v) for k, v in graph.items()}
+                                and v["inputs"].get("text") in templates else v) for k, v in graph.items()}
     if negative and isinstance(parameters.get("negative"), str):
         parameters["negative"] = f"{parameters['negative']}, {negative}" if parameters["negative"] else negative
     parameters["social"] = {k: context.get(k) for k in ("world_id", "npc_id", "tier", "band", "rating",
