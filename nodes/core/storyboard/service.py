@@ -17,7 +17,7 @@ from typing import Any
 from ..base.errors import NotFound, Unavailable, invalid
 from ..quality.pipelines import PipelinePlan
 from ..quality.service import QualityService
-from ..records.hashing import canonical, repro_hash
+from ..records.hashing import run_hash
 from ..records.record import GenerationRecord
 from ..records.service import RecordService, Submitter
 from ..scaleout.service import DistributedSubmitter, job_queue
@@ -133,7 +133,8 @@ class PipelineService:
             raise invalid(unknown[0], unknown[0], list(COMPARISON_FIELDS), "the comparison renders the four tiers")
         run = PipelineRun.parse(body)
         params = {"comparison": {k: v for k, v in run.model_dump().items() if k in COMPARISON_FIELDS and k != "prompt"}}
-        digest = repro_hash(canonical({**params, "prompt": run.prompt}))
+        graph = comparison_graph(run)
+        digest = run_hash(params, run.prompt, graph)  # what the record of this render would hash to
         store = self.records.store
         for record_id in reversed(await asyncio.to_thread(store.identical, digest, None, user)):
             earlier = await asyncio.to_thread(store.get, record_id, user)
@@ -144,7 +145,7 @@ class PipelineService:
                               field="checkpoint", value=run.checkpoint)
         record = await self.records.submitter.submit(user, {
             "operation_type": "tier_comparison", "workspace": "comparisons", "prompt": run.prompt,
-            "parameters": params, "graph": comparison_graph(run)})
+            "parameters": params, "graph": graph})
         return _comparison_answer(record, cached=False)
 
     async def status(self, user: str, prompt_id: str) -> dict[str, Any]:
