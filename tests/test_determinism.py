@@ -79,6 +79,12 @@ def test_a_generations_seeds_are_resolved_recorded_and_queued(api: Client, fake_
     assert [queued["2"]["inputs"]["seed"], queued["3"]["inputs"]["noise_seed"]] == seeds["seeds"]
     status, bad = submit(api, seeds={"strategy": "sometimes"})
     assert status == 400 and bad["field"] == "seeds.strategy"
+    for project in ({"a": 1}, "", 7):
+        status, bad = submit(api, seeds={"strategy": "per_project", "project": project})
+        assert status == 400 and bad["field"] == "seeds.project", bad
+    for flag in ("reuse", "distributed"):
+        status, bad = submit(api, **{flag: 1})
+        assert status == 400 and bad["field"] == flag  # true or false, not 1
 
 
 def test_reuse_answers_an_identical_completed_run_without_queueing(api: Client, fake_comfyui: Any,
@@ -147,6 +153,11 @@ def test_two_records_are_compared_by_parameters_models_and_seeds(api: Client) ->
     status, same = api.get(f"/atelier/generations/diff?a={a['id']}&b={a['id']}", headers={"comfy-user": "alice"})
     assert same["same_hash"] is True and not any(same[k] for k in ("parameters", "models", "seeds", "prompt", "graph"))
     assert api.get(f"/atelier/generations/diff?a={a['id']}&b={b['id']}", headers={"comfy-user": "bob"})[0] == 404
+    _, noted = api.post("/atelier/generations", {"operation_type": "txt2img", "prompt": "a red fox",
+                                                  "parameters": a["parameters"]}, headers={"comfy-user": "alice"})
+    status, one_graph = api.get(f"/atelier/generations/diff?a={a['id']}&b={noted['id']}", headers={"comfy-user": "alice"})
+    assert status == 200 and '- 1: {"class_type": "CheckpointLoaderSimple"' in one_graph["graph"][0]
+    assert one_graph["same_hash"] is False  # a run and a config only recorded are not the same run
     status, missing = api.get(f"/atelier/generations/diff?a={a['id']}", headers={"comfy-user": "alice"})
     assert status == 400 and missing["field"] == "b"
 

@@ -78,6 +78,9 @@ def test_each_rule_names_its_code_field_and_what_is_accepted(server: Any, loras:
     rejected = seen(check(server, {"social": {"world_id": "default", "requested_rating": "restricted",
                                               "enforcement": "reject"}}))
     assert rejected["rating_above_max"][0] == "error"
+    status, refused = server.post("/atelier/generations/validate", {"operation_type": "txt2img",
+                                  "prompt": "hi {{name}}", "variables": []})
+    assert status == 400 and refused["field"] == "variables"  # a value of the wrong kind is not a missing variable
     variable = check(server, {"tier": "draft"}, prompt="a portrait of {{name}}")
     assert seen(variable)["missing_variable"] == ("error", "variables.name") and variable["valid"] is False
     assert variable["prompt"] is None and variable["repro_hash"] is None
@@ -85,6 +88,14 @@ def test_each_rule_names_its_code_field_and_what_is_accepted(server: Any, loras:
     assert long["storyboard_too_long"] == ("error", "storyboard")
     broken = seen(check(server, {"storyboard": "only a start, no end"}))
     assert broken["storyboard_invalid"] == ("error", "storyboard")
+    odd = check(server, {"width": "abc", "height": 1e30, "batch_size": True, "checkpoint": 5,
+                         "model_family": {"x": 1}, "loras": ["x"], "tier": "draft", "constraints": {"max_time_s": 5}})
+    got = seen(odd)
+    assert {e["field"] for e in odd["errors"] if e["code"] == "invalid_value"} == {
+        "width", "height", "batch_size", "checkpoint", "model_family"} and odd["valid"] is False
+    assert "accepted: a whole number 0-16384" in next(e["message"] for e in odd["errors"] if e["field"] == "width")
+    constraints = check(server, {"constraints": {"max_time_s": "soon"}})
+    assert codes(constraints)["invalid_value"][1].startswith("constraints")
     assert set(found) == set(CODES)  # every documented rule was seen
 
 
@@ -154,3 +165,24 @@ def test_validating_a_rating_is_not_a_violation(server: Any) -> None:
     assert status == 403  # asking for real is logged
     assert [e["kind"] for e in server.get("/atelier/violations", headers={"comfy-user": "alice"})[1]["entries"]] == \
         ["rating_rejected"]
+
+
+def test_odd_literal_inputs_are_a_nodes_error_never_a_failure(server: Any) -> None:
+    """The same rules refuse a prompt in ComfyUI (validate_inputs): an odd value is an issue on its node."""
+    graph = {
+        "1": {"class_type": "AtelierSmartPlan", "inputs": {"prompt": "a cat", "max_time_s": 5, "width": "abc"}},
+        "2": {"class_type": "AtelierSmartPlan", "inputs": {"prompt": "a cat", "max_time_s": 5, "width": 10**12}},
+        "3": {"class_type": "AtelierSmartPlan", "inputs": {"tier": "draft", "mode": "MANUAL", "checkpoint": 5}},
+        "4": {"class_type": "AtelierLoraRecommend", "inputs": {"loras": "a:1,b", "model_family": {"x": 1},
+                                                                "mode": "MANUAL"}},
+        "5": {"class_type": "AtelierSmartPlan", "inputs": {"prompt": "a cat", "max_time_s": "soon"}},
+        "6": {"class_type": "AtelierQualityPreset", "inputs": {"tier": 7, "checkpoint": ["9", 0]}},
+    }
+    status, body = server.post("/atelier/graph/validate", {"graph": graph})
+    assert status == 200, body
+    fields = {nid: {(i["code"], i["field"]) for i in n["issues"]} for nid, n in body["nodes"].items()}
+    assert ("invalid_value", "width") in fields["1"] and ("invalid_value", "width") in fields["2"]
+    assert ("invalid_value", "checkpoint") in fields["3"] and ("invalid_value", "model_family") in fields["4"]
+    assert any(code == "invalid_value" and field.startswith("constraints") for code, field in fields["5"])
+    assert ("invalid_value", "tier") in fields["6"]
+    assert all(body["nodes"][n]["status"] == "error" for n in "123456")

@@ -43,7 +43,7 @@ def add_routes(mount: Mount, ctx: Services) -> None:
         ``node_type`` (+ ``node_id``): what a node of a workflow produced (records whose graph has it)."""
         query, user = request.query, mount.user(request)
         limit = query.get("limit", "50")
-        if not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
+        if len(limit) > 6 or not limit.isascii() or not limit.isdigit() or not 1 <= int(limit) <= MAX_LIST:
             raise invalid("limit", limit[:20], f"a whole number 1-{MAX_LIST}")
         who = query.get("user")
         if who is not None and who != user and not ctx.operator(user):
@@ -56,12 +56,15 @@ def add_routes(mount: Mount, ctx: Services) -> None:
             raise invalid("node_type", node_type[:80], "a node class of 1-128 characters")
         if node_id is not None and not 0 < len(node_id) <= 64:
             raise invalid("node_id", node_id[:80], "a node id of 1-64 characters")
+        if node_id is not None and node_type is None:
+            raise invalid("node_id", node_id, "node_id with node_type (the node's class)")
         owner = None if everyone else (who or user)
 
         def page() -> dict[str, Any]:
             store = ctx.records.store
             if node_type:
-                items = store.produced_by(owner, node_type, node_id)[: int(limit)]
+                items = store.produced_by(owner, node_type, node_id, query.get("status"), query.get("workspace"),
+                                          query.get("operation_type"))[: int(limit)]
             else:
                 items = store.page(query.get("status"), query.get("workspace"), query.get("operation_type"),
                                    int(limit), None, owner).items

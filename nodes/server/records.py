@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..core.base.errors import Forbidden, InvalidInput, Unavailable, invalid
+from ..core.base.errors import Forbidden, Unavailable, invalid
 from ..core.records.reuse import compare, replay_body, reusable, with_seeds
+from ..core.records.store import MissingVariable
 from ..core.records.tier_value import tier_value
 from ..core.records.why import why
 from ..core.scaleout.service import DistributedSubmitter, job_queue
@@ -38,7 +39,7 @@ def _time(query: Any, name: str) -> float | None:
 
 def _flag(body: dict[str, Any], name: str) -> bool:
     value = body.pop(name, None)
-    if value not in (None, True, False):
+    if value is not None and not isinstance(value, bool):  # (1 == True: a membership test would take 1 and 0)
         raise invalid(name, value, "true or false")
     return bool(value)
 
@@ -204,10 +205,8 @@ def add_routes(mount: Mount, ctx: Services) -> None:
             issues = []
             try:
                 base = ctx.records.validate(user, body, graph)
-            except InvalidInput as exc:
-                if exc.field != "variables":
-                    raise
-                issues.append(missing_variable(exc.field, exc.value, exc.message))
+            except MissingVariable as exc:  # a rule's error; a variables value of the wrong kind stays a 400
+                issues.append(missing_variable(str(exc.field), exc.value, exc.message))
                 base = {"prompt": None, "repro_hash": None, "identical": []}
             parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
             issues += check_config(ctx.rules, user, parameters, base["prompt"], mount.authenticated)

@@ -100,6 +100,10 @@ def build_plan(service: QualityService, option: str, model_family: str = "auto",
 
 def check_inputs(service: QualityService, tier: str | None, model_family: str | None) -> str | None:
     """Why a Quality Preset node's tier or family is refused when the prompt is queued, or None."""
+    if tier is not None and not isinstance(tier, str):
+        return f"tier: {str(tier)[:40]!r} is not accepted; accepted: a tier or preset name"
+    if model_family is not None and not isinstance(model_family, str):
+        return f"model_family: {str(model_family)[:40]!r} is not accepted; accepted: a family name or auto"
     if tier is not None:
         user, preset_id = split_option(tier)
         try:

@@ -35,7 +35,10 @@ def with_seeds(user: str, body: dict[str, Any]) -> dict[str, Any]:
                                                   '"base": 0.., "project": ...}')
     graph = body.get("graph")
     count = max(1, len(seed_inputs(graph))) if isinstance(graph, dict) else 1
-    project = request.get("project") or body.get("workspace") or "default"
+    project = request.get("project")
+    if project is not None and (not isinstance(project, str) or not 1 <= len(project) <= 128):
+        raise invalid("seeds.project", str(project)[:80], "a project name of 1-128 characters (default: the workspace)")
+    project = project or body.get("workspace") or "default"
     plan = plan_seeds(str(request.get("strategy", "per_item")), request.get("base", 0), count, user, str(project))
     parameters = body.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
@@ -105,7 +108,7 @@ def compare(a: GenerationRecord, b: GenerationRecord, graph_a: dict[str, Any] | 
         "prompt_versions": key_diff(versions.get(a.id), versions.get(b.id)),
         "models": key_diff(models(a, graph_a), models(b, graph_b)),
         "seeds": key_diff(seeds(a, graph_a), seeds(b, graph_b)),
-        "graph": key_diff(graph_a, graph_b) if graph_a is not None and graph_b is not None else [],
+        "graph": key_diff(graph_a or {}, graph_b or {}),  # a record without a graph: every node of the other
         "outputs": key_diff(a.outputs, b.outputs),
         "status": {"a": a.status, "b": b.status},
     }

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from ..base.errors import Conflict, NotFound, TooLarge, invalid
+from ..base.errors import Conflict, InvalidInput, NotFound, TooLarge, invalid
 from ..base.jsonsafe import dig
 from .hashing import canonical, run_hash
 from .models import FINAL, STATUSES, Choice, Feedback, PromptFamily, PromptVersion, Record
@@ -75,6 +75,10 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+class MissingVariable(InvalidInput):
+    """The prompt uses a ``{{variable}}`` that has no value (a 400; the validation rule ``missing_variable``)."""
+
+
 def with_addition(prompt: str, addition: str | None) -> str:
     """A rendered prompt with an addition appended (a social context's: ``"…, fully clothed"``)."""
     return (f"{prompt}, {addition}" if prompt else addition) if addition else prompt
@@ -101,8 +105,9 @@ def render(template: str, variables: dict[str, Any]) -> str:
                        field="prompt", value=len(template), accepted=f"at most {MAX_PROMPT} characters")
     missing = sorted({m for m in VARIABLE_RE.findall(template) if m not in variables})
     if missing:
-        raise invalid("variables", missing[0], f"values for {', '.join(missing)}",
-                      f"the prompt uses {{{{{missing[0]}}}}}")
+        refused = invalid("variables", missing[0], f"values for {', '.join(missing)}",
+                          f"the prompt uses {{{{{missing[0]}}}}}")
+        raise MissingVariable(refused.message, field=refused.field, value=refused.value, accepted=refused.accepted)
     values = {name: str(value) for name, value in variables.items() if isinstance(name, str)}
     for name, value in values.items():
         if len(value) > MAX_VARIABLE:
@@ -281,13 +286,18 @@ class RecordStore:
                 raise NotFound(f"no generation record {str(record_id)[:80]!r}", field="id", value=str(record_id)[:80])
             return row.graph
 
-    def produced_by(self, user: str | None, class_type: str, node_id: str | None = None,
+    def produced_by(self, user: str | None, class_type: str, node_id: str | None = None, status: str | None = None,
+                    workspace: str | None = None, operation_type: str | None = None,
                     scan: int = 500) -> list[GenerationRecord]:
-        """The records (``user``'s, newest first, among the newest ``scan``) whose graph has a node of
-        ``class_type`` (with id ``node_id`` when given): what a node of a workflow produced."""
+        """The records (``user``'s, newest first, among the newest ``scan`` that pass the filters) whose graph has
+        a node of ``class_type`` (with id ``node_id`` when given): what a node of a workflow produced."""
+        if status is not None and status not in STATUSES:
+            raise invalid("status", status, list(STATUSES))
         query = select(Record).where(Record.graph.is_not(None))
-        if user is not None:
-            query = query.where(Record.user == user)
+        for column, value in ((Record.user, user), (Record.status, status), (Record.workspace, workspace),
+                              (Record.operation_type, operation_type)):
+            if value is not None:
+                query = query.where(column == value)
         out = []
         with self.session() as s:
             for row in s.scalars(query.order_by(Record.created_at.desc()).limit(scan)):

@@ -15,12 +15,14 @@
 | ``missing_variable`` | error | the prompt uses a ``{{variable}}`` that has no value |
 | ``storyboard_too_long`` | error | more clips than ``MAX_CLIPS`` (64) |
 | ``storyboard_invalid`` | error | a storyboard that does not parse |
+| ``invalid_value`` | error | a value a rule reads is not of the kind it accepts (a size that is not a whole number in range, a checkpoint or family that is not a name, constraints that do not parse) |
 
 A rule that cannot be checked here (no LoRA library, no social configuration) is skipped, never guessed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,7 +41,9 @@ from ..storyboard.spec import MAX_CLIPS, Storyboard
 
 CODES = ("unknown_tier", "tier_assumption", "family_mismatch", "unknown_lora", "lora_family", "unknown_scorer",
          "scorer_missing", "no_plan_fits", "rating_clamped", "rating_above_max", "missing_variable",
-         "storyboard_too_long", "storyboard_invalid")
+         "storyboard_too_long", "storyboard_invalid", "invalid_value")
+TEXTS = ("tier", "checkpoint", "model_family", "checkpoint_family", "prompt")  # read as names or text
+SIZES = {"width": (0, 16384), "height": (0, 16384), "batch_size": (1, 4096)}  # read as whole numbers
 
 # the family of a LoRA (by its card) for a user, or None when the library does not have it
 LoraFamily = Callable[[str, str], "str | None"]
@@ -142,7 +146,9 @@ class Rules:
         except NoPlanFits as exc:
             return [_error("no_plan_fits", "constraints", exc.message)]
         except AtelierError as exc:
-            return [_error("no_plan_fits", exc.field or "constraints", exc.message)]
+            return [_error("invalid_value", exc.field or "constraints", exc.message)]
+        except (TypeError, ValueError) as exc:  # a value the planner refused (e.g. pydantic's range check)
+            return [_error("invalid_value", "constraints", f"the budget cannot be planned: {str(exc)[:200]}")]
         return []
 
     def rating(self, user: str | None, social: Any, authenticated: bool = False) -> list[Issue]:
@@ -209,15 +215,15 @@ def check_config(rules: Rules, user: str, parameters: dict[str, Any], prompt: st
     """A generation config's issues, from the parameters it declares (``checkpoint``, ``model_family``, ``tier``
     or ``quality.preset``, ``loras``, ``scorers``, ``constraints``, ``social``, ``storyboard``) and its rendered
     prompt (the prompt's variables are the records' check: ``missing_variable``)."""
-    p = parameters
+    p, out = typed(parameters)
     quality: dict[str, Any] = p["quality"] if isinstance(p.get("quality"), dict) else {}
     tier = p.get("tier") or quality.get("preset")
     family, checkpoint = p.get("model_family"), p.get("checkpoint")
-    out = rules.tier(user, str(tier) if tier else None, family, checkpoint)
+    out += rules.tier(user, str(tier) if tier else None, family, checkpoint)
     out += rules.loras_(user, _names(p.get("loras")), family, checkpoint)
     out += rules.scorers_(_names(p.get("scorers")))
-    out += rules.budget(user, p.get("constraints"), family, checkpoint, prompt or "", int(p.get("width") or 0),
-                        int(p.get("height") or 0), int(p.get("batch_size") or 1))
+    out += rules.budget(user, p.get("constraints"), family, checkpoint, prompt or "", p.get("width") or 0,
+                        p.get("height") or 0, p.get("batch_size") or 1)
     out += rules.rating(user, p.get("social"), authenticated)
     out += rules.storyboard(p.get("storyboard"))
     return out
@@ -248,12 +254,11 @@ def check_node(rules: Rules, user: str | None, kind: str, literal: dict[str, Any
     rule takes the strictest maximum; the others read the default user's presets and library). The graph's badges
     and the nodes' own refusal before a run both come from here."""
     who = user or "default"
-    literal = {k: v for k, v in literal.items() if v is not None}
-    checkpoint = literal.get("checkpoint") or linked_checkpoint
+    literal, issues = typed({k: v for k, v in literal.items() if v is not None})
+    checkpoint = literal.get("checkpoint") or (linked_checkpoint if isinstance(linked_checkpoint, str) else None)
     if checkpoint == "(none)":
         checkpoint = None
     family = literal.get("model_family") or literal.get("checkpoint_family")
-    issues: list[Issue] = []
     if kind == "AtelierQualityPreset" and isinstance(literal.get("tier"), str):
         owner, tier = split_option(literal["tier"])  # the node's options: a tier, or another user's "user/preset"
         issues += rules.tier(owner, tier, family, checkpoint)
@@ -265,8 +270,7 @@ def check_node(rules: Rules, user: str | None, kind: str, literal: dict[str, Any
                                          ("max_vram_gb", literal.get("max_vram_gb")),
                                          ("priority", literal.get("priority"))) if v}
         issues += rules.budget(who, constraints, family, checkpoint, str(literal.get("prompt", "")),
-                               int(literal.get("width") or 0), int(literal.get("height") or 0),
-                               int(literal.get("batch_size") or 1))
+                               literal.get("width") or 0, literal.get("height") or 0, literal.get("batch_size") or 1)
     if kind == "AtelierLoraRecommend" and isinstance(literal.get("loras"), str) and literal["loras"].strip() \
             and literal.get("mode") != "AUTO":
         issues += rules.loras_(who, _names(literal["loras"]), family, checkpoint)
@@ -283,6 +287,32 @@ def check_node(rules: Rules, user: str | None, kind: str, literal: dict[str, Any
             body["max_rating"] = literal["max_rating"]
         issues += rules.rating(user, body, authenticated)
     return issues
+
+
+def typed(values: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+    """The values the rules read, of the kinds they accept (sizes as whole numbers in range, names as text);
+    each other one is an ``invalid_value`` issue and left out, so the rules never see it."""
+    out, issues = dict(values), []
+    for name in TEXTS:
+        if out.get(name) is not None and not isinstance(out[name], str):
+            issues.append(_error("invalid_value", name, f"{name}={_shown(out.pop(name))} is not accepted; "
+                                                        f"accepted: a name (text)"))
+    for name, (lo, hi) in SIZES.items():
+        value = out.get(name)
+        if value is None:
+            continue
+        whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value) and value.is_integer())
+        if whole and lo <= value <= hi:
+            out[name] = int(value)
+        else:
+            issues.append(_error("invalid_value", name, f"{name}={_shown(out.pop(name))} is not accepted; "
+                                                        f"accepted: a whole number {lo}-{hi}"))
+    return out, issues
+
+
+def _shown(value: Any) -> str:
+    return repr(value)[:80]
 
 
 def refusal(issues: list[Issue]) -> str | None:
