@@ -16,6 +16,28 @@ from llm_servers import ScriptedLLM, is_critic
 DAY = 86_400.0
 
 
+def endpoints(settings: Any, **specs: dict[str, Any]) -> None:
+    """The server's LLM endpoints (``llm.json``)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "llm.json").write_text(json.dumps({"endpoints": specs}))
+
+
+def enhance_as_the_node(atelier: Any, prompt_id: str, prompt: str) -> None:
+    """What a Prompt Enhance node does inside ComfyUI's prompt ``prompt_id``: its LLM calls name that run."""
+    import asyncio
+
+    from atelier.nodes.core.telemetry.llm import calling_prompt
+
+    async def run() -> None:
+        token = calling_prompt.set(prompt_id)
+        try:
+            await atelier.enhance.enhance({"prompt": prompt, "endpoint": "local"})
+        finally:
+            calling_prompt.reset(token)
+
+    asyncio.run(run())
+
+
 def test_the_cost_is_device_time_times_the_rate_of_its_kind() -> None:
     rates = Rates.load()
     assert rates.rate("NVIDIA H200") == 3.5 and rates.rate("NVIDIA GeForce RTX 4090") == 0.7
@@ -88,10 +110,8 @@ def ollama() -> Any:
 def test_llm_calls_are_counted_per_user_with_tokens_and_each_provider_has_its_health(server: Any, settings: Any,
                                                                                       ollama: Any) -> None:
     url = f"http://127.0.0.1:{ollama.port}"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / "llm.json").write_text(json.dumps({"endpoints": {
-        "local": {"backend": "ollama", "url": url, "model": "m"},
-        "dead": {"backend": "ollama", "url": "http://127.0.0.1:9", "model": "m"}}}))
+    endpoints(settings, local={"backend": "ollama", "url": url, "model": "m"},
+              dead={"backend": "ollama", "url": "http://127.0.0.1:9", "model": "m"})
     status, body = server.post("/atelier/enhance", {"prompt": "a fox", "endpoint": "local"},
                                headers={"comfy-user": "alice"})
     assert status == 200, body
@@ -114,23 +134,9 @@ def test_llm_calls_are_counted_per_user_with_tokens_and_each_provider_has_its_he
 
 def test_a_runs_telemetry_lists_the_llm_calls_its_prompt_enhance_made(atelier: Any, server: Any, settings: Any,
                                                                       ollama: Any) -> None:
-    import asyncio
-
-    from atelier.nodes.core.telemetry.llm import calling_prompt
-
     url = f"http://127.0.0.1:{ollama.port}"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / "llm.json").write_text(json.dumps({"endpoints": {
-        "local": {"backend": "ollama", "url": url, "model": "m"}}}))
-
-    async def as_the_node() -> None:  # what Prompt Enhance does inside ComfyUI's prompt "p-run"
-        token = calling_prompt.set("p-run")
-        try:
-            await atelier.enhance.enhance({"prompt": "a fox", "endpoint": "local"})
-        finally:
-            calling_prompt.reset(token)
-
-    asyncio.run(as_the_node())
+    endpoints(settings, local={"backend": "ollama", "url": url, "model": "m"})
+    enhance_as_the_node(atelier, "p-run", "a fox")
     store = atelier.records.store
     record = store.create("txt2img", "default", {"n": 1}, prompt="a fox", status="completed", started_at=10.0,
                           finished_at=12.0)
@@ -146,26 +152,11 @@ def test_a_runs_telemetry_lists_the_llm_calls_its_prompt_enhance_made(atelier: A
 def test_llm_calls_count_in_the_workspace_they_were_made_for(atelier: Any, server: Any, settings: Any,
                                                             ollama: Any) -> None:
     """The route's ``workspace``; a Prompt Enhance node's calls: the workspace of their run's records."""
-    import asyncio
-
-    from atelier.nodes.core.telemetry.llm import calling_prompt
-
-    url = f"http://127.0.0.1:{ollama.port}"
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / "llm.json").write_text(json.dumps({"endpoints": {
-        "local": {"backend": "ollama", "url": url, "model": "m"}}}))
+    endpoints(settings, local={"backend": "ollama", "url": f"http://127.0.0.1:{ollama.port}", "model": "m"})
     status, body = server.post("/atelier/enhance", {"prompt": "a fox", "endpoint": "local", "workspace": "ads"})
     assert status == 200, body
     after_route = len(ollama.requests)
-
-    async def as_the_node() -> None:
-        token = calling_prompt.set("p-film")
-        try:
-            await atelier.enhance.enhance({"prompt": "a hare", "endpoint": "local"})
-        finally:
-            calling_prompt.reset(token)
-
-    asyncio.run(as_the_node())
+    enhance_as_the_node(atelier, "p-film", "a hare")
     record = atelier.records.store.create("txt2img", "default", {"n": 1}, prompt="a hare", workspace="film")
     atelier.records.store.set_status(record.id, "running", comfy_prompt_id="p-film")
     status, body = server.post("/atelier/enhance", {"prompt": "an owl", "endpoint": "local"})

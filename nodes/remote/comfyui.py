@@ -24,7 +24,7 @@ from ..core.base.errors import AtelierError, Unavailable
 from ..core.base.files import atomic_write_bytes
 from ..core.base.secrets import public_url
 from ..core.records.service import QueueError
-from ..core.records.timings import advance
+from ..core.records.timings import advance, is_end
 from ..core.scaleout.runner import DeadlineExceeded
 from ..core.storyboard.pipelines import load_workflow, use_checkpoint
 
@@ -273,9 +273,7 @@ class ComfyClient:
                     progress(float(data["value"]) / max(1.0, float(data["max"])))
                 except (KeyError, TypeError, ValueError):
                     pass
-            if kind in ("execution_success", "execution_error", "execution_interrupted") or (
-                    kind == "executing" and data.get("node") is None):
-                ended = True
+            ended = ended or is_end(kind, data)
         return ended
 
     # --- a whole run, for the command line ----------------------------------------------------

@@ -21,10 +21,15 @@ ENDS = ("execution_success", "execution_error", "execution_interrupted")
 Timings = list[dict[str, Any]]
 
 
+def is_end(kind: str, data: dict[str, Any]) -> bool:
+    """Whether an event ends its prompt (its last node's time stops there)."""
+    return kind in ENDS or (kind == "executing" and data.get("node") is None)
+
+
 def advance(timings: Timings, kind: str, data: dict[str, Any], at: float) -> bool:
     """One event into ``timings`` (entries ``{"node", "seconds"}``; the running one holds ``_at``); whether it
     ended the prompt."""
-    ended = kind in ENDS or (kind == "executing" and data.get("node") is None)
+    ended = is_end(kind, data)
     if kind != "executing" and not ended:
         return False
     if timings and "_at" in timings[-1]:
@@ -75,4 +80,4 @@ class PromptTimings:
         return finished(timings, graph)
 
 
-__all__ = ["PromptTimings", "advance", "finished"]
+__all__ = ["PromptTimings", "advance", "finished", "is_end"]

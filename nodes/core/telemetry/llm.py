@@ -15,7 +15,7 @@ import logging
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +30,21 @@ calling_prompt: contextvars.ContextVar[str | None] = contextvars.ContextVar("ate
 calling_workspace: contextvars.ContextVar[str | None] = contextvars.ContextVar("atelier_calling_workspace",
                                                                                default=None)
 WINDOW = 200  # recent calls per endpoint behind its health
+Q = TypeVar("Q")  # a select
 DEFAULT_WORKSPACE = "default"  # a record's default workspace, and a call's without one
+
+
+def window(query: Q, user_column: Any, time_column: Any, user: str | None, since: float | None,
+           until: float | None) -> Q:
+    """A select narrowed to ``user``'s rows (None: everyone's) created in [since, until)."""
+    narrowed: Any = query
+    if user is not None:
+        narrowed = narrowed.where(user_column == user)
+    if since is not None:
+        narrowed = narrowed.where(time_column >= since)
+    if until is not None:
+        narrowed = narrowed.where(time_column < until)
+    return narrowed  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -96,12 +110,7 @@ class LLMCalls:
         """(user, day, workspace) → calls, failures, tokens, latencies."""
         query = select(LLMCall.user, LLMCall.created_at, LLMCall.ok, LLMCall.latency_ms, LLMCall.prompt_tokens,
                        LLMCall.completion_tokens, LLMCall.workspace, LLMCall.comfy_prompt_id)
-        if user is not None:
-            query = query.where(LLMCall.user == user)
-        if since is not None:
-            query = query.where(LLMCall.created_at >= since)
-        if until is not None:
-            query = query.where(LLMCall.created_at < until)
+        query = window(query, LLMCall.user, LLMCall.created_at, user, since, until)
         out: dict[tuple[str, str, str], dict[str, Any]] = {}
         with self.session() as s:
             rows = s.execute(query.limit(200_000)).all()

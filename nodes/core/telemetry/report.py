@@ -20,7 +20,7 @@ from ..base.errors import invalid
 from ..base.jsonsafe import dig
 from ..records.models import Record
 from ..records.store import RecordStore
-from .llm import LLMCalls
+from .llm import LLMCalls, window
 
 MAX_RECORDS = 200_000
 
@@ -68,12 +68,7 @@ def telemetry(store: RecordStore, calls: LLMCalls, rates: Rates, host_device: st
         raise invalid("until", until, "a time after since")
     query = select(Record.user, Record.workspace, Record.parameters, Record.outputs, Record.scores,
                    Record.started_at, Record.finished_at, Record.created_at).where(Record.status == "completed")
-    if user is not None:
-        query = query.where(Record.user == user)
-    if since is not None:
-        query = query.where(Record.created_at >= since)
-    if until is not None:
-        query = query.where(Record.created_at < until)
+    query = window(query, Record.user, Record.created_at, user, since, until)
     days: dict[str, dict[str, Any]] = {}
     workspaces: dict[str, dict[str, Any]] = {}
     users: dict[str, dict[str, Any]] = {}
